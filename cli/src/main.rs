@@ -1,0 +1,106 @@
+//! `forge`: a Docker-like command line over forge-runtime. Parses arguments, calls the library,
+//! prints. When started as `forge __forge_init` it is a container's init process instead.
+
+mod format;
+mod manage;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "forge", version, about = "Run isolated Linux containers", disable_help_subcommand = true)]
+struct Cli {
+    /// Data root: images, containers' layers, configs and logs.
+    #[arg(long, global = true, env = "FORGE_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Run root: live state [default: /run/forge, or ROOT/run with --root].
+    #[arg(long, global = true, env = "FORGE_RUN_ROOT", value_name = "DIR")]
+    run_root: Option<PathBuf>,
+    /// Diagnostic log format on stderr (filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create and run a container
+    Run(run::RunArgs),
+    /// List containers
+    Ps(manage::PsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the grace period
+    Stop(manage::StopArgs),
+    /// Send a signal to containers
+    Kill(manage::KillArgs),
+    /// Remove containers
+    Rm(manage::RmArgs),
+    /// Show the output of a container
+    Logs(manage::LogsArgs),
+    /// Show a container's configuration and state as JSON
+    Inspect(manage::InspectArgs),
+    /// List images
+    Images,
+    /// Manage images
+    #[command(subcommand)]
+    Image(manage::ImageCommand),
+    /// Internal: waits for a detached container and records its exit
+    #[command(name = "__monitor", hide = true)]
+    Monitor { id: String },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    // The init process must not start threads or parse anything first: it only runs set-up code.
+    if std::env::args_os().nth(1).is_some_and(|a| a == forge_runtime::init::INIT_ARG) {
+        forge_runtime::init::main();
+    }
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
+    let runtime = forge_runtime::Runtime::new(roots);
+    let code = match cli.command {
+        Command::Run(args) => run::run(&runtime, args),
+        Command::Monitor { id } => run::monitor(&runtime, &id),
+        Command::Ps(args) => manage::ps(&runtime, &args),
+        Command::Stop(args) => manage::stop(&runtime, &args),
+        Command::Kill(args) => manage::kill(&runtime, &args),
+        Command::Rm(args) => manage::rm(&runtime, &args),
+        Command::Logs(args) => manage::logs(&runtime, &args),
+        Command::Inspect(args) => manage::inspect(&runtime, &args),
+        Command::Images => manage::images(&runtime),
+        Command::Image(cmd) => manage::image(&runtime, cmd),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Prints one error line the way every command does.
+pub(crate) fn report(err: &dyn std::fmt::Display) {
+    eprintln!("forge: {err}");
+}
+
+/// Forge needs root for namespaces, mounts and device nodes; say so before touching anything.
+pub(crate) fn require_root() -> Result<(), String> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err("must be run as root (uid 0): forge creates namespaces, mounts and device nodes".into())
+    }
+}

@@ -1,0 +1,284 @@
+//! The commands that look at or act on existing containers and images.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use forge_runtime::image::host::build_host_image;
+use forge_runtime::signal::parse_signal;
+use forge_runtime::status::now_secs;
+use forge_runtime::{Container, Runtime, Status};
+
+use crate::format;
+use crate::report;
+
+/// Exit code of a management command when some container could not be handled.
+const EXIT_FAILED: i32 = 1;
+
+#[derive(clap::Args)]
+pub struct PsArgs {
+    /// Show all containers, not only running ones
+    #[arg(long, short = 'a')]
+    all: bool,
+    /// Only print container ids
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the container to exit before killing it
+    #[arg(long = "time", short = 't', default_value_t = 10)]
+    time: u64,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct KillArgs {
+    /// Signal to send
+    #[arg(long, short = 's', default_value = "KILL")]
+    signal: String,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RmArgs {
+    /// Kill a running container before removing it
+    #[arg(long, short = 'f')]
+    force: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    /// Follow the output until the container exits
+    #[arg(long, short = 'f')]
+    follow: bool,
+    container: String,
+}
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ImageCommand {
+    /// Build an image from the host's binaries and the libraries they need
+    BuildHost {
+        name: String,
+        /// A binary to include, by path or by name on PATH [default: busybox's applets]
+        #[arg(long = "bin", value_name = "PATH|NAME")]
+        bins: Vec<String>,
+    },
+    /// List images
+    Ls,
+    /// Remove an image
+    Rm { name: String },
+}
+
+/// Runs `action` on each named container; reports failures and says whether all succeeded.
+fn each(names: &[String], mut action: impl FnMut(&str) -> Result<(), String>) -> i32 {
+    let mut code = 0;
+    for name in names {
+        match action(name) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                report(&e);
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    code
+}
+
+fn status_text(c: &Container, now: u64) -> String {
+    match c.state.status {
+        Status::Created => "Created".to_string(),
+        Status::Running => format!("Up {}", format::duration(now.saturating_sub(c.state.started_at.unwrap_or(now)))),
+        Status::Exited => {
+            let code = c.state.exit.as_ref().map_or(-1, |e| e.code);
+            let when = c.state.finished_at.map(|t| format!(" {}", format::ago(t, now))).unwrap_or_default();
+            format!("Exited ({code}){when}")
+        }
+    }
+}
+
+pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
+    let containers = match runtime.list() {
+        Ok(list) => list,
+        Err(e) => {
+            report(&e);
+            return EXIT_FAILED;
+        }
+    };
+    let shown: Vec<&Container> = containers.iter().filter(|c| args.all || c.state.status == Status::Running).collect();
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for c in shown {
+            let _ = writeln!(out, "{}", &c.id()[..12]);
+        }
+        return 0;
+    }
+    let now = now_secs();
+    let _ = writeln!(out, "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID");
+    for c in shown {
+        let pid = c.state.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  {}",
+            &c.id()[..12],
+            c.config.image,
+            format::command(&c.config.args, 20),
+            format::ago(c.config.created, now),
+            status_text(c, now),
+            pid,
+            c.name()
+        );
+    }
+    0
+}
+
+pub fn stop(runtime: &Runtime, args: &StopArgs) -> i32 {
+    each(&args.containers, |name| runtime.stop(name, Duration::from_secs(args.time)).map_err(|e| e.to_string()))
+}
+
+pub fn kill(runtime: &Runtime, args: &KillArgs) -> i32 {
+    let sig = match parse_signal(&args.signal) {
+        Ok(sig) => sig,
+        Err(e) => {
+            report(&e);
+            return EXIT_FAILED;
+        }
+    };
+    each(&args.containers, |name| runtime.kill(name, sig).map_err(|e| e.to_string()))
+}
+
+pub fn rm(runtime: &Runtime, args: &RmArgs) -> i32 {
+    each(&args.containers, |name| runtime.remove(name, args.force).map_err(|e| e.to_string()))
+}
+
+pub fn logs(runtime: &Runtime, args: &LogsArgs) -> i32 {
+    let container = match runtime.get(&args.container) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&e);
+            return EXIT_FAILED;
+        }
+    };
+    let path = runtime.log_path(&container);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report(&format!("container {} has no log: only detached containers (-d) write one", container.name()));
+            return EXIT_FAILED;
+        }
+        Err(e) => {
+            report(&format!("reading {}: {e}", path.display()));
+            return EXIT_FAILED;
+        }
+    };
+    let mut out = std::io::stdout();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if file.read_to_end(&mut buf).is_ok() && !buf.is_empty() {
+            let _ = out.write_all(&buf);
+            let _ = out.flush();
+            continue;
+        }
+        if !args.follow {
+            return 0;
+        }
+        let running = runtime.get(container.id()).is_ok_and(|c| c.is_running());
+        if !running {
+            // One last read: output written between our read and the exit.
+            buf.clear();
+            let _ = file.read_to_end(&mut buf);
+            let _ = out.write_all(&buf);
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = file.seek(SeekFrom::Current(0));
+    }
+}
+
+pub fn inspect(runtime: &Runtime, args: &InspectArgs) -> i32 {
+    let mut code = 0;
+    let mut found = Vec::new();
+    for name in &args.containers {
+        match runtime.get(name) {
+            Ok(c) => found.push(serde_json::json!({ "Config": c.config, "State": c.state })),
+            Err(e) => {
+                report(&e);
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&found).expect("json"));
+    code
+}
+
+pub fn images(runtime: &Runtime) -> i32 {
+    let images = match runtime.images().list() {
+        Ok(images) => images,
+        Err(e) => {
+            report(&e);
+            return EXIT_FAILED;
+        }
+    };
+    let now = now_secs();
+    println!("{:<24}  {:<16}  SIZE", "NAME", "CREATED");
+    for image in images {
+        println!("{:<24}  {:<16}  {}", image.name, format::ago(image.config.created, now), format::size(image.config.size));
+    }
+    0
+}
+
+pub fn image(runtime: &Runtime, cmd: ImageCommand) -> i32 {
+    match cmd {
+        ImageCommand::Ls => images(runtime),
+        ImageCommand::BuildHost { name, bins } => {
+            if let Err(e) = crate::require_root() {
+                report(&e);
+                return EXIT_FAILED;
+            }
+            match build_host_image(runtime.images(), &name, &bins) {
+                Ok(image) => {
+                    println!("{} ({})", image.name, format::size(image.config.size));
+                    0
+                }
+                Err(e) => {
+                    report(&e);
+                    EXIT_FAILED
+                }
+            }
+        }
+        ImageCommand::Rm { name } => {
+            let users: Vec<String> = runtime
+                .list()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.config.image == name)
+                .map(|c| c.name().to_string())
+                .collect();
+            if !users.is_empty() {
+                report(&format!("image {name} is used by containers: {} (remove them first)", users.join(", ")));
+                return EXIT_FAILED;
+            }
+            match runtime.images().remove(&name) {
+                Ok(()) => {
+                    println!("{name}");
+                    0
+                }
+                Err(e) => {
+                    report(&e);
+                    EXIT_FAILED
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `forge run` in the foreground (this process waits for the container) or detached (a
+//! `forge __monitor` process in its own session waits, and writes output to the log).
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use forge_runtime::channel::EXIT_FORGE_ERROR;
+use forge_runtime::image::{host::build_host_image, DEFAULT_IMAGE};
+use forge_runtime::launch::{LaunchError, LaunchIo, Started};
+use forge_runtime::{Container, CreateOptions, Runtime, RuntimeError};
+
+use crate::report;
+
+#[derive(clap::Args)]
+#[command(trailing_var_arg = true, disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as in docker run)
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Container hostname [default: the container's name]
+    #[arg(long, short = 'h')]
+    hostname: Option<String>,
+    /// Set environment variables (KEY=VALUE)
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(long, short = 'w', value_name = "DIR")]
+    workdir: Option<String>,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Run in the background and print the container id
+    #[arg(long, short = 'd')]
+    detach: bool,
+    /// Keep stdin open
+    #[arg(long, short = 'i')]
+    interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(long, short = 't')]
+    tty: bool,
+    /// Network: only `none` (the container's own namespace with lo) until bridge networking lands
+    #[arg(long, default_value = "none", value_name = "NETWORK")]
+    net: String,
+    image: String,
+    /// Command and arguments [default: the image's command]
+    #[arg(allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+pub fn run(runtime: &Runtime, args: RunArgs) -> i32 {
+    match create(runtime, &args) {
+        Ok(container) if args.detach => detach(runtime, container),
+        Ok(container) => foreground(runtime, container),
+        Err(message) => {
+            report(&message);
+            EXIT_FORGE_ERROR
+        }
+    }
+}
+
+/// Everything that can be refused before a container exists.
+fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
+    crate::require_root()?;
+    if args.net != "none" {
+        return Err(format!("unsupported network {:?}: only --net none is available so far", args.net));
+    }
+    check_kernel()?;
+    if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
+        eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
+        match build_host_image(runtime.images(), DEFAULT_IMAGE, &[]) {
+            Ok(_) => {}
+            // Another forge built it at the same moment: fine.
+            Err(_) if runtime.images().exists(DEFAULT_IMAGE) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let opts = CreateOptions {
+        name: args.name.clone(),
+        image: args.image.clone(),
+        args: args.command.clone(),
+        env: args.env.clone(),
+        workdir: args.workdir.clone(),
+        hostname: args.hostname.clone(),
+        tty: args.tty,
+        interactive: args.interactive,
+        auto_remove: args.rm,
+    };
+    runtime.create(&opts).map_err(|e| e.to_string())
+}
+
+/// The kernel features a container needs, checked before anything is created.
+fn check_kernel() -> Result<(), String> {
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !filesystems.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+        return Err("the kernel has no overlay filesystem (modprobe overlay)".into());
+    }
+    for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
+        if !std::path::Path::new(&format!("/proc/self/ns/{ns}")).exists() {
+            return Err(format!("the kernel has no {ns} namespace support"));
+        }
+    }
+    Ok(())
+}
+
+/// The container's host pidfd, for the signal handler that forwards signals to it.
+static FORWARD_TO: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let fd = FORWARD_TO.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: pidfd_send_signal is a plain syscall, async-signal-safe; a null siginfo is allowed.
+        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd, sig, std::ptr::null_mut::<libc::c_void>(), 0) };
+    }
+}
+
+/// Like `docker run`'s sig-proxy: signals sent to forge go to the container's PID 1.
+fn forward_signals(started: &Started) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    FORWARD_TO.store(started.pidfd.as_raw_fd(), Ordering::Relaxed);
+    let action = SigAction::new(SigHandler::Handler(forward_signal), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
+        // SAFETY: the handler only reads an atomic and makes one syscall, both async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+fn start_error(runtime: &Runtime, container: &Container, err: RuntimeError) -> i32 {
+    report(&err);
+    match err {
+        RuntimeError::Launch { source: LaunchError::Exec { code, .. }, .. } => code,
+        _ => {
+            runtime.discard(container);
+            EXIT_FORGE_ERROR
+        }
+    }
+}
+
+fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
+    let io = LaunchIo {
+        stdin: if container.config.interactive { Stdio::inherit() } else { Stdio::null() },
+        stdout: Stdio::inherit(),
+        stderr: Stdio::inherit(),
+    };
+    let started = match runtime.start(&mut container, io, true) {
+        Ok(started) => started,
+        Err(err) => return start_error(runtime, &container, err),
+    };
+    forward_signals(&started);
+    if let Some(master) = &started.pty {
+        if let Err(e) = forge_runtime::tty::proxy(master) {
+            tracing::warn!("terminal: {e}");
+        }
+    }
+    let exit = runtime.wait(&mut container, &started);
+    exit.code
+}
+
+/// Starts `forge __monitor ID` in its own session and relays its one-line report.
+fn detach(runtime: &Runtime, container: Container) -> i32 {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root").arg(&runtime.roots().data).arg("--run-root").arg(&runtime.roots().run);
+    cmd.arg("__monitor").arg(container.id());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe; the monitor must not die with our terminal session.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            report(&format!("starting the container monitor: {e}"));
+            runtime.discard(&container);
+            return EXIT_FORGE_ERROR;
+        }
+    };
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
+    // The monitor lives on; it is reparented to init when we exit, so don't wait for it.
+    std::mem::forget(child);
+    match line.trim_end().split_once(' ') {
+        None if line.trim_end() == "ok" => {
+            println!("{}", container.id());
+            0
+        }
+        Some((code, message)) => {
+            report(&message);
+            code.parse().unwrap_or(EXIT_FORGE_ERROR)
+        }
+        None => {
+            report(&format!("container {}: the monitor exited before starting it", container.name()));
+            runtime.discard(&container);
+            EXIT_FORGE_ERROR
+        }
+    }
+}
+
+/// `forge __monitor ID`: starts a detached container with output to its log, reports `ok` or
+/// `CODE MESSAGE` on stdout, then waits for the container and records its exit.
+pub fn monitor(runtime: &Runtime, id: &str) -> i32 {
+    let mut report_to = std::io::stdout();
+    let mut say = |text: &str| {
+        let _ = writeln!(report_to, "{text}");
+        let _ = report_to.flush();
+    };
+    let mut container = match runtime.get(id) {
+        Ok(c) => c,
+        Err(e) => {
+            say(&format!("{EXIT_FORGE_ERROR} {e}"));
+            return EXIT_FORGE_ERROR;
+        }
+    };
+    let log_path = runtime.log_path(&container);
+    let log = match OpenOptions::new().create(true).append(true).open(&log_path) {
+        Ok(log) => log,
+        Err(e) => {
+            say(&format!("{EXIT_FORGE_ERROR} opening log {}: {e}", log_path.display()));
+            runtime.discard(&container);
+            return EXIT_FORGE_ERROR;
+        }
+    };
+    let io = match (log.try_clone(), log.try_clone()) {
+        (Ok(out), Ok(err)) => LaunchIo { stdin: Stdio::null(), stdout: out.into(), stderr: err.into() },
+        (Err(e), _) | (_, Err(e)) => {
+            say(&format!("{EXIT_FORGE_ERROR} opening log {}: {e}", log_path.display()));
+            runtime.discard(&container);
+            return EXIT_FORGE_ERROR;
+        }
+    };
+    let started = match runtime.start(&mut container, io, true) {
+        Ok(started) => started,
+        Err(err) => {
+            let code = match &err {
+                RuntimeError::Launch { source: LaunchError::Exec { code, .. }, .. } => *code,
+                _ => {
+                    runtime.discard(&container);
+                    EXIT_FORGE_ERROR
+                }
+            };
+            say(&format!("{code} {err}"));
+            return code;
+        }
+    };
+    say("ok");
+    // Let go of the reporting pipe so `forge run -d` returns now.
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
+    }
+    if let Some(master) = &started.pty {
+        copy_to_log(master, &log);
+    }
+    runtime.wait(&mut container, &started).code
+}
+
+/// With `-dt` the container writes to a pty; its output goes to the log until it hangs up.
+fn copy_to_log(master: &OwnedFd, mut log: &std::fs::File) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match nix::unistd::read(master.as_raw_fd(), &mut buf) {
+            Ok(0) | Err(nix::errno::Errno::EIO) => return,
+            Ok(n) => {
+                if log.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The library API: create, start, wait, signal, stop, list and remove containers.
+//!
+//! On disk, per container: `DATA/containers/ID/` holds `config.json`, the writable layer
+//! (`upper/`, `work/`), the files bind-mounted over `/etc/hostname`, `/etc/hosts` and
+//! `/etc/resolv.conf`, and `container.log`; `RUN/containers/ID/` holds `state.json` and the
+//! rootfs mount point. `DATA/names/NAME` links a name to its id. The process that starts a
+//! container (the CLI, a detached monitor, the supervisor) waits for it and records its exit.
+
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::{ImageError, ImageStore};
+use crate::launch::{self, LaunchError, LaunchIo, Started};
+use crate::names::{self, NameError};
+use crate::paths::Roots;
+use crate::spec::{BindFile, InitSpec, DEFAULT_PATH};
+use crate::status::{now_secs, ExitInfo, State, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("invalid environment variable {0:?}: expected KEY=VALUE with a non-empty KEY")]
+    BadEnv(String),
+    #[error("invalid hostname {0:?}: use at most 63 letters, digits, '-' and '.'")]
+    BadHostname(String),
+    #[error("working directory {dir:?} does not exist in image {image}")]
+    NoWorkdir { dir: String, image: String },
+    #[error("working directory {0:?} must be an absolute path")]
+    RelativeWorkdir(String),
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("container {0} is running: stop it first or use `forge rm -f`")]
+    Running(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container {name}: {source}")]
+    Launch {
+        name: String,
+        #[source]
+        source: LaunchError,
+    },
+    #[error("signalling container {name}: {source}")]
+    Signal {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RuntimeError {
+    let path = path.to_path_buf();
+    move |source| RuntimeError::Io { what, path, source }
+}
+
+/// What the user asked for; validated by [`Runtime::create`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    pub image: String,
+    /// The command; empty means the image's.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub hostname: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+    pub auto_remove: bool,
+}
+
+/// A container's fixed configuration, as stored in `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub created: u64,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub hostname: String,
+    pub tty: bool,
+    pub interactive: bool,
+    pub auto_remove: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub config: ContainerConfig,
+    pub state: State,
+}
+
+impl Container {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state.status == Status::Running && self.state.process_alive()
+    }
+}
+
+/// Forge's container runtime over one pair of roots.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    roots: Roots,
+    images: ImageStore,
+}
+
+fn validate_env(env: &[String]) -> Result<(), RuntimeError> {
+    for kv in env {
+        match kv.split_once('=') {
+            Some((key, _)) if !key.is_empty() && !key.contains('\0') => {}
+            _ => return Err(RuntimeError::BadEnv(kv.clone())),
+        }
+    }
+    Ok(())
+}
+
+fn validate_hostname(name: &str) -> Result<(), RuntimeError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::BadHostname(name.to_string()))
+    }
+}
+
+/// `base` with `extra` layered on top, later keys replacing earlier ones as `docker run -e` does.
+fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for kv in base.iter().chain(extra) {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        out.retain(|old| old.split_once('=').map_or(old.as_str(), |(k, _)| k) != key);
+        out.push(kv.clone());
+    }
+    out
+}
+
+/// Whether `dir` names a directory inside the image root, following symlinks within the image.
+fn image_has_dir(root: &Path, dir: &str) -> bool {
+    let mut path = root.to_path_buf();
+    for part in Path::new(dir).components() {
+        match part {
+            std::path::Component::Normal(p) => path.push(p),
+            std::path::Component::ParentDir => {
+                if path != root {
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+        if let Ok(target) = fs::read_link(&path) {
+            let base = if target.is_absolute() { root.to_path_buf() } else { path.parent().unwrap_or(root).to_path_buf() };
+            let joined = base.join(target.strip_prefix("/").unwrap_or(&target));
+            if !joined.starts_with(root) {
+                return false;
+            }
+            path = joined;
+        }
+    }
+    path.is_dir()
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, serde_json::to_vec_pretty(value).map_err(io::Error::other)?)?;
+    fs::rename(&tmp, path)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
+    serde_json::from_slice(&fs::read(path)?).map_err(io::Error::other)
+}
+
+impl Runtime {
+    pub fn new(roots: Roots) -> Self {
+        let images = ImageStore::new(roots.images());
+        Self { roots, images }
+    }
+
+    pub fn roots(&self) -> &Roots {
+        &self.roots
+    }
+
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    pub fn log_path(&self, c: &Container) -> PathBuf {
+        self.roots.container_data(c.id()).join("container.log")
+    }
+
+    /// Validates `opts`, claims the name and writes everything the container needs on disk.
+    /// On failure nothing is left behind.
+    pub fn create(&self, opts: &CreateOptions) -> Result<Container, RuntimeError> {
+        validate_env(&opts.env)?;
+        if let Some(h) = &opts.hostname {
+            validate_hostname(h)?;
+        }
+        if let Some(name) = &opts.name {
+            names::validate(name)?;
+        }
+        let image = self.images.get(&opts.image)?;
+        let cwd = match &opts.workdir {
+            Some(dir) if !dir.starts_with('/') => return Err(RuntimeError::RelativeWorkdir(dir.clone())),
+            Some(dir) => dir.clone(),
+            None if image.config.working_dir.is_empty() => "/".to_string(),
+            None => image.config.working_dir.clone(),
+        };
+        if !image_has_dir(&image.rootfs, &cwd) {
+            return Err(RuntimeError::NoWorkdir { dir: cwd, image: opts.image.clone() });
+        }
+        let id = names::new_id();
+        let name = self.claim_name(opts.name.as_deref(), &id)?;
+        let hostname = opts.hostname.clone().unwrap_or_else(|| name.clone());
+        let mut env = merge_env(&[format!("PATH={DEFAULT_PATH}")], &image.config.env);
+        env = merge_env(&env, &[format!("HOSTNAME={hostname}"), "HOME=/root".to_string()]);
+        if opts.tty {
+            env = merge_env(&env, &["TERM=xterm".to_string()]);
+        }
+        env = merge_env(&env, &opts.env);
+        let config = ContainerConfig {
+            id: id.clone(),
+            name: name.clone(),
+            image: opts.image.clone(),
+            created: now_secs(),
+            args: if opts.args.is_empty() { image.config.cmd.clone() } else { opts.args.clone() },
+            env,
+            cwd,
+            hostname,
+            tty: opts.tty,
+            interactive: opts.interactive,
+            auto_remove: opts.auto_remove,
+        };
+        let container = Container { config, state: State::created() };
+        if let Err(e) = self.write_new(&container) {
+            self.delete_files(&container);
+            return Err(e);
+        }
+        Ok(container)
+    }
+
+    fn claim_name(&self, wanted: Option<&str>, id: &str) -> Result<String, RuntimeError> {
+        if let Some(name) = wanted {
+            names::claim(&self.roots.names(), name, id)?;
+            return Ok(name.to_string());
+        }
+        for attempt in 0.. {
+            let name = names::generated(id, attempt);
+            match names::claim(&self.roots.names(), &name, id) {
+                Err(NameError::InUse(_)) => continue,
+                other => return other.map(|()| name).map_err(Into::into),
+            }
+        }
+        unreachable!("the attempt counter makes every generated name distinct")
+    }
+
+    fn write_new(&self, c: &Container) -> Result<(), RuntimeError> {
+        let data = self.roots.container_data(c.id());
+        let run = self.roots.container_run(c.id());
+        for dir in [data.join("upper"), data.join("work"), run.join("rootfs")] {
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        }
+        let hosts = format!(
+            "127.0.0.1\tlocalhost {h}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+            h = c.config.hostname
+        );
+        let files = [
+            ("hostname", format!("{}\n", c.config.hostname)),
+            ("hosts", hosts),
+            ("resolv.conf", "# no network: this container runs with --net none\n".to_string()),
+        ];
+        for (file, content) in files {
+            let path = data.join(file);
+            fs::write(&path, content).map_err(io_err("writing", &path))?;
+        }
+        let config_path = data.join("config.json");
+        write_json(&config_path, &c.config).map_err(io_err("writing", &config_path))?;
+        self.write_state(c.id(), &c.state)
+    }
+
+    fn write_state(&self, id: &str, state: &State) -> Result<(), RuntimeError> {
+        let path = self.roots.container_run(id).join("state.json");
+        write_json(&path, state).map_err(io_err("writing", &path))
+    }
+
+    fn init_spec(&self, c: &Container, die_with_parent: bool) -> Result<InitSpec, RuntimeError> {
+        let image = self.images.get(&c.config.image)?;
+        let data = self.roots.container_data(c.id());
+        let bind = |file: &str| BindFile { source: data.join(file), target: format!("/etc/{file}") };
+        Ok(InitSpec {
+            id: c.config.id.clone(),
+            hostname: c.config.hostname.clone(),
+            lower: vec![image.rootfs],
+            upper: data.join("upper"),
+            work: data.join("work"),
+            rootfs: self.roots.container_run(c.id()).join("rootfs"),
+            bind_files: vec![bind("hostname"), bind("hosts"), bind("resolv.conf")],
+            args: c.config.args.clone(),
+            env: c.config.env.clone(),
+            cwd: c.config.cwd.clone(),
+            tty: c.config.tty,
+            die_with_parent,
+        })
+    }
+
+    /// Starts a created container; the calling process becomes its parent and must [`Runtime::wait`]
+    /// for it. With `die_with_parent`, the container is killed if the calling thread dies.
+    pub fn start(&self, c: &mut Container, io: LaunchIo, die_with_parent: bool) -> Result<Started, RuntimeError> {
+        let spec = self.init_spec(c, die_with_parent)?;
+        let name = c.config.name.clone();
+        let launch_err = |source| RuntimeError::Launch { name: name.clone(), source };
+        let pending = launch::launch(&spec, io).map_err(launch_err)?;
+        c.state.pid = Some(pending.pid);
+        c.state.pid_start = crate::sys::process_start_time(pending.pid);
+        c.state.monitor_pid = Some(std::process::id() as i32);
+        c.state.started_at = Some(now_secs());
+        match pending.go() {
+            Ok(started) => {
+                c.state.status = Status::Running;
+                self.write_state(c.id(), &c.state)?;
+                Ok(started)
+            }
+            Err(LaunchError::Exec { code, message }) => {
+                self.record_exit(c, ExitInfo { code, signal: None, reason: message.clone() });
+                Err(launch_err(LaunchError::Exec { code, message }))
+            }
+            Err(e) => Err(launch_err(e)),
+        }
+    }
+
+    /// Waits for a started container to exit, records how, and removes it if it was `--rm`.
+    pub fn wait(&self, c: &mut Container, started: &Started) -> ExitInfo {
+        let exit = started.wait();
+        self.record_exit(c, exit.clone());
+        exit
+    }
+
+    /// Records that the container's process is gone; removes an auto-remove container entirely.
+    pub fn record_exit(&self, c: &mut Container, exit: ExitInfo) {
+        c.state.status = Status::Exited;
+        c.state.pid = None;
+        c.state.pid_start = None;
+        c.state.monitor_pid = None;
+        c.state.finished_at = Some(now_secs());
+        c.state.exit = Some(exit);
+        if c.config.auto_remove {
+            self.delete_files(c);
+        } else if let Err(e) = self.write_state(c.id(), &c.state) {
+            tracing::warn!("recording the exit of {}: {e}", c.name());
+        }
+    }
+
+    /// Removes a created or failed container that never ran (e.g. its start was refused).
+    pub fn discard(&self, c: &Container) {
+        self.delete_files(c);
+    }
+
+    fn delete_files(&self, c: &Container) {
+        // Release the name last, so it cannot be reused while the old files still exist.
+        for dir in [self.roots.container_run(c.id()), self.roots.container_data(c.id())] {
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!("removing {}: {e}", dir.display());
+                }
+            }
+        }
+        if names::lookup(&self.roots.names(), c.name()).as_deref() == Some(c.id()) {
+            names::release(&self.roots.names(), c.name());
+        }
+    }
+
+    fn load(&self, id: &str) -> Option<Container> {
+        let config: ContainerConfig = read_json(&self.roots.container_data(id).join("config.json")).ok()?;
+        let state = read_json(&self.roots.container_run(id).join("state.json")).unwrap_or_else(|_| State {
+            // The run root is gone (e.g. after a reboot): the container cannot still be running.
+            status: Status::Exited,
+            exit: Some(ExitInfo { code: 255, signal: None, reason: "state lost (host rebooted?)".into() }),
+            ..State::created()
+        });
+        Some(Container { config, state })
+    }
+
+    /// Finds a container by name, full id or unique id prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<Container, RuntimeError> {
+        let not_found = || RuntimeError::NotFound(name_or_id.to_string());
+        if let Some(id) = names::lookup(&self.roots.names(), name_or_id) {
+            return self.load(&id).map(|c| self.reconcile(c)).ok_or_else(not_found);
+        }
+        if name_or_id.len() >= 3 && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let matches: Vec<Container> = self.list()?.into_iter().filter(|c| c.id().starts_with(name_or_id)).collect();
+            if matches.len() == 1 {
+                return Ok(matches.into_iter().next().expect("one match"));
+            }
+        }
+        Err(not_found())
+    }
+
+    /// Every container, oldest first. Containers whose waiting process died are marked exited
+    /// (and removed when they were `--rm`): a crash of Forge is cleaned up by the next command.
+    pub fn list(&self) -> Result<Vec<Container>, RuntimeError> {
+        let dir = self.roots.data.join("containers");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        let mut all: Vec<Container> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|id| self.load(&id))
+            .map(|c| self.reconcile(c))
+            .filter(|c| !(c.config.auto_remove && c.state.status == Status::Exited))
+            .collect();
+        all.sort_by(|a, b| (a.config.created, a.id()).cmp(&(b.config.created, b.id())));
+        Ok(all)
+    }
+
+    fn reconcile(&self, mut c: Container) -> Container {
+        if c.state.status == Status::Running && !c.state.process_alive() && !self.monitor_alive(&c) {
+            self.record_exit(&mut c, ExitInfo { code: 255, signal: None, reason: "monitor lost".into() });
+        }
+        c
+    }
+
+    fn monitor_alive(&self, c: &Container) -> bool {
+        // The monitor records the exit right after the process ends; give it that moment.
+        c.state.monitor_pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            && self.load(c.id()).is_some_and(|fresh| fresh.state.status == Status::Running)
+            && {
+                std::thread::sleep(Duration::from_millis(50));
+                self.load(c.id()).is_some_and(|fresh| fresh.state.status == Status::Running)
+                    && c.state.monitor_pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            }
+    }
+
+    fn pidfd_of(&self, c: &Container) -> Result<std::os::fd::OwnedFd, RuntimeError> {
+        let not_running = || RuntimeError::NotRunning(c.name().to_string());
+        let pid = c.state.pid.ok_or_else(not_running)?;
+        let pidfd = crate::sys::pidfd_open(pid).map_err(|_| not_running())?;
+        // Checked after opening: if the start time still matches, the pidfd names our process.
+        if !c.state.process_alive() {
+            return Err(not_running());
+        }
+        Ok(pidfd)
+    }
+
+    /// Sends `sig` to the container's PID 1.
+    pub fn kill(&self, name: &str, sig: nix::sys::signal::Signal) -> Result<(), RuntimeError> {
+        let c = self.get(name)?;
+        let pidfd = self.pidfd_of(&c)?;
+        crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), sig as i32)
+            .map_err(|source| RuntimeError::Signal { name: c.name().to_string(), source })
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; returns once the exit has been recorded.
+    pub fn stop(&self, name: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let c = self.get(name)?;
+        let Ok(pidfd) = self.pidfd_of(&c) else { return Ok(()) };
+        let signal_err = |source| RuntimeError::Signal { name: c.name().to_string(), source };
+        crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGTERM).map_err(signal_err)?;
+        if !wait_readable(&pidfd, grace) {
+            crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL).map_err(signal_err)?;
+            wait_readable(&pidfd, Duration::from_secs(10));
+        }
+        self.await_recorded_exit(&c);
+        Ok(())
+    }
+
+    /// Gives the monitor a moment to record the exit; records it itself if the monitor is gone.
+    fn await_recorded_exit(&self, c: &Container) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match self.load(c.id()) {
+                Some(fresh) if fresh.state.status == Status::Running => {
+                    let monitor_gone = fresh.state.monitor_pid.is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                    if monitor_gone {
+                        self.reconcile(fresh);
+                        return;
+                    }
+                }
+                _ => return,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Removes a container; a running one only with `force` (it is killed first).
+    pub fn remove(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        let c = self.get(name)?;
+        if c.is_running() {
+            if !force {
+                return Err(RuntimeError::Running(c.name().to_string()));
+            }
+            if let Ok(pidfd) = self.pidfd_of(&c) {
+                let _ = crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                wait_readable(&pidfd, Duration::from_secs(10));
+            }
+            self.await_recorded_exit(&c);
+        }
+        self.delete_files(&c);
+        Ok(())
+    }
+}
+
+/// Waits until a pidfd reports that its process exited, up to `timeout`.
+fn wait_readable(pidfd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_is_checked_and_later_keys_win() {
+        assert!(validate_env(&["A=1".into(), "B=".into()]).is_ok());
+        assert!(validate_env(&["NOEQUALS".into()]).is_err());
+        assert!(validate_env(&["=x".into()]).is_err());
+        let merged = merge_env(&["PATH=/bin".into(), "A=1".into()], &["A=2".into()]);
+        assert_eq!(merged, vec!["PATH=/bin".to_string(), "A=2".to_string()]);
+    }
+
+    #[test]
+    fn hostnames_are_checked() {
+        assert!(validate_hostname("web-1.local").is_ok());
+        assert!(validate_hostname("").is_err());
+        assert!(validate_hostname("a_b").is_err());
+        assert!(validate_hostname(&"x".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn workdir_lookup_stays_inside_the_image() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("usr/share")).unwrap();
+        std::os::unix::fs::symlink("/usr", root.path().join("u")).unwrap();
+        std::os::unix::fs::symlink("/", root.path().join("up")).unwrap();
+        assert!(image_has_dir(root.path(), "/usr/share"));
+        assert!(image_has_dir(root.path(), "/u/share"));
+        assert!(image_has_dir(root.path(), "/"));
+        assert!(!image_has_dir(root.path(), "/nope"));
+        assert!(!image_has_dir(root.path(), "/up/tmp")); // /tmp of the host, not of the image
+    }
+}

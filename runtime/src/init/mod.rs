@@ -1,0 +1,149 @@
+//! The container's init process: a freshly exec'ed, single-threaded copy of Forge.
+//!
+//! Stage 1 reads the spec from the set-up socket (fd 3), then `clone`s the container's PID 1 with
+//! new PID, mount, UTS, IPC and network namespaces and `CLONE_PARENT`, so PID 1 becomes a child of
+//! the caller (who waits for it through a pidfd) and stage 1 can exit at once.
+//! Stage 2 is PID 1: it builds the root filesystem, pivots into it, reports `Ready`, waits for `Go`
+//! (the caller has placed it in its cgroups and network meanwhile), enters a new cgroup namespace,
+//! and only then executes the user's command.
+
+mod exec;
+pub mod rootfs;
+
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use crate::channel::{Channel, Message, EXIT_FORGE_ERROR};
+use crate::spec::InitSpec;
+use crate::sys::{clone_fork, Forked};
+
+/// The argument that makes the Forge binary run as a container's init process.
+pub const INIT_ARG: &str = "__forge_init";
+/// The fd number on which the init process finds its end of the set-up socket.
+pub const INIT_FD: i32 = 3;
+
+const NAMESPACES: libc::c_int = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+
+/// Entry point of the init process. Call it first thing in `main` when `argv[1] == INIT_ARG`,
+/// before any thread is started.
+pub fn main() -> ! {
+    // SAFETY: the caller hands us fd 3 as the init end of the set-up socket and nothing else uses it.
+    let channel = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(INIT_FD) });
+    let spec = match channel.recv() {
+        Ok(Some((Message::Spec(spec), _))) => spec,
+        _ => std::process::exit(EXIT_FORGE_ERROR),
+    };
+    // SAFETY: this process was just exec'ed and has started no threads; it is single-threaded.
+    match unsafe { clone_fork(libc::CLONE_PARENT | NAMESPACES) } {
+        Ok(Forked::Parent { child }) => {
+            let _ = channel.send(&Message::Pid(child));
+            std::process::exit(0)
+        }
+        Ok(Forked::Child) => container_init(&channel, &spec),
+        Err(e) => fail(&channel, EXIT_FORGE_ERROR, format!("creating the container's namespaces: {e}")),
+    }
+}
+
+fn fail(channel: &Channel, code: i32, message: String) -> ! {
+    let _ = channel.send(&Message::Failed { code, message });
+    std::process::exit(code)
+}
+
+/// PID 1 of the container.
+fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
+    if let Err(message) = prepare(channel, spec) {
+        fail(channel, EXIT_FORGE_ERROR, message);
+    }
+    match channel.recv() {
+        Ok(Some((Message::Go, _))) => {}
+        _ => std::process::exit(EXIT_FORGE_ERROR), // the caller gave up or died
+    }
+    if let Err(message) = enter(spec) {
+        fail(channel, EXIT_FORGE_ERROR, message);
+    }
+    let failure = match exec::resolve(Path::new("/"), &spec.args[0], spec.path_var()) {
+        Ok(file) => exec::exec(&file, &spec.args, &spec.env),
+        Err(failure) => failure,
+    };
+    fail(channel, failure.code, failure.message)
+}
+
+/// Everything that can run before the caller says go: mounts, pivot_root, hostname, pty.
+fn prepare(channel: &Channel, spec: &InitSpec) -> Result<(), String> {
+    use nix::sys::prctl;
+    if spec.die_with_parent {
+        prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| format!("setting the parent-death signal: {e}"))?;
+    }
+    nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
+    rootfs::apply(&rootfs::plan(spec)).map_err(|e| e.to_string())?;
+    rootfs::pivot(&spec.rootfs).map_err(|e| e.to_string())?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("setting hostname {:?}: {e}", spec.hostname))?;
+    bring_up_loopback().map_err(|e| format!("bringing up lo: {e}"))?;
+    if spec.tty {
+        let slave = open_pty(channel)?;
+        attach_terminal(slave)?;
+    }
+    channel.send(&Message::Ready).map_err(|e| format!("reporting ready: {e}"))
+}
+
+/// The last steps after `Go`: a cgroup namespace rooted at the cgroup we were just placed in,
+/// the working directory, and no fd of ours left open across exec.
+fn enter(spec: &InitSpec) -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("creating the cgroup namespace: {e}"))?;
+    let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
+    nix::unistd::chdir(cwd).map_err(|e| format!("working directory {cwd:?} in the container: {}", e.desc()))?;
+    crate::sys::cloexec_from(3).map_err(|e| format!("closing inherited fds: {e}"))
+}
+
+/// Opens a pty in the container's own devpts, sends the master to the caller, returns the slave.
+fn open_pty(channel: &Channel) -> Result<OwnedFd, String> {
+    use nix::fcntl::OFlag;
+    use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(|e| format!("opening /dev/ptmx: {e}"))?;
+    grantpt(&master).and_then(|()| unlockpt(&master)).map_err(|e| format!("unlocking the pty: {e}"))?;
+    let name = ptsname_r(&master).map_err(|e| format!("naming the pty: {e}"))?;
+    let slave = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, nix::sys::stat::Mode::empty())
+        .map_err(|e| format!("opening {name}: {e}"))?;
+    channel.send_with_fd(&Message::Pty, Some(master.as_fd())).map_err(|e| format!("sending the pty: {e}"))?;
+    // SAFETY: open just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(slave) })
+}
+
+/// Makes the pty slave our controlling terminal and stdin, stdout and stderr.
+fn attach_terminal(slave: OwnedFd) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    nix::ioctl_write_int_bad!(tiocsctty, libc::TIOCSCTTY);
+    // SAFETY: TIOCSCTTY takes an int argument; we are a session leader without a terminal (setsid above).
+    unsafe { tiocsctty(slave.as_raw_fd(), 0) }.map_err(|e| format!("taking the pty as controlling terminal: {e}"))?;
+    for target in 0..3 {
+        nix::unistd::dup2(slave.as_raw_fd(), target).map_err(|e| format!("attaching the pty: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `ip link set lo up` through an ioctl on a throwaway socket: cheaper than a netlink round trip.
+fn bring_up_loopback() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFFLAGS the flags member of the union is the active one.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The container's root filesystem, as a plan of mount steps (plain data, unit-tested) and the
+//! small function that applies it.
+//!
+//! Runs in PID 1 of the container, inside its new mount namespace, before `pivot_root`: the overlay
+//! and everything below it exist only in that namespace, so they vanish with the container and can
+//! never leak onto the host. Order matters: propagation private first (nothing leaks back), then
+//! the overlay, then the filesystems on top of it, then `pivot_root`.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+
+use crate::spec::InitSpec;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path}: {source}")]
+pub struct RootfsError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Mount { source: String, target: PathBuf, fstype: Option<&'static str>, flags: MsFlags, data: Option<String> },
+    /// Bind `target` onto itself and make it read-only (a read-only view of part of a mount).
+    ReadOnlyBind { target: PathBuf },
+    Mkdir { path: PathBuf, mode: u32 },
+    /// Create an empty file to bind-mount over, if it is missing.
+    Touch { path: PathBuf },
+    CharDevice { path: PathBuf, major: u64, minor: u64 },
+    Symlink { target: &'static str, link: PathBuf },
+}
+
+/// Character devices every container gets, as Docker's default set: (name, major, minor).
+pub const DEVICES: &[(&str, u64, u64)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+    ("pts/ptmx", "ptmx"),
+];
+
+/// Escapes a path for overlayfs's comma- and colon-separated option string.
+fn overlay_escape(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        if matches!(c, ',' | ':' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn plan(spec: &InitSpec) -> Vec<Step> {
+    let root = &spec.rootfs;
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let lower: Vec<String> = spec.lower.iter().map(|p| overlay_escape(p)).collect();
+    let mut steps = vec![
+        Step::Mount {
+            source: "overlay".into(),
+            target: root.clone(),
+            fstype: Some("overlay"),
+            flags: MsFlags::empty(),
+            data: Some(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.join(":"),
+                overlay_escape(&spec.upper),
+                overlay_escape(&spec.work)
+            )),
+        },
+        Step::Mkdir { path: at("proc"), mode: 0o555 },
+        Step::Mount { source: "proc".into(), target: at("proc"), fstype: Some("proc"), flags: nosuid_nodev_noexec, data: None },
+        Step::ReadOnlyBind { target: at("proc/sys") },
+        Step::ReadOnlyBind { target: at("proc/sysrq-trigger") },
+        Step::Mkdir { path: at("sys"), mode: 0o555 },
+        Step::Mount {
+            source: "sysfs".into(),
+            target: at("sys"),
+            fstype: Some("sysfs"),
+            flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+            data: None,
+        },
+        Step::Mkdir { path: at("dev"), mode: 0o755 },
+        Step::Mount {
+            source: "tmpfs".into(),
+            target: at("dev"),
+            fstype: Some("tmpfs"),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            data: Some("mode=755,size=65536k".into()),
+        },
+    ];
+    for &(name, major, minor) in DEVICES {
+        steps.push(Step::CharDevice { path: at(&format!("dev/{name}")), major, minor });
+    }
+    for &(target, name) in DEV_LINKS {
+        steps.push(Step::Symlink { target, link: at(&format!("dev/{name}")) });
+    }
+    steps.extend([
+        Step::Mkdir { path: at("dev/pts"), mode: 0o755 },
+        Step::Mount {
+            source: "devpts".into(),
+            target: at("dev/pts"),
+            fstype: Some("devpts"),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            data: Some("newinstance,ptmxmode=0666,mode=0620,gid=5".into()),
+        },
+        Step::Mkdir { path: at("dev/shm"), mode: 0o1777 },
+        Step::Mount {
+            source: "shm".into(),
+            target: at("dev/shm"),
+            fstype: Some("tmpfs"),
+            flags: nosuid_nodev_noexec,
+            data: Some("mode=1777,size=65536k".into()),
+        },
+        Step::Mkdir { path: at("dev/mqueue"), mode: 0o755 },
+        Step::Mount { source: "mqueue".into(), target: at("dev/mqueue"), fstype: Some("mqueue"), flags: nosuid_nodev_noexec, data: None },
+        Step::Mkdir { path: at("etc"), mode: 0o755 },
+    ]);
+    for file in &spec.bind_files {
+        let target = at(&file.target);
+        steps.push(Step::Touch { path: target.clone() });
+        steps.push(Step::Mount {
+            source: file.source.to_string_lossy().into_owned(),
+            target,
+            fstype: None,
+            flags: MsFlags::MS_BIND,
+            data: None,
+        });
+    }
+    steps
+}
+
+pub fn apply(steps: &[Step]) -> Result<(), RootfsError> {
+    // Nothing mounted from here on may propagate back to the host's mount namespace.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| err("making private", Path::new("/"), e.into()))?;
+    for step in steps {
+        apply_step(step)?;
+    }
+    Ok(())
+}
+
+fn err(action: &'static str, path: &Path, source: io::Error) -> RootfsError {
+    RootfsError { action, path: path.to_path_buf(), source }
+}
+
+fn apply_step(step: &Step) -> Result<(), RootfsError> {
+    match step {
+        Step::Mount { source, target, fstype, flags, data } => {
+            mount(Some(source.as_str()), target, *fstype, *flags, data.as_deref())
+                .map_err(|e| err("mounting", target, e.into()))
+        }
+        // A path this kernel does not have (e.g. no sysrq support) needs no protecting.
+        Step::ReadOnlyBind { target } if fs::symlink_metadata(target).is_err() => Ok(()),
+        Step::ReadOnlyBind { target } => {
+            mount(Some(target), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .and_then(|()| {
+                    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+                    mount(None::<&str>, target, None::<&str>, ro, None::<&str>)
+                })
+                .map_err(|e| err("making read-only", target, e.into()))
+        }
+        Step::Mkdir { path, mode } => match fs::DirBuilder::new().mode(*mode).create(path) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(err("creating", path, e)),
+            _ => Ok(()),
+        },
+        Step::Touch { path } => {
+            if fs::symlink_metadata(path).is_ok() {
+                return Ok(());
+            }
+            fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(path)
+                .map(drop)
+                .map_err(|e| err("creating", path, e))
+        }
+        Step::CharDevice { path, major, minor } => {
+            mknod(path.as_path(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(*major, *minor))
+                .map_err(|e| err("creating device", path, e.into()))?;
+            // mknod is subject to the umask; devices must be usable by every user.
+            nix::sys::stat::fchmodat(None, path.as_path(), Mode::from_bits_truncate(0o666), nix::sys::stat::FchmodatFlags::FollowSymlink)
+                .map_err(|e| err("setting mode of", path, e.into()))
+        }
+        Step::Symlink { target, link } => symlink(target, link).map_err(|e| err("linking", link, e)),
+    }
+}
+
+/// Makes `new_root` the root of this mount namespace and detaches the old root entirely.
+pub fn pivot(new_root: &Path) -> Result<(), RootfsError> {
+    nix::unistd::chdir(new_root).map_err(|e| err("entering", new_root, e.into()))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one (as runc does), so no
+    // put_old directory is needed inside the image; unmounting "." then removes the old root.
+    crate::sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| err("pivot_root into", new_root, e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("detaching the old root at", Path::new("/"), e.into()))?;
+    nix::unistd::chdir("/").map_err(|e| err("entering", Path::new("/"), e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::BindFile;
+
+    fn spec() -> InitSpec {
+        InitSpec {
+            id: "x".into(),
+            hostname: "h".into(),
+            lower: vec!["/img/a,b".into(), "/img/base".into()],
+            upper: "/c/upper".into(),
+            work: "/c/work".into(),
+            rootfs: "/c/rootfs".into(),
+            bind_files: vec![BindFile { source: "/c/hosts".into(), target: "/etc/hosts".into() }],
+            args: vec!["sh".into()],
+            env: vec![],
+            cwd: "/".into(),
+            tty: false,
+            die_with_parent: false,
+        }
+    }
+
+    #[test]
+    fn overlay_comes_first_with_escaped_layers() {
+        let steps = plan(&spec());
+        let Step::Mount { target, fstype, data, .. } = &steps[0] else { panic!("{:?}", steps[0]) };
+        assert_eq!(target, Path::new("/c/rootfs"));
+        assert_eq!(*fstype, Some("overlay"));
+        assert_eq!(data.as_deref(), Some("lowerdir=/img/a\\,b:/img/base,upperdir=/c/upper,workdir=/c/work"));
+    }
+
+    #[test]
+    fn proc_sys_and_sys_are_read_only() {
+        let steps = plan(&spec());
+        assert!(steps.contains(&Step::ReadOnlyBind { target: "/c/rootfs/proc/sys".into() }));
+        let sys = steps.iter().find_map(|s| match s {
+            Step::Mount { target, flags, .. } if target == Path::new("/c/rootfs/sys") => Some(*flags),
+            _ => None,
+        });
+        assert!(sys.unwrap().contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn every_target_is_inside_the_rootfs_and_mounted_after_its_parent_exists() {
+        let steps = plan(&spec());
+        for step in &steps {
+            let path = match step {
+                Step::Mount { target, .. } | Step::ReadOnlyBind { target } => target,
+                Step::Mkdir { path, .. } | Step::Touch { path } | Step::CharDevice { path, .. } => path,
+                Step::Symlink { link, .. } => link,
+            };
+            assert!(path.starts_with("/c/rootfs"), "{path:?}");
+        }
+        let pos = |want: &Step| steps.iter().position(|s| s == want).unwrap();
+        assert!(pos(&Step::Mkdir { path: "/c/rootfs/dev/pts".into(), mode: 0o755 }) > 8);
+        assert!(pos(&Step::Touch { path: "/c/rootfs/etc/hosts".into() }) > pos(&Step::Mkdir { path: "/c/rootfs/etc".into(), mode: 0o755 }));
+    }
+}

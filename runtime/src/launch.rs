@@ -1,0 +1,173 @@
+//! The caller's side of starting a container: spawn the init process, drive the set-up protocol
+//! (see [`crate::channel`]), and hand back the container's PID 1 as a child of the caller.
+//!
+//! Safe to call from a multi-threaded (tokio) process: the only work between fork and exec is a
+//! `dup2`, and PID 1 is watched through a pidfd, never with `waitpid(-1)`.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::channel::{self, Channel, Message};
+use crate::init::{INIT_ARG, INIT_FD};
+use crate::spec::InitSpec;
+use crate::status::ExitInfo;
+use crate::sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("starting the init process {exe}: {source}")]
+    Spawn {
+        exe: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("talking to the container's init process: {0}")]
+    Channel(#[source] io::Error),
+    #[error("the container's init process ended without a word (exit status {0:?})")]
+    Vanished(String),
+    #[error("{message}")]
+    Setup { message: String },
+    /// The command could not be executed; the container ended with `code` (126 or 127).
+    #[error("{message}")]
+    Exec { code: i32, message: String },
+}
+
+/// Where the container's stdin, stdout and stderr go (ignored for those a tty replaces).
+pub struct LaunchIo {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+/// A container whose PID 1 exists and is set up, waiting for [`Pending::go`].
+pub struct Pending {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub pty: Option<OwnedFd>,
+    channel: Channel,
+    started: bool,
+}
+
+/// A running container's PID 1, a child of the calling process.
+pub struct Started {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub pty: Option<OwnedFd>,
+}
+
+/// The Forge binary to re-exec as init; `/proc/self/exe` unless the caller is a test harness.
+fn init_exe() -> String {
+    std::env::var("FORGE_INIT_EXE").unwrap_or_else(|_| "/proc/self/exe".to_string())
+}
+
+pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
+    let (channel, theirs) = channel::pair().map_err(LaunchError::Channel)?;
+    let exe = init_exe();
+    let theirs_raw = theirs.as_raw_fd();
+    let mut cmd = Command::new(&exe);
+    cmd.arg0("forge-init").arg(INIT_ARG).env_clear().stdin(io.stdin).stdout(io.stdout).stderr(io.stderr);
+    // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl, which are
+    // async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if theirs_raw == INIT_FD {
+                // dup2 onto itself keeps FD_CLOEXEC; clear it so the socket survives exec.
+                if libc::fcntl(INIT_FD, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(theirs_raw, INIT_FD) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut stage1 = cmd.spawn().map_err(|source| LaunchError::Spawn { exe: exe.clone(), source })?;
+    drop(theirs);
+    drop(cmd);
+
+    let spec_msg = Message::Spec(Box::new(spec.clone()));
+    let sent = channel.send(&spec_msg);
+    let reply = sent.and_then(|()| channel.recv());
+    // Stage 1 exits right after cloning PID 1 (or on failure); reap it either way.
+    let stage1_status = stage1.wait();
+    let pid = match reply.map_err(LaunchError::Channel)? {
+        Some((Message::Pid(pid), _)) => pid,
+        Some((Message::Failed { message, .. }, _)) => return Err(LaunchError::Setup { message }),
+        other => return Err(LaunchError::Vanished(format!("{stage1_status:?} after {other:?}"))),
+    };
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            return Err(LaunchError::Channel(e));
+        }
+    };
+    let mut pending = Pending { pid, pidfd, pty: None, channel, started: false };
+    loop {
+        match pending.channel.recv().map_err(LaunchError::Channel)? {
+            Some((Message::Pty, fd)) => pending.pty = fd,
+            Some((Message::Ready, _)) => return Ok(pending),
+            Some((Message::Failed { message, .. }, _)) => return Err(LaunchError::Setup { message }),
+            Some((other, _)) => return Err(LaunchError::Vanished(format!("unexpected message {other:?}"))),
+            None => return Err(LaunchError::Vanished(pending.reap_status())),
+        }
+    }
+}
+
+impl Pending {
+    /// Lets PID 1 execute the user's command; returns once it has (or could not).
+    pub fn go(mut self) -> Result<Started, LaunchError> {
+        self.channel.send(&Message::Go).map_err(LaunchError::Channel)?;
+        match self.channel.recv().map_err(LaunchError::Channel)? {
+            // The socket is close-on-exec: EOF means the command is running.
+            None => {}
+            Some((Message::Failed { code, message }, _)) => {
+                // PID 1 exits with `code` right after saying so; reap it here.
+                self.reap_status();
+                return Err(LaunchError::Exec { code, message });
+            }
+            Some((other, _)) => return Err(LaunchError::Vanished(format!("unexpected message {other:?}"))),
+        }
+        self.started = true;
+        let pidfd = self.pidfd.try_clone().map_err(LaunchError::Channel)?;
+        Ok(Started { pid: self.pid, pidfd, pty: self.pty.take() })
+    }
+
+    fn reap_status(&mut self) -> String {
+        self.started = true;
+        format!("{:?}", waitpid(Pid::from_raw(self.pid), None))
+    }
+}
+
+impl Drop for Pending {
+    /// A container that never got `Go` is killed and reaped, so a failed start leaves no process.
+    fn drop(&mut self) {
+        if !self.started {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+            let _ = waitpid(Pid::from_raw(self.pid), None);
+        }
+    }
+}
+
+impl Started {
+    /// Blocks until PID 1 exits and reaps it. Waits for this pid only, never `-1`.
+    pub fn wait(&self) -> ExitInfo {
+        loop {
+            match waitpid(Pid::from_raw(self.pid), None) {
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return ExitInfo::from_wait(status),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return ExitInfo { code: 255, signal: None, reason: format!("waiting for the container: {e}") },
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: libc::c_int) -> io::Result<()> {
+        sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig)
+    }
+}

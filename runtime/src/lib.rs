@@ -1,0 +1,23 @@
+//! forge-runtime: one container's life on one host.
+//!
+//! The library API ([`Runtime`]) creates, starts, waits for, signals, lists and removes containers;
+//! the `forge` CLI and the supervisor both sit on it. Container set-up runs in a freshly exec'ed,
+//! single-threaded copy of the calling binary ([`init::main`]), because a forked child of a
+//! multi-threaded process may do nothing but async-signal-safe work before `exec`.
+
+pub mod channel;
+pub mod container;
+pub mod image;
+pub mod init;
+pub mod launch;
+pub mod names;
+pub mod paths;
+pub mod signal;
+pub mod spec;
+pub mod status;
+pub mod sys;
+pub mod tty;
+
+pub use container::{Container, CreateOptions, Runtime, RuntimeError};
+pub use paths::Roots;
+pub use status::{ExitInfo, State, Status};

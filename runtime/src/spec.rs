@@ -1,0 +1,45 @@
+//! What the init process needs to set up one container, sent to it over the set-up socket.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A host file bind-mounted over a path in the container (e.g. `/etc/hosts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindFile {
+    pub source: PathBuf,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitSpec {
+    pub id: String,
+    pub hostname: String,
+    /// Overlay layers: image layers (lowest last, as overlayfs lists them), then the writable pair.
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// Empty directory where the overlay is mounted inside the container's mount namespace only.
+    pub rootfs: PathBuf,
+    pub bind_files: Vec<BindFile>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// Allocate a pty inside the container and hand its master back to the caller.
+    pub tty: bool,
+    /// Kill the container when the process that started it dies (the CLI in the foreground).
+    pub die_with_parent: bool,
+}
+
+impl InitSpec {
+    /// `PATH` from the container's environment, as the exec lookup sees it.
+    pub fn path_var(&self) -> &str {
+        self.env
+            .iter()
+            .rev()
+            .find_map(|kv| kv.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH)
+    }
+}
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -1,0 +1,114 @@
+//! A container's live state as recorded under the run root, and how its process ended.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+/// How the container's main process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// What `forge run` exits with: the code, or 128 + the signal number.
+    pub code: i32,
+    /// Set when a signal ended the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Why, in words: "exited", "killed by SIGKILL", "command not found", "monitor lost" …
+    pub reason: String,
+}
+
+impl ExitInfo {
+    pub fn from_wait(status: nix::sys::wait::WaitStatus) -> Self {
+        use nix::sys::wait::WaitStatus;
+        match status {
+            WaitStatus::Exited(_, code) => Self { code, signal: None, reason: "exited".into() },
+            WaitStatus::Signaled(_, sig, _) => Self {
+                code: 128 + sig as i32,
+                signal: Some(sig as i32),
+                reason: format!("killed by {}", sig.as_str()),
+            },
+            other => Self { code: 255, signal: None, reason: format!("unexpected wait status {other:?}") },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    /// Host pid of the container's PID 1 while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// `/proc/PID/stat` start time of that pid, to tell it apart from a recycled pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
+    /// Host pid of the process that waits for the container (the CLI, a monitor, the supervisor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor_pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitInfo>,
+}
+
+impl State {
+    pub fn created() -> Self {
+        Self {
+            status: Status::Created,
+            pid: None,
+            pid_start: None,
+            monitor_pid: None,
+            started_at: None,
+            finished_at: None,
+            exit: None,
+        }
+    }
+
+    /// True when the recorded pid still names the process that was started.
+    pub fn process_alive(&self) -> bool {
+        match (self.pid, self.pid_start) {
+            (Some(pid), Some(start)) => crate::sys::process_start_time(pid) == Some(start),
+            _ => false,
+        }
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::WaitStatus;
+    use nix::unistd::Pid;
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        let code = ExitInfo::from_wait(WaitStatus::Exited(Pid::from_raw(1), 7));
+        assert_eq!((code.code, code.signal), (7, None));
+        let killed = ExitInfo::from_wait(WaitStatus::Signaled(Pid::from_raw(1), Signal::SIGKILL, false));
+        assert_eq!((killed.code, killed.signal), (137, Some(9)));
+        assert_eq!(killed.reason, "killed by SIGKILL");
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let pid = std::process::id() as i32;
+        let start = crate::sys::process_start_time(pid).unwrap();
+        let mut state = State { pid: Some(pid), pid_start: Some(start), ..State::created() };
+        assert!(state.process_alive());
+        state.pid_start = Some(start + 1);
+        assert!(!state.process_alive());
+    }
+}

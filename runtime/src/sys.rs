@@ -1,0 +1,90 @@
+//! The raw syscalls that nix does not wrap, each turning `-1` into `io::Error`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// What a fork-like `clone` returned.
+pub enum Forked {
+    Parent { child: libc::pid_t },
+    Child,
+}
+
+/// `clone(flags | SIGCHLD)` without a new stack: behaves like `fork` plus the namespace flags.
+///
+/// # Safety
+/// The caller must be single-threaded (the child gets a copy of only the calling thread).
+pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<Forked> {
+    // SAFETY: with a null stack pointer the kernel gives the child a copy-on-write copy of the
+    // caller's stack, exactly as fork(2) does; the caller guarantees there are no other threads.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match check(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent { child: pid as libc::pid_t }),
+    }
+}
+
+/// A pidfd for `pid`: readable once the process has exited, immune to pid reuse.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is passed.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `sig` through a pidfd, so a recycled pid can never be hit.
+pub fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed and means "as kill(2) would send it".
+    check(unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null_mut::<libc::c_void>(), 0)
+    })?;
+    Ok(())
+}
+
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
+    let new_root = cstr(new_root)?;
+    let put_old = cstr(put_old)?;
+    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })?;
+    Ok(())
+}
+
+/// Marks every fd from `first` upwards close-on-exec, so nothing of Forge's leaks into the container.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags in this process; no memory is passed.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) })?;
+    Ok(())
+}
+
+fn cstr(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot. Together
+/// with the pid it names one process for good, across pid reuse.
+pub fn process_start_time(pid: libc::pid_t) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses; fields after it follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
