@@ -148,10 +148,12 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
         stdout: Stdio::inherit(),
         stderr: Stdio::inherit(),
     };
+    tracing::debug!(id = container.id(), "created");
     let started = match runtime.start(&mut container, io, true) {
         Ok(started) => started,
         Err(err) => return start_error(runtime, &container, err),
     };
+    tracing::debug!(pid = started.pid, "started");
     forward_signals(&started);
     if let Some(master) = &started.pty {
         if let Err(e) = forge_runtime::tty::proxy(master) {
@@ -159,6 +161,7 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
         }
     }
     let exit = runtime.wait(&mut container, &started);
+    tracing::debug!(code = exit.code, "exited and recorded");
     exit.code
 }
 

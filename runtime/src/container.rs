@@ -332,6 +332,7 @@ impl Runtime {
         let name = c.config.name.clone();
         let launch_err = |source| RuntimeError::Launch { name: name.clone(), source };
         let pending = launch::launch(&spec, io).map_err(launch_err)?;
+        tracing::debug!(pid = pending.pid, "container set up, waiting for go");
         c.state.pid = Some(pending.pid);
         c.state.pid_start = crate::sys::process_start_time(pending.pid);
         c.state.monitor_pid = Some(std::process::id() as i32);
@@ -353,6 +354,7 @@ impl Runtime {
     /// Waits for a started container to exit, records how, and removes it if it was `--rm`.
     pub fn wait(&self, c: &mut Container, started: &Started) -> ExitInfo {
         let exit = started.wait();
+        tracing::debug!(code = exit.code, "container exited");
         self.record_exit(c, exit.clone());
         exit
     }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Start-up benchmark: `forge run --rm host true` against `runc run` of an OCI bundle made from the
+# same root filesystem, with bare `unshare` of the same namespaces as the floor, side by side in one
+# hyperfine run. Prints a markdown table; --write-doc rewrites its section of docs/benchmarks.md.
+#
+# Usage: sudo bench/startup.sh [--limits] [--write-doc]
+#   --limits     also apply --cpus 1 --memory 256m --pids-limit 100 (and the same in runc's config)
+#   --write-doc  rewrite the "Start-up" (or "Start-up with limits") section of docs/benchmarks.md
+# Env: FORGE_BIN (skip the cargo build), RUNS (default 50), WARMUP (default 5).
+set -euo pipefail
+
+LIMITS=0 WRITE_DOC=0 RUNS=${RUNS:-50} WARMUP=${WARMUP:-5}
+for arg in "$@"; do
+  case $arg in
+    --limits) LIMITS=1 ;;
+    --write-doc) WRITE_DOC=1 ;;
+    -h | --help) sed -n '6,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "startup.sh: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+[[ $EUID -eq 0 ]] || { echo "startup.sh: must run as root (sudo bench/startup.sh)" >&2; exit 1; }
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { echo "startup.sh: $*" >&2; }
+
+# --- Tools ------------------------------------------------------------------------------------
+for cmd in hyperfine runc busybox jq; do
+  if ! command -v "$cmd" >/dev/null; then
+    log "installing hyperfine runc busybox-static jq"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine runc busybox-static jq >&2
+    break
+  fi
+done
+
+if [[ -z ${FORGE_BIN:-} ]]; then
+  # sudo's secure_path usually hides rustup's cargo; look where rustup puts it.
+  sudo_home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
+  PATH=$PATH:$HOME/.cargo/bin:$sudo_home/.cargo/bin
+  command -v cargo >/dev/null || { log "cargo not found; install Rust or set FORGE_BIN"; exit 1; }
+  log "building forge (release)"
+  (cd "$REPO" && cargo build --release -p forge-cli) >&2
+  FORGE_BIN=$REPO/target/release/forge
+fi
+
+FORGE_LIMITS=""
+if ((LIMITS)); then
+  if ! "$FORGE_BIN" run --help | grep -q -- '--cpus'; then
+    echo "forge has no limit flags yet; skipping --limits"
+    exit 0
+  fi
+  FORGE_LIMITS="--cpus 1 --memory 256m --pids-limit 100"
+fi
+
+# --- Private data root, image and runc bundle -----------------------------------------------------
+TMP=$(mktemp -d /tmp/forge-bench.XXXXXX)
+ID=forge-bench-$$ # one runc container id, reused: foreground `runc run` deletes it on exit
+cleanup() {
+  runc delete -f "$ID" >/dev/null 2>&1 || true
+  # Unmount whatever a failed run left under $TMP (deepest first) before deleting it.
+  findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf --one-file-system "$TMP"
+}
+trap cleanup EXIT
+
+FORGE="$FORGE_BIN --root $TMP/root"
+$FORGE image build-host host >&2
+ROOTFS=$TMP/root/images/host/rootfs
+
+mkdir "$TMP/bundle"
+(cd "$TMP/bundle" && runc spec)
+# Point runc at forge's image rootfs, read-only: runc then needs no overlay, whereas forge mounts
+# one (a writable layer per container) on top, so forge does strictly more work. Keep the rest of
+# runc spec's defaults (namespaces pid, network, ipc, uts, mount; default cgroup; masked and read-only paths; no seccomp profile).
+filter='.root = {path: $rootfs, readonly: true} | .process.args = ["true"] | .process.terminal = false'
+if ((LIMITS)); then
+  filter+=' | .linux.resources += {cpu: {quota: 100000, period: 100000},
+                                   memory: {limit: 268435456}, pids: {limit: 100}}'
+fi
+jq --arg rootfs "$ROOTFS" "$filter" "$TMP/bundle/config.json" >"$TMP/config.json"
+mv "$TMP/config.json" "$TMP/bundle/config.json"
+jq -e '[.linux.namespaces[].type] | contains(["pid", "mount", "uts", "ipc", "network"])' \
+  "$TMP/bundle/config.json" >/dev/null || { log "runc spec lacks a namespace we compare"; exit 1; }
+
+# --- Measure ---------------------------------------------------------------------------------------
+UNSHARE="unshare --pid --fork --mount --uts --ipc --net true"
+# -N: no intermediate shell. Names keep temp paths out of the table.
+hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$TMP/startup.json" \
+  -n "forge run --rm ${FORGE_LIMITS:+$FORGE_LIMITS }host true" "$FORGE run --rm $FORGE_LIMITS host true" \
+  -n "runc run --bundle BUNDLE ID" "runc run --bundle $TMP/bundle $ID" \
+  -n "$UNSHARE" "$UNSHARE" >&2
+
+# Nothing may be left behind: a leak would also skew later runs.
+leaks=0
+[[ -z $(runc list -q) ]] || { log "runc list is not empty: $(runc list -q | xargs)"; leaks=1; }
+[[ -z $(ls -A "$TMP/root/containers") ]] || { log "forge left containers behind"; leaks=1; }
+[[ -z $(findmnt -rn -o TARGET | grep "^$TMP/") ]] || { log "mounts left under $TMP"; leaks=1; }
+
+# --- Report ---------------------------------------------------------------------------------------
+# Results come in hyperfine's order: forge, runc, unshare.
+# jq 1.6 has no printf: format milliseconds with one decimal, ratios with two.
+table=$(jq -r '
+  def d1: . * 10 + 0.5 | floor | "\(. / 10 | floor).\(. % 10)";
+  def d2: . * 100 + 0.5 | floor | "\(. / 100 | floor).\(. % 100 | if . < 10 then "0\(.)" else "\(.)" end)";
+  .results[1].median as $runc
+  | "| command | median (ms) | mean ± sd (ms) | ratio to runc (median) |",
+    "|---|---:|---:|---:|",
+    (.results[] | "| `\(.command)` | \(.median * 1000 | d1) | \(.mean * 1000 | d1) ± \(.stddev * 1000 | d1) | \(.median / $runc | d2) |")
+' "$TMP/startup.json")
+ratio=$(jq -r '.results[0].median / .results[1].median | . * 100 + 0.5 | floor | . / 100' "$TMP/startup.json")
+echo "$table"
+echo
+echo "forge/runc median ratio: $ratio (target: at most 0.5)"
+
+if ((WRITE_DOC)) && ((leaks == 0)); then
+  doc=$REPO/docs/benchmarks.md
+  title="## Start-up" args="--write-doc"
+  ((LIMITS)) && title="## Start-up with limits" args="--limits --write-doc"
+  runc_version=$(runc --version | head -1)
+  section=$TMP/section.md
+  cat >"$section" <<EOF
+$title
+
+Reproduce: \`sudo bench/startup.sh $args\` — hyperfine $(hyperfine --version | cut -d' ' -f2), \`-N\`,
+$WARMUP warm-up runs then $RUNS runs of each command, one after another in one hyperfine run.
+Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)),
+kernel $(uname -r), $(date -u +%Y-%m-%d); forge $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), $runc_version.
+
+$table
+
+forge/runc median ratio: **$ratio** (target in issue 2: at most 0.5).
+
+- Same root filesystem: the runc bundle's \`root.path\` is forge's image rootfs, mounted read-only,
+  so runc needs no overlay. Forge additionally mounts an overlay (a per-container writable layer)
+  over it and removes it again (\`--rm\`), so it does strictly more work here.
+- runc uses \`runc spec\`'s defaults otherwise: namespaces pid, network, ipc, uts, mount, its default
+  cgroup, \`/proc\`, \`/dev\`, \`/sys\` mounts; only \`args\`, \`terminal\` and \`root\` are changed.
+- \`unshare\` of the same namespaces, with no root filesystem, mounts or cgroup, is the floor.
+EOF
+  [[ -f $doc ]] || printf '%s\n' "# Benchmarks" "" \
+    "Forge measured side by side with the tools a user would pick instead. Each section is written" \
+    "by a script in \`bench/\` and starts with the command that reproduces it (run as root)." >"$doc"
+  # Replace the section (its heading up to the next "## " heading), or append it if absent.
+  awk -v title="$title" -v section="$section" '
+    function emit(  line) { while ((getline line < section) > 0) print line; done = 1 }
+    $0 == title { emit(); skip = 1; next }
+    skip && /^## / { skip = 0; print "" }
+    !skip { print }
+    END { if (!done) { print ""; emit() } }
+  ' "$doc" >"$TMP/doc.md"
+  cat "$TMP/doc.md" >"$doc" # keep the file's owner and mode
+  log "wrote $title to $doc"
+fi
+exit "$leaks"

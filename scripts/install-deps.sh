@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building, testing and benchmarking Forge needs on Debian 12, as root.
+# Idempotent: skips apt when every command is already there.
+set -euo pipefail
+
+packages=(busybox-static runc hyperfine jq iproute2 tmux strace)
+need=()
+command -v busybox >/dev/null || need+=(busybox-static)
+for tool in runc hyperfine jq ip tmux strace; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+done
+# busybox must be the static build: the default image copies it without libraries.
+if command -v busybox >/dev/null && ldd "$(command -v busybox)" >/dev/null 2>&1; then
+    need+=(busybox-static)
+fi
+if ((${#need[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+    echo "install-deps: cargo not found; install the Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+fi
