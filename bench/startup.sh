@@ -22,7 +22,7 @@ done
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { echo "startup.sh: $*" >&2; }
 
-# --- Tools ------------------------------------------------------------------------------------
+# --- Tools ----------------------------------------------------------------------------------------
 for cmd in hyperfine runc busybox jq; do
   if ! command -v "$cmd" >/dev/null; then
     log "installing hyperfine runc busybox-static jq"
@@ -70,7 +70,8 @@ mkdir "$TMP/bundle"
 (cd "$TMP/bundle" && runc spec)
 # Point runc at forge's image rootfs, read-only: runc then needs no overlay, whereas forge mounts
 # one (a writable layer per container) on top, so forge does strictly more work. Keep the rest of
-# runc spec's defaults (namespaces pid, network, ipc, uts, mount; default cgroup; masked and read-only paths; no seccomp profile).
+# runc spec's defaults: namespaces pid, network, ipc, uts, mount; default cgroup; masked and
+# read-only paths; no seccomp profile.
 filter='.root = {path: $rootfs, readonly: true} | .process.args = ["true"] | .process.terminal = false'
 if ((LIMITS)); then
   filter+=' | .linux.resources += {cpu: {quota: 100000, period: 100000},
@@ -81,7 +82,7 @@ mv "$TMP/config.json" "$TMP/bundle/config.json"
 jq -e '[.linux.namespaces[].type] | contains(["pid", "mount", "uts", "ipc", "network"])' \
   "$TMP/bundle/config.json" >/dev/null || { log "runc spec lacks a namespace we compare"; exit 1; }
 
-# --- Measure ---------------------------------------------------------------------------------------
+# --- Measure --------------------------------------------------------------------------------------
 UNSHARE="unshare --pid --fork --mount --uts --ipc --net true"
 # -N: no intermediate shell. Names keep temp paths out of the table.
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$TMP/startup.json" \
@@ -116,14 +117,16 @@ if ((WRITE_DOC)) && ((leaks == 0)); then
   title="## Start-up" args="--write-doc"
   ((LIMITS)) && title="## Start-up with limits" args="--limits --write-doc"
   runc_version=$(runc --version | head -1)
+  cgroups="cgroup v1"
+  [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]] && cgroups="cgroup v2"
   section=$TMP/section.md
   cat >"$section" <<EOF
 $title
 
 Reproduce: \`sudo bench/startup.sh $args\` — hyperfine $(hyperfine --version | cut -d' ' -f2), \`-N\`,
 $WARMUP warm-up runs then $RUNS runs of each command, one after another in one hyperfine run.
-Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)),
-kernel $(uname -r), $(date -u +%Y-%m-%d); forge $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), $runc_version.
+Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)), kernel $(uname -r),
+$cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"), $runc_version.
 
 $table
 
@@ -132,8 +135,10 @@ forge/runc median ratio: **$ratio** (target in issue 2: at most 0.5).
 - Same root filesystem: the runc bundle's \`root.path\` is forge's image rootfs, mounted read-only,
   so runc needs no overlay. Forge additionally mounts an overlay (a per-container writable layer)
   over it and removes it again (\`--rm\`), so it does strictly more work here.
-- runc uses \`runc spec\`'s defaults otherwise: namespaces pid, network, ipc, uts, mount, its default
-  cgroup, \`/proc\`, \`/dev\`, \`/sys\` mounts; only \`args\`, \`terminal\` and \`root\` are changed.
+- runc uses \`runc spec\`'s defaults otherwise: namespaces pid, network, ipc, uts, mount;
+  \`/proc\`, \`/dev\`, \`/sys\` mounts; only \`args\`, \`terminal\` and \`root\` are changed.
+- runc always creates a cgroup for the container (on cgroup v1, one in every hierarchy). Forge
+  without limits may not; the "with limits" section (\`--limits\`) compares both with a cgroup.
 - \`unshare\` of the same namespaces, with no root filesystem, mounts or cgroup, is the floor.
 EOF
   [[ -f $doc ]] || printf '%s\n' "# Benchmarks" "" \

@@ -29,7 +29,11 @@ pub fn size(bytes: u64) -> String {
     if unit == 0 {
         format!("{bytes}B")
     } else {
-        format!("{value:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+        format!("{value:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[unit]
     }
 }
 
@@ -37,7 +41,11 @@ pub fn size(bytes: u64) -> String {
 pub fn command(args: &[String], width: usize) -> String {
     let joined = args.join(" ");
     let shown = if joined.chars().count() > width {
-        joined.chars().take(width.saturating_sub(1)).collect::<String>() + "…"
+        joined
+            .chars()
+            .take(width.saturating_sub(1))
+            .collect::<String>()
+            + "…"
     } else {
         joined
     };
@@ -56,7 +64,13 @@ mod tests {
         assert_eq!(ago(100, 103), "3 seconds ago");
         assert_eq!(size(999), "999B");
         assert_eq!(size(1_500_000), "1.5MB");
-        assert_eq!(command(&["sleep".into(), "1000".into()], 20), "\"sleep 1000\"");
-        assert_eq!(command(&["a".repeat(30)], 10), format!("\"{}…\"", "a".repeat(9)));
+        assert_eq!(
+            command(&["sleep".into(), "1000".into()], 20),
+            "\"sleep 1000\""
+        );
+        assert_eq!(
+            command(&["a".repeat(30)], 10),
+            format!("\"{}…\"", "a".repeat(9))
+        );
     }
 }

@@ -11,7 +11,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "forge", version, about = "Run isolated Linux containers", disable_help_subcommand = true)]
+#[command(
+    name = "forge",
+    version,
+    about = "Run isolated Linux containers",
+    disable_help_subcommand = true
+)]
 struct Cli {
     /// Data root: images, containers' layers, configs and logs.
     #[arg(long, global = true, env = "FORGE_ROOT", value_name = "DIR")]
@@ -59,8 +64,11 @@ enum Command {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
@@ -69,7 +77,10 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     // The init process must not start threads or parse anything first: it only runs set-up code.
-    if std::env::args_os().nth(1).is_some_and(|a| a == forge_runtime::init::INIT_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == forge_runtime::init::INIT_ARG)
+    {
         forge_runtime::init::main();
     }
     let cli = Cli::parse();

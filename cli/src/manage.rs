@@ -1,6 +1,6 @@
 //! The commands that look at or act on existing containers and images.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use forge_runtime::image::host::build_host_image;
@@ -98,10 +98,17 @@ fn each(names: &[String], mut action: impl FnMut(&str) -> Result<(), String>) ->
 fn status_text(c: &Container, now: u64) -> String {
     match c.state.status {
         Status::Created => "Created".to_string(),
-        Status::Running => format!("Up {}", format::duration(now.saturating_sub(c.state.started_at.unwrap_or(now)))),
+        Status::Running => format!(
+            "Up {}",
+            format::duration(now.saturating_sub(c.state.started_at.unwrap_or(now)))
+        ),
         Status::Exited => {
             let code = c.state.exit.as_ref().map_or(-1, |e| e.code);
-            let when = c.state.finished_at.map(|t| format!(" {}", format::ago(t, now))).unwrap_or_default();
+            let when = c
+                .state
+                .finished_at
+                .map(|t| format!(" {}", format::ago(t, now)))
+                .unwrap_or_default();
             format!("Exited ({code}){when}")
         }
     }
@@ -115,7 +122,10 @@ pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let shown: Vec<&Container> = containers.iter().filter(|c| args.all || c.state.status == Status::Running).collect();
+    let shown: Vec<&Container> = containers
+        .iter()
+        .filter(|c| args.all || c.state.status == Status::Running)
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.quiet {
         for c in shown {
@@ -124,9 +134,17 @@ pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
         return 0;
     }
     let now = now_secs();
-    let _ = writeln!(out, "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID");
+    let _ = writeln!(
+        out,
+        "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  NAMES",
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"
+    );
     for c in shown {
-        let pid = c.state.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let pid = c
+            .state
+            .pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  {}",
@@ -143,7 +161,11 @@ pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
 }
 
 pub fn stop(runtime: &Runtime, args: &StopArgs) -> i32 {
-    each(&args.containers, |name| runtime.stop(name, Duration::from_secs(args.time)).map_err(|e| e.to_string()))
+    each(&args.containers, |name| {
+        runtime
+            .stop(name, Duration::from_secs(args.time))
+            .map_err(|e| e.to_string())
+    })
 }
 
 pub fn kill(runtime: &Runtime, args: &KillArgs) -> i32 {
@@ -154,11 +176,15 @@ pub fn kill(runtime: &Runtime, args: &KillArgs) -> i32 {
             return EXIT_FAILED;
         }
     };
-    each(&args.containers, |name| runtime.kill(name, sig).map_err(|e| e.to_string()))
+    each(&args.containers, |name| {
+        runtime.kill(name, sig).map_err(|e| e.to_string())
+    })
 }
 
 pub fn rm(runtime: &Runtime, args: &RmArgs) -> i32 {
-    each(&args.containers, |name| runtime.remove(name, args.force).map_err(|e| e.to_string()))
+    each(&args.containers, |name| {
+        runtime.remove(name, args.force).map_err(|e| e.to_string())
+    })
 }
 
 pub fn logs(runtime: &Runtime, args: &LogsArgs) -> i32 {
@@ -173,7 +199,10 @@ pub fn logs(runtime: &Runtime, args: &LogsArgs) -> i32 {
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            report(&format!("container {} has no log: only detached containers (-d) write one", container.name()));
+            report(&format!(
+                "container {} has no log: only detached containers (-d) write one",
+                container.name()
+            ));
             return EXIT_FAILED;
         }
         Err(e) => {
@@ -202,7 +231,6 @@ pub fn logs(runtime: &Runtime, args: &LogsArgs) -> i32 {
             return 0;
         }
         std::thread::sleep(Duration::from_millis(100));
-        let _ = file.seek(SeekFrom::Current(0));
     }
 }
 
@@ -233,7 +261,12 @@ pub fn images(runtime: &Runtime) -> i32 {
     let now = now_secs();
     println!("{:<24}  {:<16}  SIZE", "NAME", "CREATED");
     for image in images {
-        println!("{:<24}  {:<16}  {}", image.name, format::ago(image.config.created, now), format::size(image.config.size));
+        println!(
+            "{:<24}  {:<16}  {}",
+            image.name,
+            format::ago(image.config.created, now),
+            format::size(image.config.size)
+        );
     }
     0
 }
@@ -266,7 +299,10 @@ pub fn image(runtime: &Runtime, cmd: ImageCommand) -> i32 {
                 .map(|c| c.name().to_string())
                 .collect();
             if !users.is_empty() {
-                report(&format!("image {name} is used by containers: {} (remove them first)", users.join(", ")));
+                report(&format!(
+                    "image {name} is used by containers: {} (remove them first)",
+                    users.join(", ")
+                ));
                 return EXIT_FAILED;
             }
             match runtime.images().remove(&name) {

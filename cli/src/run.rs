@@ -69,7 +69,10 @@ pub fn run(runtime: &Runtime, args: RunArgs) -> i32 {
 fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     crate::require_root()?;
     if args.net != "none" {
-        return Err(format!("unsupported network {:?}: only --net none is available so far", args.net));
+        return Err(format!(
+            "unsupported network {:?}: only --net none is available so far",
+            args.net
+        ));
     }
     check_kernel()?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
@@ -98,7 +101,10 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
 /// The kernel features a container needs, checked before anything is created.
 fn check_kernel() -> Result<(), String> {
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+    if !filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
+    {
         return Err("the kernel has no overlay filesystem (modprobe overlay)".into());
     }
     for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
@@ -116,7 +122,15 @@ extern "C" fn forward_signal(sig: libc::c_int) {
     let fd = FORWARD_TO.load(Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: pidfd_send_signal is a plain syscall, async-signal-safe; a null siginfo is allowed.
-        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd, sig, std::ptr::null_mut::<libc::c_void>(), 0) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                sig,
+                std::ptr::null_mut::<libc::c_void>(),
+                0,
+            )
+        };
     }
 }
 
@@ -124,8 +138,19 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 fn forward_signals(started: &Started) {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     FORWARD_TO.store(started.pidfd.as_raw_fd(), Ordering::Relaxed);
-    let action = SigAction::new(SigHandler::Handler(forward_signal), SaFlags::SA_RESTART, SigSet::empty());
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
+    let action = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
         // SAFETY: the handler only reads an atomic and makes one syscall, both async-signal-safe.
         let _ = unsafe { sigaction(sig, &action) };
     }
@@ -134,7 +159,10 @@ fn forward_signals(started: &Started) {
 fn start_error(runtime: &Runtime, container: &Container, err: RuntimeError) -> i32 {
     report(&err);
     match err {
-        RuntimeError::Launch { source: LaunchError::Exec { code, .. }, .. } => code,
+        RuntimeError::Launch {
+            source: LaunchError::Exec { code, .. },
+            ..
+        } => code,
         _ => {
             runtime.discard(container);
             EXIT_FORGE_ERROR
@@ -144,7 +172,11 @@ fn start_error(runtime: &Runtime, container: &Container, err: RuntimeError) -> i
 
 fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
     let io = LaunchIo {
-        stdin: if container.config.interactive { Stdio::inherit() } else { Stdio::null() },
+        stdin: if container.config.interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        },
         stdout: Stdio::inherit(),
         stderr: Stdio::inherit(),
     };
@@ -169,12 +201,21 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
 fn detach(runtime: &Runtime, container: Container) -> i32 {
     let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
     let mut cmd = Command::new(exe);
-    cmd.arg("--root").arg(&runtime.roots().data).arg("--run-root").arg(&runtime.roots().run);
+    cmd.arg("--root")
+        .arg(&runtime.roots().data)
+        .arg("--run-root")
+        .arg(&runtime.roots().run);
     cmd.arg("__monitor").arg(container.id());
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe; the monitor must not die with our terminal session.
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
     }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -198,7 +239,10 @@ fn detach(runtime: &Runtime, container: Container) -> i32 {
             code.parse().unwrap_or(EXIT_FORGE_ERROR)
         }
         None => {
-            report(&format!("container {}: the monitor exited before starting it", container.name()));
+            report(&format!(
+                "container {}: the monitor exited before starting it",
+                container.name()
+            ));
             runtime.discard(&container);
             EXIT_FORGE_ERROR
         }
@@ -224,15 +268,25 @@ pub fn monitor(runtime: &Runtime, id: &str) -> i32 {
     let log = match OpenOptions::new().create(true).append(true).open(&log_path) {
         Ok(log) => log,
         Err(e) => {
-            say(&format!("{EXIT_FORGE_ERROR} opening log {}: {e}", log_path.display()));
+            say(&format!(
+                "{EXIT_FORGE_ERROR} opening log {}: {e}",
+                log_path.display()
+            ));
             runtime.discard(&container);
             return EXIT_FORGE_ERROR;
         }
     };
     let io = match (log.try_clone(), log.try_clone()) {
-        (Ok(out), Ok(err)) => LaunchIo { stdin: Stdio::null(), stdout: out.into(), stderr: err.into() },
+        (Ok(out), Ok(err)) => LaunchIo {
+            stdin: Stdio::null(),
+            stdout: out.into(),
+            stderr: err.into(),
+        },
         (Err(e), _) | (_, Err(e)) => {
-            say(&format!("{EXIT_FORGE_ERROR} opening log {}: {e}", log_path.display()));
+            say(&format!(
+                "{EXIT_FORGE_ERROR} opening log {}: {e}",
+                log_path.display()
+            ));
             runtime.discard(&container);
             return EXIT_FORGE_ERROR;
         }
@@ -241,7 +295,10 @@ pub fn monitor(runtime: &Runtime, id: &str) -> i32 {
         Ok(started) => started,
         Err(err) => {
             let code = match &err {
-                RuntimeError::Launch { source: LaunchError::Exec { code, .. }, .. } => *code,
+                RuntimeError::Launch {
+                    source: LaunchError::Exec { code, .. },
+                    ..
+                } => *code,
                 _ => {
                     runtime.discard(&container);
                     EXIT_FORGE_ERROR

@@ -138,7 +138,9 @@ fn validate_env(env: &[String]) -> Result<(), RuntimeError> {
 fn validate_hostname(name: &str) -> Result<(), RuntimeError> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !name.starts_with('-');
     if ok {
         Ok(())
@@ -164,15 +166,17 @@ fn image_has_dir(root: &Path, dir: &str) -> bool {
     for part in Path::new(dir).components() {
         match part {
             std::path::Component::Normal(p) => path.push(p),
-            std::path::Component::ParentDir => {
-                if path != root {
-                    path.pop();
-                }
+            std::path::Component::ParentDir if path != root => {
+                path.pop();
             }
             _ => {}
         }
         if let Ok(target) = fs::read_link(&path) {
-            let base = if target.is_absolute() { root.to_path_buf() } else { path.parent().unwrap_or(root).to_path_buf() };
+            let base = if target.is_absolute() {
+                root.to_path_buf()
+            } else {
+                path.parent().unwrap_or(root).to_path_buf()
+            };
             let joined = base.join(target.strip_prefix("/").unwrap_or(&target));
             if !joined.starts_with(root) {
                 return false;
@@ -185,7 +189,10 @@ fn image_has_dir(root: &Path, dir: &str) -> bool {
 
 fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(value).map_err(io::Error::other)?)?;
+    fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(value).map_err(io::Error::other)?,
+    )?;
     fs::rename(&tmp, path)
 }
 
@@ -223,19 +230,27 @@ impl Runtime {
         }
         let image = self.images.get(&opts.image)?;
         let cwd = match &opts.workdir {
-            Some(dir) if !dir.starts_with('/') => return Err(RuntimeError::RelativeWorkdir(dir.clone())),
+            Some(dir) if !dir.starts_with('/') => {
+                return Err(RuntimeError::RelativeWorkdir(dir.clone()))
+            }
             Some(dir) => dir.clone(),
             None if image.config.working_dir.is_empty() => "/".to_string(),
             None => image.config.working_dir.clone(),
         };
         if !image_has_dir(&image.rootfs, &cwd) {
-            return Err(RuntimeError::NoWorkdir { dir: cwd, image: opts.image.clone() });
+            return Err(RuntimeError::NoWorkdir {
+                dir: cwd,
+                image: opts.image.clone(),
+            });
         }
         let id = names::new_id();
         let name = self.claim_name(opts.name.as_deref(), &id)?;
         let hostname = opts.hostname.clone().unwrap_or_else(|| name.clone());
         let mut env = merge_env(&[format!("PATH={DEFAULT_PATH}")], &image.config.env);
-        env = merge_env(&env, &[format!("HOSTNAME={hostname}"), "HOME=/root".to_string()]);
+        env = merge_env(
+            &env,
+            &[format!("HOSTNAME={hostname}"), "HOME=/root".to_string()],
+        );
         if opts.tty {
             env = merge_env(&env, &["TERM=xterm".to_string()]);
         }
@@ -245,7 +260,11 @@ impl Runtime {
             name: name.clone(),
             image: opts.image.clone(),
             created: now_secs(),
-            args: if opts.args.is_empty() { image.config.cmd.clone() } else { opts.args.clone() },
+            args: if opts.args.is_empty() {
+                image.config.cmd.clone()
+            } else {
+                opts.args.clone()
+            },
             env,
             cwd,
             hostname,
@@ -253,7 +272,10 @@ impl Runtime {
             interactive: opts.interactive,
             auto_remove: opts.auto_remove,
         };
-        let container = Container { config, state: State::created() };
+        let container = Container {
+            config,
+            state: State::created(),
+        };
         if let Err(e) = self.write_new(&container) {
             self.delete_files(&container);
             return Err(e);
@@ -289,7 +311,10 @@ impl Runtime {
         let files = [
             ("hostname", format!("{}\n", c.config.hostname)),
             ("hosts", hosts),
-            ("resolv.conf", "# no network: this container runs with --net none\n".to_string()),
+            (
+                "resolv.conf",
+                "# no network: this container runs with --net none\n".to_string(),
+            ),
         ];
         for (file, content) in files {
             let path = data.join(file);
@@ -308,7 +333,10 @@ impl Runtime {
     fn init_spec(&self, c: &Container, die_with_parent: bool) -> Result<InitSpec, RuntimeError> {
         let image = self.images.get(&c.config.image)?;
         let data = self.roots.container_data(c.id());
-        let bind = |file: &str| BindFile { source: data.join(file), target: format!("/etc/{file}") };
+        let bind = |file: &str| BindFile {
+            source: data.join(file),
+            target: format!("/etc/{file}"),
+        };
         Ok(InitSpec {
             id: c.config.id.clone(),
             hostname: c.config.hostname.clone(),
@@ -327,10 +355,18 @@ impl Runtime {
 
     /// Starts a created container; the calling process becomes its parent and must [`Runtime::wait`]
     /// for it. With `die_with_parent`, the container is killed if the calling thread dies.
-    pub fn start(&self, c: &mut Container, io: LaunchIo, die_with_parent: bool) -> Result<Started, RuntimeError> {
+    pub fn start(
+        &self,
+        c: &mut Container,
+        io: LaunchIo,
+        die_with_parent: bool,
+    ) -> Result<Started, RuntimeError> {
         let spec = self.init_spec(c, die_with_parent)?;
         let name = c.config.name.clone();
-        let launch_err = |source| RuntimeError::Launch { name: name.clone(), source };
+        let launch_err = |source| RuntimeError::Launch {
+            name: name.clone(),
+            source,
+        };
         let pending = launch::launch(&spec, io).map_err(launch_err)?;
         tracing::debug!(pid = pending.pid, "container set up, waiting for go");
         c.state.pid = Some(pending.pid);
@@ -344,7 +380,14 @@ impl Runtime {
                 Ok(started)
             }
             Err(LaunchError::Exec { code, message }) => {
-                self.record_exit(c, ExitInfo { code, signal: None, reason: message.clone() });
+                self.record_exit(
+                    c,
+                    ExitInfo {
+                        code,
+                        signal: None,
+                        reason: message.clone(),
+                    },
+                );
                 Err(launch_err(LaunchError::Exec { code, message }))
             }
             Err(e) => Err(launch_err(e)),
@@ -381,7 +424,10 @@ impl Runtime {
 
     fn delete_files(&self, c: &Container) {
         // Release the name last, so it cannot be reused while the old files still exist.
-        for dir in [self.roots.container_run(c.id()), self.roots.container_data(c.id())] {
+        for dir in [
+            self.roots.container_run(c.id()),
+            self.roots.container_data(c.id()),
+        ] {
             if let Err(e) = fs::remove_dir_all(&dir) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::warn!("removing {}: {e}", dir.display());
@@ -394,13 +440,19 @@ impl Runtime {
     }
 
     fn load(&self, id: &str) -> Option<Container> {
-        let config: ContainerConfig = read_json(&self.roots.container_data(id).join("config.json")).ok()?;
-        let state = read_json(&self.roots.container_run(id).join("state.json")).unwrap_or_else(|_| State {
-            // The run root is gone (e.g. after a reboot): the container cannot still be running.
-            status: Status::Exited,
-            exit: Some(ExitInfo { code: 255, signal: None, reason: "state lost (host rebooted?)".into() }),
-            ..State::created()
-        });
+        let config: ContainerConfig =
+            read_json(&self.roots.container_data(id).join("config.json")).ok()?;
+        let state =
+            read_json(&self.roots.container_run(id).join("state.json")).unwrap_or_else(|_| State {
+                // The run root is gone (e.g. after a reboot): the container cannot still be running.
+                status: Status::Exited,
+                exit: Some(ExitInfo {
+                    code: 255,
+                    signal: None,
+                    reason: "state lost (host rebooted?)".into(),
+                }),
+                ..State::created()
+            });
         Some(Container { config, state })
     }
 
@@ -408,10 +460,17 @@ impl Runtime {
     pub fn get(&self, name_or_id: &str) -> Result<Container, RuntimeError> {
         let not_found = || RuntimeError::NotFound(name_or_id.to_string());
         if let Some(id) = names::lookup(&self.roots.names(), name_or_id) {
-            return self.load(&id).map(|c| self.reconcile(c)).ok_or_else(not_found);
+            return self
+                .load(&id)
+                .map(|c| self.reconcile(c))
+                .ok_or_else(not_found);
         }
         if name_or_id.len() >= 3 && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let matches: Vec<Container> = self.list()?.into_iter().filter(|c| c.id().starts_with(name_or_id)).collect();
+            let matches: Vec<Container> = self
+                .list()?
+                .into_iter()
+                .filter(|c| c.id().starts_with(name_or_id))
+                .collect();
             if matches.len() == 1 {
                 return Ok(matches.into_iter().next().expect("one match"));
             }
@@ -439,20 +498,35 @@ impl Runtime {
     }
 
     fn reconcile(&self, mut c: Container) -> Container {
-        if c.state.status == Status::Running && !c.state.process_alive() && !self.monitor_alive(&c) {
-            self.record_exit(&mut c, ExitInfo { code: 255, signal: None, reason: "monitor lost".into() });
+        if c.state.status == Status::Running && !c.state.process_alive() && !self.monitor_alive(&c)
+        {
+            self.record_exit(
+                &mut c,
+                ExitInfo {
+                    code: 255,
+                    signal: None,
+                    reason: "monitor lost".into(),
+                },
+            );
         }
         c
     }
 
     fn monitor_alive(&self, c: &Container) -> bool {
         // The monitor records the exit right after the process ends; give it that moment.
-        c.state.monitor_pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            && self.load(c.id()).is_some_and(|fresh| fresh.state.status == Status::Running)
+        c.state
+            .monitor_pid
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            && self
+                .load(c.id())
+                .is_some_and(|fresh| fresh.state.status == Status::Running)
             && {
                 std::thread::sleep(Duration::from_millis(50));
-                self.load(c.id()).is_some_and(|fresh| fresh.state.status == Status::Running)
-                    && c.state.monitor_pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+                self.load(c.id())
+                    .is_some_and(|fresh| fresh.state.status == Status::Running)
+                    && c.state
+                        .monitor_pid
+                        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
             }
     }
 
@@ -471,15 +545,24 @@ impl Runtime {
     pub fn kill(&self, name: &str, sig: nix::sys::signal::Signal) -> Result<(), RuntimeError> {
         let c = self.get(name)?;
         let pidfd = self.pidfd_of(&c)?;
-        crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), sig as i32)
-            .map_err(|source| RuntimeError::Signal { name: c.name().to_string(), source })
+        crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), sig as i32).map_err(|source| {
+            RuntimeError::Signal {
+                name: c.name().to_string(),
+                source,
+            }
+        })
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns once the exit has been recorded.
     pub fn stop(&self, name: &str, grace: Duration) -> Result<(), RuntimeError> {
         let c = self.get(name)?;
-        let Ok(pidfd) = self.pidfd_of(&c) else { return Ok(()) };
-        let signal_err = |source| RuntimeError::Signal { name: c.name().to_string(), source };
+        let Ok(pidfd) = self.pidfd_of(&c) else {
+            return Ok(());
+        };
+        let signal_err = |source| RuntimeError::Signal {
+            name: c.name().to_string(),
+            source,
+        };
         crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGTERM).map_err(signal_err)?;
         if !wait_readable(&pidfd, grace) {
             crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL).map_err(signal_err)?;
@@ -495,7 +578,10 @@ impl Runtime {
         while Instant::now() < deadline {
             match self.load(c.id()) {
                 Some(fresh) if fresh.state.status == Status::Running => {
-                    let monitor_gone = fresh.state.monitor_pid.is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                    let monitor_gone = fresh
+                        .state
+                        .monitor_pid
+                        .is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists());
                     if monitor_gone {
                         self.reconcile(fresh);
                         return;
@@ -532,7 +618,8 @@ fn wait_readable(pidfd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, ms) {
             Ok(n) if n > 0 => return true,

@@ -83,11 +83,15 @@ pub fn validate_name(name: &str) -> Result<(), ImageError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(ImageError::InvalidName { name: name.to_string() })
+        Err(ImageError::InvalidName {
+            name: name.to_string(),
+        })
     }
 }
 
@@ -114,13 +118,26 @@ impl ImageStore {
         let raw = match fs::read(dir.join("image.json")) {
             Ok(raw) => raw,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ImageError::NotFound { name: name.to_string() })
+                return Err(ImageError::NotFound {
+                    name: name.to_string(),
+                })
             }
-            Err(source) => return Err(ImageError::Read { name: name.to_string(), source }),
+            Err(source) => {
+                return Err(ImageError::Read {
+                    name: name.to_string(),
+                    source,
+                })
+            }
         };
-        let config = serde_json::from_slice(&raw)
-            .map_err(|source| ImageError::Corrupt { name: name.to_string(), source })?;
-        Ok(Image { name: name.to_string(), rootfs: dir.join("rootfs"), config })
+        let config = serde_json::from_slice(&raw).map_err(|source| ImageError::Corrupt {
+            name: name.to_string(),
+            source,
+        })?;
+        Ok(Image {
+            name: name.to_string(),
+            rootfs: dir.join("rootfs"),
+            config,
+        })
     }
 
     /// All images, sorted by name. Unreadable entries (a build in progress) are skipped.
@@ -128,7 +145,12 @@ impl ImageStore {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(ImageError::Read { name: String::new(), source }),
+            Err(source) => {
+                return Err(ImageError::Read {
+                    name: String::new(),
+                    source,
+                })
+            }
         };
         let mut images: Vec<Image> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -141,7 +163,12 @@ impl ImageStore {
 
     /// Publishes a fully built image: writes its config into `staging` and renames `staging`
     /// (a directory below this store holding `rootfs/`) to the image's name in one step.
-    pub fn publish(&self, name: &str, staging: &Path, config: &ImageConfig) -> Result<Image, ImageError> {
+    pub fn publish(
+        &self,
+        name: &str,
+        staging: &Path,
+        config: &ImageConfig,
+    ) -> Result<Image, ImageError> {
         validate_name(name)?;
         let write_err = |path: &Path, source| ImageError::Write {
             name: name.to_string(),
@@ -157,7 +184,9 @@ impl ImageStore {
         match fs::rename(staging, &target) {
             Ok(()) => self.get(name),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {
-                Err(ImageError::Exists { name: name.to_string() })
+                Err(ImageError::Exists {
+                    name: name.to_string(),
+                })
             }
             Err(e) => Err(write_err(&target, e)),
         }
@@ -166,7 +195,9 @@ impl ImageStore {
     /// A fresh staging directory below the store for building `name`; the caller removes it on failure.
     pub fn staging_dir(&self, name: &str) -> Result<PathBuf, ImageError> {
         validate_name(name)?;
-        let path = self.dir.join(format!(".build-{name}-{}", std::process::id()));
+        let path = self
+            .dir
+            .join(format!(".build-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(path.join("rootfs")).map_err(|source| ImageError::Write {
             name: name.to_string(),
@@ -181,13 +212,19 @@ impl ImageStore {
         validate_name(name)?;
         let dir = self.image_dir(name);
         if !dir.join("image.json").is_file() {
-            return Err(ImageError::NotFound { name: name.to_string() });
+            return Err(ImageError::NotFound {
+                name: name.to_string(),
+            });
         }
         // Rename first so that a half-removed tree is never visible under the image's name.
         let doomed = self.dir.join(format!(".rm-{name}-{}", std::process::id()));
         fs::rename(&dir, &doomed)
             .and_then(|()| fs::remove_dir_all(&doomed))
-            .map_err(|source| ImageError::Write { name: name.to_string(), path: dir, source })
+            .map_err(|source| ImageError::Write {
+                name: name.to_string(),
+                path: dir,
+                source,
+            })
     }
 }
 
@@ -209,7 +246,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = ImageStore::new(tmp.path());
         let staging = store.staging_dir("one").unwrap();
-        let config = ImageConfig { cmd: vec!["sh".into()], ..Default::default() };
+        let config = ImageConfig {
+            cmd: vec!["sh".into()],
+            ..Default::default()
+        };
         let image = store.publish("one", &staging, &config).unwrap();
         assert_eq!(image.config, config);
         assert!(image.rootfs.is_dir());
@@ -218,7 +258,10 @@ mod tests {
 
         let again = store.staging_dir("one").unwrap();
         std::fs::write(again.join("rootfs/x"), b"x").unwrap();
-        assert!(matches!(store.publish("one", &again, &config), Err(ImageError::Exists { .. })));
+        assert!(matches!(
+            store.publish("one", &again, &config),
+            Err(ImageError::Exists { .. })
+        ));
         store.remove("one").unwrap();
         assert!(store.list().unwrap().is_empty());
     }
