@@ -37,6 +37,19 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// Bytes in binary units as `docker stats` shows them: "12.5MiB", "1GiB".
+pub fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string() + UNITS[unit]
+}
+
 /// The command as one quoted, shortened string, as `docker ps` shows it.
 pub fn command(args: &[String], width: usize) -> String {
     let joined = args.join(" ");
@@ -63,6 +76,8 @@ mod tests {
         assert_eq!(duration(600), "10 minutes");
         assert_eq!(ago(100, 103), "3 seconds ago");
         assert_eq!(size(999), "999B");
+        assert_eq!(binary_size(64 << 20), "64MiB");
+        assert_eq!(binary_size(1536), "1.5KiB");
         assert_eq!(size(1_500_000), "1.5MB");
         assert_eq!(
             command(&["sleep".into(), "1000".into()], 20),

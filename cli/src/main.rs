@@ -51,6 +51,8 @@ enum Command {
     Rm(manage::RmArgs),
     /// Show the output of a container
     Logs(manage::LogsArgs),
+    /// Show CPU, memory and process use of running containers
+    Stats(manage::StatsArgs),
     /// Show a container's configuration and state as JSON
     Inspect(manage::InspectArgs),
     /// List images
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Kill(args) => manage::kill(&runtime, &args),
         Command::Rm(args) => manage::rm(&runtime, &args),
         Command::Logs(args) => manage::logs(&runtime, &args),
+        Command::Stats(args) => manage::stats(&runtime, &args),
         Command::Inspect(args) => manage::inspect(&runtime, &args),
         Command::Images => manage::images(&runtime),
         Command::Image(cmd) => manage::image(&runtime, cmd),

@@ -65,6 +65,15 @@ pub struct InspectArgs {
     containers: Vec<String>,
 }
 
+#[derive(clap::Args)]
+pub struct StatsArgs {
+    /// Print one sample and exit
+    #[arg(long)]
+    no_stream: bool,
+    /// Containers to show [default: all running]
+    containers: Vec<String>,
+}
+
 #[derive(clap::Subcommand)]
 pub enum ImageCommand {
     /// Build an image from the host's binaries and the libraries they need
@@ -316,5 +325,99 @@ pub fn image(runtime: &Runtime, cmd: ImageCommand) -> i32 {
                 }
             }
         }
+    }
+}
+
+/// Total memory of the host, for MEM % of containers without a memory limit.
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn running_containers(runtime: &Runtime, names: &[String]) -> Result<Vec<Container>, String> {
+    if names.is_empty() {
+        let all = runtime.list().map_err(|e| e.to_string())?;
+        return Ok(all.into_iter().filter(|c| c.is_running()).collect());
+    }
+    names
+        .iter()
+        .map(|n| runtime.get(n).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// `forge stats`: CPU %, memory use and limit, and process count, from the containers' cgroups.
+pub fn stats(runtime: &Runtime, args: &StatsArgs) -> i32 {
+    let interval = Duration::from_secs(1);
+    let host_memory = host_memory();
+    let mut previous: std::collections::HashMap<String, (u64, std::time::Instant)> =
+        Default::default();
+    loop {
+        let containers = match running_containers(runtime, &args.containers) {
+            Ok(list) => list,
+            Err(e) => {
+                report(&e);
+                return EXIT_FAILED;
+            }
+        };
+        // The first CPU figure needs two samples, as `docker stats --no-stream` takes.
+        if previous.is_empty() {
+            for c in &containers {
+                previous.insert(
+                    c.id().to_string(),
+                    (runtime.stats(c).cpu_usage_ns, std::time::Instant::now()),
+                );
+            }
+            std::thread::sleep(interval);
+        }
+        let mut out = String::new();
+        if !args.no_stream {
+            out.push_str("\x1b[2J\x1b[H");
+        }
+        out.push_str(&format!(
+            "{:<12}  {:<20}  {:>7}  {:>22}  {:>7}  {:>5}\n",
+            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"
+        ));
+        for c in &containers {
+            let now = std::time::Instant::now();
+            let stats = runtime.stats(c);
+            let (cpu_before, at) = previous
+                .get(c.id())
+                .copied()
+                .unwrap_or((stats.cpu_usage_ns, now));
+            let elapsed = now.duration_since(at).as_nanos().max(1) as f64;
+            let cpu = stats.cpu_usage_ns.saturating_sub(cpu_before) as f64 / elapsed * 100.0;
+            previous.insert(c.id().to_string(), (stats.cpu_usage_ns, now));
+            let limit = stats.memory_limit.unwrap_or(host_memory).max(1);
+            out.push_str(&format!(
+                "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>6.2}%  {:>5}\n",
+                &c.id()[..12],
+                c.name(),
+                cpu,
+                format!(
+                    "{} / {}",
+                    format::binary_size(stats.memory_bytes),
+                    format::binary_size(limit)
+                ),
+                stats.memory_bytes as f64 / limit as f64 * 100.0,
+                stats.pids
+            ));
+        }
+        print!("{out}");
+        let _ = std::io::stdout().flush();
+        if args.no_stream {
+            return 0;
+        }
+        std::thread::sleep(interval);
     }
 }

@@ -9,8 +9,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use forge_runtime::channel::EXIT_FORGE_ERROR;
+use forge_runtime::container::OOM_REASON;
 use forge_runtime::image::{host::build_host_image, DEFAULT_IMAGE};
 use forge_runtime::launch::{LaunchError, LaunchIo, Started};
+use forge_runtime::limits::{LimitArgs, Limits};
 use forge_runtime::{Container, CreateOptions, Runtime, RuntimeError};
 
 use crate::report;
@@ -45,6 +47,21 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal
     #[arg(long, short = 't')]
     tty: bool,
+    /// CPUs the container may use, e.g. 0.5 or 2
+    #[arg(long, value_name = "N")]
+    cpus: Option<String>,
+    /// Memory limit, e.g. 256m
+    #[arg(long, short = 'm', value_name = "SIZE")]
+    memory: Option<String>,
+    /// Memory plus swap limit, or -1 for unlimited swap [default: twice --memory]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Maximum number of processes
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pids_limit: Option<String>,
+    /// Cgroup to create the container's cgroups in [default: forge/ below forge's own cgroup]
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<String>,
     /// Network: only `none` (the container's own namespace with lo) until bridge networking lands
     #[arg(long, default_value = "none", value_name = "NETWORK")]
     net: String,
@@ -75,6 +92,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         ));
     }
     check_kernel()?;
+    let limits = parse_limits(args)?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
         match build_host_image(runtime.images(), DEFAULT_IMAGE, &[]) {
@@ -94,8 +112,22 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         tty: args.tty,
         interactive: args.interactive,
         auto_remove: args.rm,
+        limits,
+        cgroup_parent: args.cgroup_parent.clone(),
     };
     runtime.create(&opts).map_err(|e| e.to_string())
+}
+
+fn parse_limits(args: &RunArgs) -> Result<Limits, String> {
+    let flags = LimitArgs {
+        cpus: args.cpus.as_deref(),
+        memory: args.memory.as_deref(),
+        memory_swap: args.memory_swap.as_deref(),
+        pids: args.pids_limit.as_deref(),
+        storage: None,
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Limits::parse(&flags, cpus).map_err(|e| e.to_string())
 }
 
 /// The kernel features a container needs, checked before anything is created.
@@ -194,6 +226,9 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
     }
     let exit = runtime.wait(&mut container, &started);
     tracing::debug!(code = exit.code, "exited and recorded");
+    if exit.reason == OOM_REASON {
+        report(&format!("container {}: {OOM_REASON}", container.name()));
+    }
     exit.code
 }
 

@@ -13,8 +13,8 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag,
-    SockType,
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,15 +33,23 @@ pub enum Message {
     Ready,
     Go,
     /// Set-up or exec failed: the exit code the container ends with, and why.
-    Failed { code: i32, message: String },
+    Failed {
+        code: i32,
+        message: String,
+    },
 }
 
 const MAX_MESSAGE: usize = 256 * 1024;
 
 /// Both ends of a new channel; the second is meant for the init process (not close-on-exec).
 pub fn pair() -> io::Result<(Channel, OwnedFd)> {
-    let (ours, theirs) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
     Ok((Channel { fd: ours }, theirs))
 }
 
@@ -66,9 +74,19 @@ impl Channel {
     pub fn send_with_fd(&self, msg: &Message, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
         let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
         let raw = fd.map(|f| [f.as_raw_fd()]);
-        let cmsgs: Vec<ControlMessage> = raw.as_ref().map(|r| ControlMessage::ScmRights(r)).into_iter().collect();
-        sendmsg::<()>(self.fd.as_raw_fd(), &[IoSlice::new(&bytes)], &cmsgs, MsgFlags::empty(), None)
-            .map_err(io::Error::from)?;
+        let cmsgs: Vec<ControlMessage> = raw
+            .as_ref()
+            .map(|r| ControlMessage::ScmRights(r))
+            .into_iter()
+            .collect();
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &cmsgs,
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(io::Error::from)?;
         Ok(())
     }
 
@@ -78,7 +96,12 @@ impl Channel {
         let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
         let (len, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Ok(msg) => {
                     let mut fd = None;
                     for cmsg in msg.cmsgs().map_err(io::Error::from)? {

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::{CgroupError, CgroupPaths, Stats};
 use crate::image::{ImageError, ImageStore};
 use crate::launch::{self, LaunchError, LaunchIo, Started};
+use crate::limits::Limits;
 use crate::names::{self, NameError};
 use crate::paths::Roots;
 use crate::spec::{BindFile, InitSpec, DEFAULT_PATH};
@@ -54,6 +56,12 @@ pub enum RuntimeError {
         #[source]
         source: LaunchError,
     },
+    #[error("container {name}: cgroups: {source}")]
+    Cgroup {
+        name: String,
+        #[source]
+        source: CgroupError,
+    },
     #[error("signalling container {name}: {source}")]
     Signal {
         name: String,
@@ -80,10 +88,13 @@ pub struct CreateOptions {
     pub tty: bool,
     pub interactive: bool,
     pub auto_remove: bool,
+    pub limits: Limits,
+    /// Where to create the container's cgroups, instead of below Forge's own cgroup.
+    pub cgroup_parent: Option<String>,
 }
 
 /// A container's fixed configuration, as stored in `config.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerConfig {
     pub id: String,
     pub name: String,
@@ -96,7 +107,14 @@ pub struct ContainerConfig {
     pub tty: bool,
     pub interactive: bool,
     pub auto_remove: bool,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Resolved when the container is created, from the cgroup of the process that created it.
+    pub cgroup: CgroupPaths,
 }
+
+/// The message for an exit caused by the memory cgroup's OOM killer.
+pub const OOM_REASON: &str = "OOM killed: the container exceeded its memory limit";
 
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -244,6 +262,12 @@ impl Runtime {
             });
         }
         let id = names::new_id();
+        let cgroup = CgroupPaths::for_this_process(opts.cgroup_parent.as_deref(), &id).map_err(
+            |source| RuntimeError::Cgroup {
+                name: opts.name.clone().unwrap_or_default(),
+                source,
+            },
+        )?;
         let name = self.claim_name(opts.name.as_deref(), &id)?;
         let hostname = opts.hostname.clone().unwrap_or_else(|| name.clone());
         let mut env = merge_env(&[format!("PATH={DEFAULT_PATH}")], &image.config.env);
@@ -271,6 +295,8 @@ impl Runtime {
             tty: opts.tty,
             interactive: opts.interactive,
             auto_remove: opts.auto_remove,
+            limits: opts.limits.clone(),
+            cgroup,
         };
         let container = Container {
             config,
@@ -367,8 +393,30 @@ impl Runtime {
             name: name.clone(),
             source,
         };
-        let pending = launch::launch(&spec, io).map_err(launch_err)?;
+        let cgroup_err = |source| RuntimeError::Cgroup {
+            name: name.clone(),
+            source,
+        };
+        let paths = c.config.cgroup.clone();
+        let cgroup = paths.driver();
+        if let Err(e) = cgroup.create(&c.config.limits) {
+            let _ = cgroup.remove();
+            return Err(cgroup_err(e));
+        }
+        let pending = match launch::launch(&spec, io) {
+            Ok(pending) => pending,
+            Err(e) => {
+                let _ = cgroup.remove();
+                return Err(launch_err(e));
+            }
+        };
         tracing::debug!(pid = pending.pid, "container set up, waiting for go");
+        // PID 1 joins its cgroups before it may execute anything of the user's.
+        if let Err(e) = cgroup.add(pending.pid) {
+            drop(pending); // kills and reaps PID 1
+            let _ = cgroup.remove();
+            return Err(cgroup_err(e));
+        }
         c.state.pid = Some(pending.pid);
         c.state.pid_start = crate::sys::process_start_time(pending.pid);
         c.state.monitor_pid = Some(std::process::id() as i32);
@@ -390,7 +438,11 @@ impl Runtime {
                 );
                 Err(launch_err(LaunchError::Exec { code, message }))
             }
-            Err(e) => Err(launch_err(e)),
+            Err(e) => {
+                let _ = cgroup.kill_all();
+                let _ = cgroup.remove();
+                Err(launch_err(e))
+            }
         }
     }
 
@@ -398,23 +450,33 @@ impl Runtime {
     pub fn wait(&self, c: &mut Container, started: &Started) -> ExitInfo {
         let exit = started.wait();
         tracing::debug!(code = exit.code, "container exited");
-        self.record_exit(c, exit.clone());
-        exit
+        self.record_exit(c, exit)
     }
 
-    /// Records that the container's process is gone; removes an auto-remove container entirely.
-    pub fn record_exit(&self, c: &mut Container, exit: ExitInfo) {
+    /// Records that the container's process is gone: kills whatever is left in its cgroups,
+    /// removes them, and removes an auto-remove container entirely.
+    pub fn record_exit(&self, c: &mut Container, mut exit: ExitInfo) -> ExitInfo {
+        let paths = c.config.cgroup.clone();
+        let cgroup = paths.driver();
+        if cgroup.oom_killed() {
+            exit.reason = OOM_REASON.to_string();
+        }
+        let _ = cgroup.kill_all();
+        if let Err(e) = cgroup.remove() {
+            tracing::warn!("removing the cgroups of {}: {e}", c.name());
+        }
         c.state.status = Status::Exited;
         c.state.pid = None;
         c.state.pid_start = None;
         c.state.monitor_pid = None;
         c.state.finished_at = Some(now_secs());
-        c.state.exit = Some(exit);
+        c.state.exit = Some(exit.clone());
         if c.config.auto_remove {
             self.delete_files(c);
         } else if let Err(e) = self.write_state(c.id(), &c.state) {
             tracing::warn!("recording the exit of {}: {e}", c.name());
         }
+        exit
     }
 
     /// Removes a created or failed container that never ran (e.g. its start was refused).
@@ -566,6 +628,7 @@ impl Runtime {
         crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGTERM).map_err(signal_err)?;
         if !wait_readable(&pidfd, grace) {
             crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL).map_err(signal_err)?;
+            let _ = c.config.cgroup.driver().kill_all();
             wait_readable(&pidfd, Duration::from_secs(10));
         }
         self.await_recorded_exit(&c);
@@ -593,6 +656,11 @@ impl Runtime {
         }
     }
 
+    /// CPU, memory and process counts of a running container.
+    pub fn stats(&self, c: &Container) -> Stats {
+        c.config.cgroup.driver().stats()
+    }
+
     /// Removes a container; a running one only with `force` (it is killed first).
     pub fn remove(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
         let c = self.get(name)?;
@@ -602,6 +670,7 @@ impl Runtime {
             }
             if let Ok(pidfd) = self.pidfd_of(&c) {
                 let _ = crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                let _ = c.config.cgroup.driver().kill_all();
                 wait_readable(&pidfd, Duration::from_secs(10));
             }
             self.await_recorded_exit(&c);

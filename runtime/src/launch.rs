@@ -70,7 +70,12 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
     let exe = init_exe();
     let theirs_raw = theirs.as_raw_fd();
     let mut cmd = Command::new(&exe);
-    cmd.arg0("forge-init").arg(INIT_ARG).env_clear().stdin(io.stdin).stdout(io.stdout).stderr(io.stderr);
+    cmd.arg0("forge-init")
+        .arg(INIT_ARG)
+        .env_clear()
+        .stdin(io.stdin)
+        .stdout(io.stdout)
+        .stderr(io.stderr);
     // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl, which are
     // async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
@@ -86,7 +91,10 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
             Ok(())
         });
     }
-    let mut stage1 = cmd.spawn().map_err(|source| LaunchError::Spawn { exe: exe.clone(), source })?;
+    let mut stage1 = cmd.spawn().map_err(|source| LaunchError::Spawn {
+        exe: exe.clone(),
+        source,
+    })?;
     drop(theirs);
     drop(cmd);
 
@@ -98,7 +106,11 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
     let pid = match reply.map_err(LaunchError::Channel)? {
         Some((Message::Pid(pid), _)) => pid,
         Some((Message::Failed { message, .. }, _)) => return Err(LaunchError::Setup { message }),
-        other => return Err(LaunchError::Vanished(format!("{stage1_status:?} after {other:?}"))),
+        other => {
+            return Err(LaunchError::Vanished(format!(
+                "{stage1_status:?} after {other:?}"
+            )))
+        }
     };
     let pidfd = match sys::pidfd_open(pid) {
         Ok(fd) => fd,
@@ -108,13 +120,25 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
             return Err(LaunchError::Channel(e));
         }
     };
-    let mut pending = Pending { pid, pidfd, pty: None, channel, started: false };
+    let mut pending = Pending {
+        pid,
+        pidfd,
+        pty: None,
+        channel,
+        started: false,
+    };
     loop {
         match pending.channel.recv().map_err(LaunchError::Channel)? {
             Some((Message::Pty, fd)) => pending.pty = fd,
             Some((Message::Ready, _)) => return Ok(pending),
-            Some((Message::Failed { message, .. }, _)) => return Err(LaunchError::Setup { message }),
-            Some((other, _)) => return Err(LaunchError::Vanished(format!("unexpected message {other:?}"))),
+            Some((Message::Failed { message, .. }, _)) => {
+                return Err(LaunchError::Setup { message })
+            }
+            Some((other, _)) => {
+                return Err(LaunchError::Vanished(format!(
+                    "unexpected message {other:?}"
+                )))
+            }
             None => return Err(LaunchError::Vanished(pending.reap_status())),
         }
     }
@@ -123,7 +147,9 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
 impl Pending {
     /// Lets PID 1 execute the user's command; returns once it has (or could not).
     pub fn go(mut self) -> Result<Started, LaunchError> {
-        self.channel.send(&Message::Go).map_err(LaunchError::Channel)?;
+        self.channel
+            .send(&Message::Go)
+            .map_err(LaunchError::Channel)?;
         match self.channel.recv().map_err(LaunchError::Channel)? {
             // The socket is close-on-exec: EOF means the command is running.
             None => {}
@@ -132,11 +158,19 @@ impl Pending {
                 self.reap_status();
                 return Err(LaunchError::Exec { code, message });
             }
-            Some((other, _)) => return Err(LaunchError::Vanished(format!("unexpected message {other:?}"))),
+            Some((other, _)) => {
+                return Err(LaunchError::Vanished(format!(
+                    "unexpected message {other:?}"
+                )))
+            }
         }
         self.started = true;
         let pidfd = self.pidfd.try_clone().map_err(LaunchError::Channel)?;
-        Ok(Started { pid: self.pid, pidfd, pty: self.pty.take() })
+        Ok(Started {
+            pid: self.pid,
+            pidfd,
+            pty: self.pty.take(),
+        })
     }
 
     fn reap_status(&mut self) -> String {
@@ -160,9 +194,17 @@ impl Started {
     pub fn wait(&self) -> ExitInfo {
         loop {
             match waitpid(Pid::from_raw(self.pid), None) {
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return ExitInfo::from_wait(status),
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    return ExitInfo::from_wait(status)
+                }
                 Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return ExitInfo { code: 255, signal: None, reason: format!("waiting for the container: {e}") },
+                Err(e) => {
+                    return ExitInfo {
+                        code: 255,
+                        signal: None,
+                        reason: format!("waiting for the container: {e}"),
+                    }
+                }
             }
         }
     }

@@ -5,11 +5,13 @@
 //! single-threaded copy of the calling binary ([`init::main`]), because a forked child of a
 //! multi-threaded process may do nothing but async-signal-safe work before `exec`.
 
+pub mod cgroup;
 pub mod channel;
 pub mod container;
 pub mod image;
 pub mod init;
 pub mod launch;
+pub mod limits;
 pub mod names;
 pub mod paths;
 pub mod signal;

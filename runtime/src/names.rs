@@ -33,7 +33,9 @@ pub fn validate(name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -59,8 +61,14 @@ pub fn new_id() -> String {
 
 /// A name like `swift_anvil`, derived from the id's randomness.
 pub fn generated(id: &str, attempt: usize) -> String {
-    let n = usize::from_str_radix(&id[..8], 16).unwrap_or(0).wrapping_add(attempt * 7919);
-    let base = format!("{}_{}", ADJECTIVES[n % ADJECTIVES.len()], NOUNS[(n / ADJECTIVES.len()) % NOUNS.len()]);
+    let n = usize::from_str_radix(&id[..8], 16)
+        .unwrap_or(0)
+        .wrapping_add(attempt * 7919);
+    let base = format!(
+        "{}_{}",
+        ADJECTIVES[n % ADJECTIVES.len()],
+        NOUNS[(n / ADJECTIVES.len()) % NOUNS.len()]
+    );
     if attempt < 4 {
         base
     } else {
@@ -71,11 +79,16 @@ pub fn generated(id: &str, attempt: usize) -> String {
 /// Claims `name` for `id` in the index directory `dir`.
 pub fn claim(dir: &Path, name: &str, id: &str) -> Result<(), NameError> {
     validate(name)?;
-    let io_err = |source| NameError::Io { name: name.to_string(), source };
+    let io_err = |source| NameError::Io {
+        name: name.to_string(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(io_err)?;
     match std::os::unix::fs::symlink(id, dir.join(name)) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(NameError::InUse(name.to_string())),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(NameError::InUse(name.to_string()))
+        }
         Err(e) => Err(io_err(e)),
     }
 }
@@ -83,7 +96,11 @@ pub fn claim(dir: &Path, name: &str, id: &str) -> Result<(), NameError> {
 /// The id that `name` points at, if any.
 pub fn lookup(dir: &Path, name: &str) -> Option<String> {
     validate(name).ok()?;
-    std::fs::read_link(dir.join(name)).ok()?.into_os_string().into_string().ok()
+    std::fs::read_link(dir.join(name))
+        .ok()?
+        .into_os_string()
+        .into_string()
+        .ok()
 }
 
 pub fn release(dir: &Path, name: &str) {
@@ -100,7 +117,10 @@ mod tests {
     fn a_name_can_be_claimed_once() {
         let tmp = tempfile::tempdir().unwrap();
         claim(tmp.path(), "web", "abc").unwrap();
-        assert!(matches!(claim(tmp.path(), "web", "def"), Err(NameError::InUse(_))));
+        assert!(matches!(
+            claim(tmp.path(), "web", "def"),
+            Err(NameError::InUse(_))
+        ));
         assert_eq!(lookup(tmp.path(), "web").as_deref(), Some("abc"));
         release(tmp.path(), "web");
         claim(tmp.path(), "web", "def").unwrap();

@@ -26,13 +26,21 @@ impl ExitInfo {
     pub fn from_wait(status: nix::sys::wait::WaitStatus) -> Self {
         use nix::sys::wait::WaitStatus;
         match status {
-            WaitStatus::Exited(_, code) => Self { code, signal: None, reason: "exited".into() },
+            WaitStatus::Exited(_, code) => Self {
+                code,
+                signal: None,
+                reason: "exited".into(),
+            },
             WaitStatus::Signaled(_, sig, _) => Self {
                 code: 128 + sig as i32,
                 signal: Some(sig as i32),
                 reason: format!("killed by {}", sig.as_str()),
             },
-            other => Self { code: 255, signal: None, reason: format!("unexpected wait status {other:?}") },
+            other => Self {
+                code: 255,
+                signal: None,
+                reason: format!("unexpected wait status {other:?}"),
+            },
         }
     }
 }
@@ -97,7 +105,11 @@ mod tests {
     fn exit_codes_follow_the_shell_convention() {
         let code = ExitInfo::from_wait(WaitStatus::Exited(Pid::from_raw(1), 7));
         assert_eq!((code.code, code.signal), (7, None));
-        let killed = ExitInfo::from_wait(WaitStatus::Signaled(Pid::from_raw(1), Signal::SIGKILL, false));
+        let killed = ExitInfo::from_wait(WaitStatus::Signaled(
+            Pid::from_raw(1),
+            Signal::SIGKILL,
+            false,
+        ));
         assert_eq!((killed.code, killed.signal), (137, Some(9)));
         assert_eq!(killed.reason, "killed by SIGKILL");
     }
@@ -106,7 +118,11 @@ mod tests {
     fn own_process_is_alive_and_a_wrong_start_time_is_not() {
         let pid = std::process::id() as i32;
         let start = crate::sys::process_start_time(pid).unwrap();
-        let mut state = State { pid: Some(pid), pid_start: Some(start), ..State::created() };
+        let mut state = State {
+            pid: Some(pid),
+            pid_start: Some(start),
+            ..State::created()
+        };
         assert!(state.process_alive());
         state.pid_start = Some(start + 1);
         assert!(!state.process_alive());

@@ -38,7 +38,9 @@ pub unsafe fn clone_fork(flags: libc::c_int) -> io::Result<Forked> {
     };
     match check(ret)? {
         0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent { child: pid as libc::pid_t }),
+        pid => Ok(Forked::Parent {
+            child: pid as libc::pid_t,
+        }),
     }
 }
 
@@ -54,7 +56,13 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: RawFd, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: a null siginfo is allowed and means "as kill(2) would send it".
     check(unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null_mut::<libc::c_void>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null_mut::<libc::c_void>(),
+            0,
+        )
     })?;
     Ok(())
 }
@@ -77,7 +85,8 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
 
 fn cstr(path: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot. Together

@@ -92,7 +92,10 @@ pub fn proxy(master: &OwnedFd) -> io::Result<()> {
             Ok(_) => {}
         }
         let master_ev = fds[0].revents().unwrap_or(PollFlags::empty());
-        let stdin_ev = fds.get(1).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+        let stdin_ev = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .unwrap_or(PollFlags::empty());
         if master_ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match nix::unistd::read(master.as_raw_fd(), &mut buf) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => return Ok(()), // every slave closed

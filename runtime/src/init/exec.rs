@@ -19,7 +19,10 @@ pub struct ExecFailure {
 /// The file `execvp` would run for `program`, searched in `path` below `root` ("/" once pivoted).
 pub fn resolve(root: &Path, program: &str, path: &str) -> Result<PathBuf, ExecFailure> {
     if program.is_empty() {
-        return Err(ExecFailure { code: EXIT_NOT_FOUND, message: "no command given and the image has none".into() });
+        return Err(ExecFailure {
+            code: EXIT_NOT_FOUND,
+            message: "no command given and the image has none".into(),
+        });
     }
     if program.contains('/') {
         return Ok(PathBuf::from(program));
@@ -28,7 +31,9 @@ pub fn resolve(root: &Path, program: &str, path: &str) -> Result<PathBuf, ExecFa
     let mut found_not_executable = None;
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = inside(dir);
-        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
         if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
             return Ok(Path::new(dir).join(program));
         }
@@ -45,24 +50,46 @@ pub fn resolve(root: &Path, program: &str, path: &str) -> Result<PathBuf, ExecFa
 
 /// Replaces this process with `file`; returns only on failure.
 pub fn exec(file: &Path, args: &[String], env: &[String]) -> ExecFailure {
-    let to_c = |s: &str| CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"));
+    let to_c =
+        |s: &str| CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"));
     let prepared = (|| -> Result<_, String> {
-        let file = CString::new(file.as_os_str().as_bytes()).map_err(|_| "path contains a NUL byte".to_string())?;
-        let args = args.iter().map(|a| to_c(a)).collect::<Result<Vec<_>, _>>()?;
+        let file = CString::new(file.as_os_str().as_bytes())
+            .map_err(|_| "path contains a NUL byte".to_string())?;
+        let args = args
+            .iter()
+            .map(|a| to_c(a))
+            .collect::<Result<Vec<_>, _>>()?;
         let env = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>, _>>()?;
         Ok((file, args, env))
     })();
     let (cfile, cargs, cenv) = match prepared {
         Ok(p) => p,
-        Err(message) => return ExecFailure { code: EXIT_CANNOT_EXECUTE, message },
+        Err(message) => {
+            return ExecFailure {
+                code: EXIT_CANNOT_EXECUTE,
+                message,
+            }
+        }
     };
     let errno = nix::unistd::execve(&cfile, &cargs, &cenv).unwrap_err();
     let shown = file.display();
     match errno {
-        Errno::ENOENT => ExecFailure { code: EXIT_NOT_FOUND, message: format!("{shown}: no such file or directory") },
-        Errno::EACCES => ExecFailure { code: EXIT_CANNOT_EXECUTE, message: format!("{shown}: permission denied") },
-        Errno::ENOEXEC => ExecFailure { code: EXIT_CANNOT_EXECUTE, message: format!("{shown}: exec format error") },
-        e => ExecFailure { code: EXIT_CANNOT_EXECUTE, message: format!("{shown}: {}", e.desc()) },
+        Errno::ENOENT => ExecFailure {
+            code: EXIT_NOT_FOUND,
+            message: format!("{shown}: no such file or directory"),
+        },
+        Errno::EACCES => ExecFailure {
+            code: EXIT_CANNOT_EXECUTE,
+            message: format!("{shown}: permission denied"),
+        },
+        Errno::ENOEXEC => ExecFailure {
+            code: EXIT_CANNOT_EXECUTE,
+            message: format!("{shown}: exec format error"),
+        },
+        e => ExecFailure {
+            code: EXIT_CANNOT_EXECUTE,
+            message: format!("{shown}: {}", e.desc()),
+        },
     }
 }
 
@@ -81,8 +108,14 @@ mod tests {
         fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
         fs::write(root.path().join("bin/tool"), "not executable").unwrap();
 
-        assert_eq!(resolve(root.path(), "tool", "/bin:/usr/bin").unwrap(), Path::new("/usr/bin/tool"));
-        assert_eq!(resolve(root.path(), "/x/y", "/bin").unwrap(), Path::new("/x/y"));
+        assert_eq!(
+            resolve(root.path(), "tool", "/bin:/usr/bin").unwrap(),
+            Path::new("/usr/bin/tool")
+        );
+        assert_eq!(
+            resolve(root.path(), "/x/y", "/bin").unwrap(),
+            Path::new("/x/y")
+        );
         let missing = resolve(root.path(), "nope", "/bin:/usr/bin").unwrap_err();
         assert_eq!(missing.code, EXIT_NOT_FOUND);
         assert!(missing.message.contains("nope"));

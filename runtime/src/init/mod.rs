@@ -22,7 +22,11 @@ pub const INIT_ARG: &str = "__forge_init";
 /// The fd number on which the init process finds its end of the set-up socket.
 pub const INIT_FD: i32 = 3;
 
-const NAMESPACES: libc::c_int = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+const NAMESPACES: libc::c_int = libc::CLONE_NEWPID
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWNET;
 
 /// Entry point of the init process. Call it first thing in `main` when `argv[1] == INIT_ARG`,
 /// before any thread is started.
@@ -40,7 +44,11 @@ pub fn main() -> ! {
             std::process::exit(0)
         }
         Ok(Forked::Child) => container_init(&channel, &spec),
-        Err(e) => fail(&channel, EXIT_FORGE_ERROR, format!("creating the container's namespaces: {e}")),
+        Err(e) => fail(
+            &channel,
+            EXIT_FORGE_ERROR,
+            format!("creating the container's namespaces: {e}"),
+        ),
     }
 }
 
@@ -72,26 +80,36 @@ fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
 fn prepare(channel: &Channel, spec: &InitSpec) -> Result<(), String> {
     use nix::sys::prctl;
     if spec.die_with_parent {
-        prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| format!("setting the parent-death signal: {e}"))?;
+        prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .map_err(|e| format!("setting the parent-death signal: {e}"))?;
     }
     nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
     rootfs::apply(&rootfs::plan(spec)).map_err(|e| e.to_string())?;
     rootfs::pivot(&spec.rootfs).map_err(|e| e.to_string())?;
-    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("setting hostname {:?}: {e}", spec.hostname))?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| format!("setting hostname {:?}: {e}", spec.hostname))?;
     bring_up_loopback().map_err(|e| format!("bringing up lo: {e}"))?;
     if spec.tty {
         let slave = open_pty(channel)?;
         attach_terminal(slave)?;
     }
-    channel.send(&Message::Ready).map_err(|e| format!("reporting ready: {e}"))
+    channel
+        .send(&Message::Ready)
+        .map_err(|e| format!("reporting ready: {e}"))
 }
 
 /// The last steps after `Go`: a cgroup namespace rooted at the cgroup we were just placed in,
 /// the working directory, and no fd of ours left open across exec.
 fn enter(spec: &InitSpec) -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("creating the cgroup namespace: {e}"))?;
-    let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
-    nix::unistd::chdir(cwd).map_err(|e| format!("working directory {cwd:?} in the container: {}", e.desc()))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| format!("creating the cgroup namespace: {e}"))?;
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    nix::unistd::chdir(cwd)
+        .map_err(|e| format!("working directory {cwd:?} in the container: {}", e.desc()))?;
     crate::sys::cloexec_from(3).map_err(|e| format!("closing inherited fds: {e}"))
 }
 
@@ -99,12 +117,21 @@ fn enter(spec: &InitSpec) -> Result<(), String> {
 fn open_pty(channel: &Channel) -> Result<OwnedFd, String> {
     use nix::fcntl::OFlag;
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(|e| format!("opening /dev/ptmx: {e}"))?;
-    grantpt(&master).and_then(|()| unlockpt(&master)).map_err(|e| format!("unlocking the pty: {e}"))?;
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| format!("opening /dev/ptmx: {e}"))?;
+    grantpt(&master)
+        .and_then(|()| unlockpt(&master))
+        .map_err(|e| format!("unlocking the pty: {e}"))?;
     let name = ptsname_r(&master).map_err(|e| format!("naming the pty: {e}"))?;
-    let slave = nix::fcntl::open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, nix::sys::stat::Mode::empty())
-        .map_err(|e| format!("opening {name}: {e}"))?;
-    channel.send_with_fd(&Message::Pty, Some(master.as_fd())).map_err(|e| format!("sending the pty: {e}"))?;
+    let slave = nix::fcntl::open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("opening {name}: {e}"))?;
+    channel
+        .send_with_fd(&Message::Pty, Some(master.as_fd()))
+        .map_err(|e| format!("sending the pty: {e}"))?;
     // SAFETY: open just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(slave) })
 }
@@ -114,9 +141,11 @@ fn attach_terminal(slave: OwnedFd) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     nix::ioctl_write_int_bad!(tiocsctty, libc::TIOCSCTTY);
     // SAFETY: TIOCSCTTY takes an int argument; we are a session leader without a terminal (setsid above).
-    unsafe { tiocsctty(slave.as_raw_fd(), 0) }.map_err(|e| format!("taking the pty as controlling terminal: {e}"))?;
+    unsafe { tiocsctty(slave.as_raw_fd(), 0) }
+        .map_err(|e| format!("taking the pty as controlling terminal: {e}"))?;
     for target in 0..3 {
-        nix::unistd::dup2(slave.as_raw_fd(), target).map_err(|e| format!("attaching the pty: {e}"))?;
+        nix::unistd::dup2(slave.as_raw_fd(), target)
+            .map_err(|e| format!("attaching the pty: {e}"))?;
     }
     Ok(())
 }

@@ -27,19 +27,45 @@ pub struct RootfsError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    Mount { source: String, target: PathBuf, fstype: Option<&'static str>, flags: MsFlags, data: Option<String> },
+    Mount {
+        source: String,
+        target: PathBuf,
+        fstype: Option<&'static str>,
+        flags: MsFlags,
+        data: Option<String>,
+    },
     /// Bind `target` onto itself and make it read-only (a read-only view of part of a mount).
-    ReadOnlyBind { target: PathBuf },
-    Mkdir { path: PathBuf, mode: u32 },
+    ReadOnlyBind {
+        target: PathBuf,
+    },
+    Mkdir {
+        path: PathBuf,
+        mode: u32,
+    },
     /// Create an empty file to bind-mount over, if it is missing.
-    Touch { path: PathBuf },
-    CharDevice { path: PathBuf, major: u64, minor: u64 },
-    Symlink { target: &'static str, link: PathBuf },
+    Touch {
+        path: PathBuf,
+    },
+    CharDevice {
+        path: PathBuf,
+        major: u64,
+        minor: u64,
+    },
+    Symlink {
+        target: &'static str,
+        link: PathBuf,
+    },
 }
 
 /// Character devices every container gets, as Docker's default set: (name, major, minor).
-pub const DEVICES: &[(&str, u64, u64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+pub const DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 const DEV_LINKS: &[(&str, &str)] = &[
     ("/proc/self/fd", "fd"),
@@ -79,11 +105,27 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
                 overlay_escape(&spec.work)
             )),
         },
-        Step::Mkdir { path: at("proc"), mode: 0o555 },
-        Step::Mount { source: "proc".into(), target: at("proc"), fstype: Some("proc"), flags: nosuid_nodev_noexec, data: None },
-        Step::ReadOnlyBind { target: at("proc/sys") },
-        Step::ReadOnlyBind { target: at("proc/sysrq-trigger") },
-        Step::Mkdir { path: at("sys"), mode: 0o555 },
+        Step::Mkdir {
+            path: at("proc"),
+            mode: 0o555,
+        },
+        Step::Mount {
+            source: "proc".into(),
+            target: at("proc"),
+            fstype: Some("proc"),
+            flags: nosuid_nodev_noexec,
+            data: None,
+        },
+        Step::ReadOnlyBind {
+            target: at("proc/sys"),
+        },
+        Step::ReadOnlyBind {
+            target: at("proc/sysrq-trigger"),
+        },
+        Step::Mkdir {
+            path: at("sys"),
+            mode: 0o555,
+        },
         Step::Mount {
             source: "sysfs".into(),
             target: at("sys"),
@@ -91,7 +133,10 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             flags: nosuid_nodev_noexec | MsFlags::MS_RDONLY,
             data: None,
         },
-        Step::Mkdir { path: at("dev"), mode: 0o755 },
+        Step::Mkdir {
+            path: at("dev"),
+            mode: 0o755,
+        },
         Step::Mount {
             source: "tmpfs".into(),
             target: at("dev"),
@@ -101,13 +146,23 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
         },
     ];
     for &(name, major, minor) in DEVICES {
-        steps.push(Step::CharDevice { path: at(&format!("dev/{name}")), major, minor });
+        steps.push(Step::CharDevice {
+            path: at(&format!("dev/{name}")),
+            major,
+            minor,
+        });
     }
     for &(target, name) in DEV_LINKS {
-        steps.push(Step::Symlink { target, link: at(&format!("dev/{name}")) });
+        steps.push(Step::Symlink {
+            target,
+            link: at(&format!("dev/{name}")),
+        });
     }
     steps.extend([
-        Step::Mkdir { path: at("dev/pts"), mode: 0o755 },
+        Step::Mkdir {
+            path: at("dev/pts"),
+            mode: 0o755,
+        },
         Step::Mount {
             source: "devpts".into(),
             target: at("dev/pts"),
@@ -115,7 +170,10 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             data: Some("newinstance,ptmxmode=0666,mode=0620,gid=5".into()),
         },
-        Step::Mkdir { path: at("dev/shm"), mode: 0o1777 },
+        Step::Mkdir {
+            path: at("dev/shm"),
+            mode: 0o1777,
+        },
         Step::Mount {
             source: "shm".into(),
             target: at("dev/shm"),
@@ -123,13 +181,27 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             flags: nosuid_nodev_noexec,
             data: Some("mode=1777,size=65536k".into()),
         },
-        Step::Mkdir { path: at("dev/mqueue"), mode: 0o755 },
-        Step::Mount { source: "mqueue".into(), target: at("dev/mqueue"), fstype: Some("mqueue"), flags: nosuid_nodev_noexec, data: None },
-        Step::Mkdir { path: at("etc"), mode: 0o755 },
+        Step::Mkdir {
+            path: at("dev/mqueue"),
+            mode: 0o755,
+        },
+        Step::Mount {
+            source: "mqueue".into(),
+            target: at("dev/mqueue"),
+            fstype: Some("mqueue"),
+            flags: nosuid_nodev_noexec,
+            data: None,
+        },
+        Step::Mkdir {
+            path: at("etc"),
+            mode: 0o755,
+        },
     ]);
     for file in &spec.bind_files {
         let target = at(&file.target);
-        steps.push(Step::Touch { path: target.clone() });
+        steps.push(Step::Touch {
+            path: target.clone(),
+        });
         steps.push(Step::Mount {
             source: file.source.to_string_lossy().into_owned(),
             target,
@@ -143,8 +215,14 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
 
 pub fn apply(steps: &[Step]) -> Result<(), RootfsError> {
     // Nothing mounted from here on may propagate back to the host's mount namespace.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| err("making private", Path::new("/"), e.into()))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| err("making private", Path::new("/"), e.into()))?;
     for step in steps {
         apply_step(step)?;
     }
@@ -152,26 +230,48 @@ pub fn apply(steps: &[Step]) -> Result<(), RootfsError> {
 }
 
 fn err(action: &'static str, path: &Path, source: io::Error) -> RootfsError {
-    RootfsError { action, path: path.to_path_buf(), source }
+    RootfsError {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn apply_step(step: &Step) -> Result<(), RootfsError> {
     match step {
-        Step::Mount { source, target, fstype, flags, data } => {
-            mount(Some(source.as_str()), target, *fstype, *flags, data.as_deref())
-                .map_err(|e| err("mounting", target, e.into()))
-        }
+        Step::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => mount(
+            Some(source.as_str()),
+            target,
+            *fstype,
+            *flags,
+            data.as_deref(),
+        )
+        .map_err(|e| err("mounting", target, e.into())),
         // A path this kernel does not have (e.g. no sysrq support) needs no protecting.
         Step::ReadOnlyBind { target } if fs::symlink_metadata(target).is_err() => Ok(()),
-        Step::ReadOnlyBind { target } => {
-            mount(Some(target), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .and_then(|()| {
-                    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
-                        | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-                    mount(None::<&str>, target, None::<&str>, ro, None::<&str>)
-                })
-                .map_err(|e| err("making read-only", target, e.into()))
-        }
+        Step::ReadOnlyBind { target } => mount(
+            Some(target),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .and_then(|()| {
+            let ro = MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC;
+            mount(None::<&str>, target, None::<&str>, ro, None::<&str>)
+        })
+        .map_err(|e| err("making read-only", target, e.into())),
         Step::Mkdir { path, mode } => match fs::DirBuilder::new().mode(*mode).create(path) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(err("creating", path, e)),
             _ => Ok(()),
@@ -180,18 +280,35 @@ fn apply_step(step: &Step) -> Result<(), RootfsError> {
             if fs::symlink_metadata(path).is_ok() {
                 return Ok(());
             }
-            fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o644).open(path)
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(path)
                 .map(drop)
                 .map_err(|e| err("creating", path, e))
         }
         Step::CharDevice { path, major, minor } => {
-            mknod(path.as_path(), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(*major, *minor))
-                .map_err(|e| err("creating device", path, e.into()))?;
+            mknod(
+                path.as_path(),
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                makedev(*major, *minor),
+            )
+            .map_err(|e| err("creating device", path, e.into()))?;
             // mknod is subject to the umask; devices must be usable by every user.
-            nix::sys::stat::fchmodat(None, path.as_path(), Mode::from_bits_truncate(0o666), nix::sys::stat::FchmodatFlags::FollowSymlink)
-                .map_err(|e| err("setting mode of", path, e.into()))
+            nix::sys::stat::fchmodat(
+                None,
+                path.as_path(),
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .map_err(|e| err("setting mode of", path, e.into()))
         }
-        Step::Symlink { target, link } => symlink(target, link).map_err(|e| err("linking", link, e)),
+        Step::Symlink { target, link } => {
+            symlink(target, link).map_err(|e| err("linking", link, e))
+        }
     }
 }
 
@@ -200,8 +317,10 @@ pub fn pivot(new_root: &Path) -> Result<(), RootfsError> {
     nix::unistd::chdir(new_root).map_err(|e| err("entering", new_root, e.into()))?;
     // pivot_root(".", ".") stacks the old root on top of the new one (as runc does), so no
     // put_old directory is needed inside the image; unmounting "." then removes the old root.
-    crate::sys::pivot_root(Path::new("."), Path::new(".")).map_err(|e| err("pivot_root into", new_root, e))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("detaching the old root at", Path::new("/"), e.into()))?;
+    crate::sys::pivot_root(Path::new("."), Path::new("."))
+        .map_err(|e| err("pivot_root into", new_root, e))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| err("detaching the old root at", Path::new("/"), e.into()))?;
     nix::unistd::chdir("/").map_err(|e| err("entering", Path::new("/"), e.into()))
 }
 
@@ -218,7 +337,10 @@ mod tests {
             upper: "/c/upper".into(),
             work: "/c/work".into(),
             rootfs: "/c/rootfs".into(),
-            bind_files: vec![BindFile { source: "/c/hosts".into(), target: "/etc/hosts".into() }],
+            bind_files: vec![BindFile {
+                source: "/c/hosts".into(),
+                target: "/etc/hosts".into(),
+            }],
             args: vec!["sh".into()],
             env: vec![],
             cwd: "/".into(),
@@ -230,18 +352,33 @@ mod tests {
     #[test]
     fn overlay_comes_first_with_escaped_layers() {
         let steps = plan(&spec());
-        let Step::Mount { target, fstype, data, .. } = &steps[0] else { panic!("{:?}", steps[0]) };
+        let Step::Mount {
+            target,
+            fstype,
+            data,
+            ..
+        } = &steps[0]
+        else {
+            panic!("{:?}", steps[0])
+        };
         assert_eq!(target, Path::new("/c/rootfs"));
         assert_eq!(*fstype, Some("overlay"));
-        assert_eq!(data.as_deref(), Some("lowerdir=/img/a\\,b:/img/base,upperdir=/c/upper,workdir=/c/work"));
+        assert_eq!(
+            data.as_deref(),
+            Some("lowerdir=/img/a\\,b:/img/base,upperdir=/c/upper,workdir=/c/work")
+        );
     }
 
     #[test]
     fn proc_sys_and_sys_are_read_only() {
         let steps = plan(&spec());
-        assert!(steps.contains(&Step::ReadOnlyBind { target: "/c/rootfs/proc/sys".into() }));
+        assert!(steps.contains(&Step::ReadOnlyBind {
+            target: "/c/rootfs/proc/sys".into()
+        }));
         let sys = steps.iter().find_map(|s| match s {
-            Step::Mount { target, flags, .. } if target == Path::new("/c/rootfs/sys") => Some(*flags),
+            Step::Mount { target, flags, .. } if target == Path::new("/c/rootfs/sys") => {
+                Some(*flags)
+            }
             _ => None,
         });
         assert!(sys.unwrap().contains(MsFlags::MS_RDONLY));
@@ -253,13 +390,27 @@ mod tests {
         for step in &steps {
             let path = match step {
                 Step::Mount { target, .. } | Step::ReadOnlyBind { target } => target,
-                Step::Mkdir { path, .. } | Step::Touch { path } | Step::CharDevice { path, .. } => path,
+                Step::Mkdir { path, .. } | Step::Touch { path } | Step::CharDevice { path, .. } => {
+                    path
+                }
                 Step::Symlink { link, .. } => link,
             };
             assert!(path.starts_with("/c/rootfs"), "{path:?}");
         }
         let pos = |want: &Step| steps.iter().position(|s| s == want).unwrap();
-        assert!(pos(&Step::Mkdir { path: "/c/rootfs/dev/pts".into(), mode: 0o755 }) > 8);
-        assert!(pos(&Step::Touch { path: "/c/rootfs/etc/hosts".into() }) > pos(&Step::Mkdir { path: "/c/rootfs/etc".into(), mode: 0o755 }));
+        assert!(
+            pos(&Step::Mkdir {
+                path: "/c/rootfs/dev/pts".into(),
+                mode: 0o755
+            }) > 8
+        );
+        assert!(
+            pos(&Step::Touch {
+                path: "/c/rootfs/etc/hosts".into()
+            }) > pos(&Step::Mkdir {
+                path: "/c/rootfs/etc".into(),
+                mode: 0o755
+            })
+        );
     }
 }

@@ -1,0 +1,306 @@
+//! Cgroups: the container's limits on CPU, memory and processes, its resource accounting, and
+//! killing every process it has.
+//!
+//! The mode is detected at run time as the kernel reports it: cgroup2 at the root is `Unified`;
+//! a tmpfs root with cgroup2 at `unified/` is `Hybrid` (v1 controllers, v2 for process tracking and
+//! `cgroup.kill`); otherwise `Legacy`. Cgroups are created below the cgroup the calling process runs
+//! in (`OWN/forge/ID`), so Forge never escapes the limits it was given. Paths are resolved once, when
+//! the container is created, and stored with it: later commands run from other cgroups find them.
+//! Ordering: created and limited before the container's PID 1 exists; PID 1 joins before `Go`.
+
+mod v1;
+mod v2;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::Limits;
+
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Legacy,
+    Hybrid,
+    Unified,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("detecting the cgroup mode at {path}: {source}")]
+    Detect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading /proc/self/cgroup: {0}")]
+    OwnCgroup(#[source] io::Error),
+    #[error("cgroup controller {0} is not available on this host")]
+    MissingController(&'static str),
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path, source: io::Error) -> CgroupError {
+    CgroupError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|e| io_err("writing", path, e))
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+/// The value of `key` in a flat-keyed file such as `memory.events` or `cpu.stat`.
+pub(crate) fn keyed_value(path: &Path, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// How the kernel mounts cgroups under `root` (normally `/sys/fs/cgroup`).
+pub fn detect(root: &Path) -> Result<Mode, CgroupError> {
+    let fs_type = |path: &Path| {
+        nix::sys::statfs::statfs(path)
+            .map(|s| s.filesystem_type())
+            .map_err(|e| CgroupError::Detect {
+                path: path.to_path_buf(),
+                source: e.into(),
+            })
+    };
+    if fs_type(root)? == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+        return Ok(Mode::Unified);
+    }
+    let unified = root.join("unified");
+    if unified.is_dir() && fs_type(&unified)? == nix::sys::statfs::CGROUP2_SUPER_MAGIC {
+        return Ok(Mode::Hybrid);
+    }
+    Ok(Mode::Legacy)
+}
+
+/// The calling process's cgroup path for a v1 `controller`, or for v2 with `None`,
+/// from the text of `/proc/self/cgroup`.
+pub fn own_path(proc_self_cgroup: &str, controller: Option<&str>) -> Option<String> {
+    proc_self_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = match controller {
+            None => controllers.is_empty(),
+            Some(c) => controllers.split(',').any(|x| x == c),
+        };
+        matches.then(|| path.to_string())
+    })
+}
+
+/// Where one container's cgroups are, resolved when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupPaths {
+    pub mode: Mode,
+    /// v1: one directory per controller (`memory`, `cpu`, …); v2: the one directory under `""`.
+    pub dirs: Vec<(String, PathBuf)>,
+    /// Hybrid: the container's directory in the unified hierarchy, for tracking and `cgroup.kill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified: Option<PathBuf>,
+}
+
+/// Resource use, as `forge stats` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub cpu_usage_ns: u64,
+    pub memory_bytes: u64,
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+}
+
+/// One container's cgroups, whatever the mode.
+pub trait Cgroup {
+    /// Creates the directories and writes the limits.
+    fn create(&self, limits: &Limits) -> Result<(), CgroupError>;
+    /// Moves `pid` into every one of the container's cgroups.
+    fn add(&self, pid: i32) -> Result<(), CgroupError>;
+    /// SIGKILLs every process in the cgroups.
+    fn kill_all(&self) -> Result<(), CgroupError>;
+    fn stats(&self) -> Stats;
+    /// Whether the kernel's OOM killer has killed a process of this container.
+    fn oom_killed(&self) -> bool;
+    /// Removes the directories (after the processes are gone); missing ones are fine.
+    fn remove(&self) -> Result<(), CgroupError>;
+}
+
+impl CgroupPaths {
+    /// Resolves the paths of container `id` below `parent` (default: `OWN/forge`), for the
+    /// calling process as described by `proc_self_cgroup`.
+    pub fn resolve(
+        root: &Path,
+        mode: Mode,
+        proc_self_cgroup: &str,
+        parent: Option<&str>,
+        id: &str,
+    ) -> Result<Self, CgroupError> {
+        let below = |own: &str| -> PathBuf {
+            let base = match parent {
+                Some(p) if p.starts_with('/') => PathBuf::from(p),
+                Some(p) => Path::new(own).join(p),
+                None => Path::new(own).join("forge"),
+            };
+            base.strip_prefix("/").unwrap_or(&base).join(id)
+        };
+        match mode {
+            Mode::Unified => {
+                let own = own_path(proc_self_cgroup, None).unwrap_or_else(|| "/".into());
+                Ok(Self {
+                    mode,
+                    dirs: vec![(String::new(), root.join(below(&own)))],
+                    unified: None,
+                })
+            }
+            Mode::Legacy | Mode::Hybrid => {
+                let mut dirs = Vec::new();
+                for controller in v1::CONTROLLERS {
+                    let own = own_path(proc_self_cgroup, Some(controller))
+                        .ok_or(CgroupError::MissingController(controller))?;
+                    dirs.push((
+                        controller.to_string(),
+                        root.join(controller).join(below(&own)),
+                    ));
+                }
+                let unified = (mode == Mode::Hybrid).then(|| {
+                    let own = own_path(proc_self_cgroup, None).unwrap_or_else(|| "/".into());
+                    root.join("unified").join(below(&own))
+                });
+                Ok(Self {
+                    mode,
+                    dirs,
+                    unified,
+                })
+            }
+        }
+    }
+
+    /// Resolves the paths for the calling process on this host.
+    pub fn for_this_process(parent: Option<&str>, id: &str) -> Result<Self, CgroupError> {
+        let root = Path::new(CGROUP_ROOT);
+        let mode = detect(root)?;
+        let own = fs::read_to_string("/proc/self/cgroup").map_err(CgroupError::OwnCgroup)?;
+        Self::resolve(root, mode, &own, parent, id)
+    }
+
+    pub fn driver(&self) -> Box<dyn Cgroup + '_> {
+        match self.mode {
+            Mode::Unified => Box::new(v2::V2 {
+                dir: &self.dirs[0].1,
+            }),
+            Mode::Legacy | Mode::Hybrid => Box::new(v1::V1 { paths: self }),
+        }
+    }
+}
+
+/// Removes a container's cgroup directory, and the shared `forge` directory above it once it is
+/// empty, so that nothing of Forge's stays behind in the hierarchy.
+pub(crate) fn remove_dir(path: &Path) -> Result<(), CgroupError> {
+    remove_one(path)?;
+    if let Some(parent) = path
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "forge"))
+    {
+        let _ = fs::remove_dir(parent); // busy while other containers use it: fine
+    }
+    Ok(())
+}
+
+/// Removes one cgroup directory, retrying briefly while its last processes are still exiting.
+fn remove_one(path: &Path) -> Result<(), CgroupError> {
+    for _ in 0..100 {
+        match fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => return Err(io_err("removing", path, e)),
+        }
+    }
+    fs::remove_dir(path).map_err(|e| io_err("removing", path, e))
+}
+
+/// Pids listed in a `cgroup.procs` file.
+pub(crate) fn procs(dir: &Path) -> Vec<i32> {
+    read_trimmed(&dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str =
+        "9:name=systemd:/\n8:pids:/\n4:memory:/jobs/a\n2:cpuacct:/\n1:cpu:/\n6:freezer:/\n0::/u\n";
+
+    #[test]
+    fn own_paths_per_controller() {
+        assert_eq!(own_path(HYBRID, Some("memory")).as_deref(), Some("/jobs/a"));
+        assert_eq!(own_path(HYBRID, None).as_deref(), Some("/u"));
+        assert_eq!(
+            own_path("5:cpu,cpuacct:/x\n", Some("cpuacct")).as_deref(),
+            Some("/x")
+        );
+        assert_eq!(own_path(HYBRID, Some("blkio")), None);
+    }
+
+    #[test]
+    fn containers_go_below_our_own_cgroup() {
+        let p = CgroupPaths::resolve(Path::new("/cg"), Mode::Hybrid, HYBRID, None, "id1").unwrap();
+        let memory = &p.dirs.iter().find(|(c, _)| c == "memory").unwrap().1;
+        assert_eq!(memory, Path::new("/cg/memory/jobs/a/forge/id1"));
+        assert_eq!(
+            p.unified.as_deref(),
+            Some(Path::new("/cg/unified/u/forge/id1"))
+        );
+        let v2 = CgroupPaths::resolve(
+            Path::new("/cg"),
+            Mode::Unified,
+            "0::/user.slice/s\n",
+            Some("mine"),
+            "id2",
+        )
+        .unwrap();
+        assert_eq!(v2.dirs[0].1, Path::new("/cg/user.slice/s/mine/id2"));
+    }
+
+    #[test]
+    fn keyed_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("memory.events");
+        fs::write(&file, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        assert_eq!(keyed_value(&file, "oom_kill"), Some(1));
+        assert_eq!(keyed_value(&file, "oom"), Some(1));
+        assert_eq!(keyed_value(&file, "nope"), None);
+    }
+
+    #[test]
+    fn this_host_is_detected() {
+        // These machines run hybrid; any answer must at least be consistent with the mounts.
+        let mode = detect(Path::new(CGROUP_ROOT)).unwrap();
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        let v2_at_root = mounts
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(CGROUP_ROOT) && l.contains("cgroup2"));
+        assert_eq!(mode == Mode::Unified, v2_at_root);
+    }
+}
