@@ -40,7 +40,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Create and run a container
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List containers
     Ps(manage::PsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the grace period
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
     let runtime = forge_runtime::Runtime::new(roots);
     let code = match cli.command {
-        Command::Run(args) => run::run(&runtime, args),
+        Command::Run(args) => run::run(&runtime, *args),
         Command::Monitor { id } => run::monitor(&runtime, &id),
         Command::Ps(args) => manage::ps(&runtime, &args),
         Command::Stop(args) => manage::stop(&runtime, &args),
