@@ -3,10 +3,10 @@
 # Idempotent: skips apt when every command is already there.
 set -euo pipefail
 
-packages=(busybox-static runc hyperfine jq iproute2 tmux strace)
+packages=(busybox-static runc hyperfine jq iproute2 tmux strace e2fsprogs)
 need=()
 command -v busybox >/dev/null || need+=(busybox-static)
-for tool in runc hyperfine jq ip tmux strace; do
+for tool in runc hyperfine jq ip tmux strace mkfs.ext4; do
     command -v "$tool" >/dev/null || need+=("$tool")
 done
 # busybox must be the static build: the default image copies it without libraries.

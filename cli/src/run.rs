@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// Maximum number of processes
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pids_limit: Option<String>,
+    /// Size of the container's writable layer, e.g. 512m (an ext4 image on a loop device)
+    #[arg(long, value_name = "SIZE")]
+    storage: Option<String>,
     /// Cgroup to create the container's cgroups in [default: forge/ below forge's own cgroup]
     #[arg(long, value_name = "PATH")]
     cgroup_parent: Option<String>,
@@ -124,7 +127,7 @@ fn parse_limits(args: &RunArgs) -> Result<Limits, String> {
         memory: args.memory.as_deref(),
         memory_swap: args.memory_swap.as_deref(),
         pids: args.pids_limit.as_deref(),
-        storage: None,
+        storage: args.storage.as_deref(),
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     Limits::parse(&flags, cpus).map_err(|e| e.to_string())

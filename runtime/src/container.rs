@@ -20,7 +20,7 @@ use crate::launch::{self, LaunchError, LaunchIo, Started};
 use crate::limits::Limits;
 use crate::names::{self, NameError};
 use crate::paths::Roots;
-use crate::spec::{BindFile, InitSpec, DEFAULT_PATH};
+use crate::spec::{BindFile, InitSpec, Storage, DEFAULT_PATH};
 use crate::status::{now_secs, ExitInfo, State, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +205,38 @@ fn image_has_dir(root: &Path, dir: &str) -> bool {
     path.is_dir()
 }
 
+/// A sparse file of `bytes` holding an empty ext4 filesystem: the container's writable layer,
+/// which the kernel keeps from growing past its size (writes fail with ENOSPC).
+fn make_storage(image: &Path, bytes: u64) -> Result<(), RuntimeError> {
+    let file = fs::File::create(image).map_err(io_err("creating", image))?;
+    file.set_len(bytes).map_err(io_err("sizing", image))?;
+    drop(file);
+    // No crate makes filesystems; mke2fs is the tool every distribution has.
+    let output = std::process::Command::new("mkfs.ext4")
+        .args([
+            "-q",
+            "-F",
+            "-m",
+            "0",
+            "-O",
+            "^has_journal",
+            "-E",
+            "lazy_itable_init=1,nodiscard",
+        ])
+        .arg(image)
+        .output()
+        .map_err(io_err("running mkfs.ext4 for", image))?;
+    if !output.status.success() {
+        let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(RuntimeError::Io {
+            what: "making a filesystem in",
+            path: image.to_path_buf(),
+            source: io::Error::other(message),
+        });
+    }
+    Ok(())
+}
+
 fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(
@@ -327,8 +359,16 @@ impl Runtime {
     fn write_new(&self, c: &Container) -> Result<(), RuntimeError> {
         let data = self.roots.container_data(c.id());
         let run = self.roots.container_run(c.id());
-        for dir in [data.join("upper"), data.join("work"), run.join("rootfs")] {
+        let mut dirs = vec![data.clone(), run.join("rootfs")];
+        match c.config.limits.storage {
+            Some(_) => dirs.push(run.join("storage")),
+            None => dirs.extend([data.join("upper"), data.join("work")]),
+        }
+        for dir in dirs {
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        }
+        if let Some(bytes) = c.config.limits.storage {
+            make_storage(&data.join("storage.img"), bytes)?;
         }
         let hosts = format!(
             "127.0.0.1\tlocalhost {h}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
@@ -363,12 +403,27 @@ impl Runtime {
             source: data.join(file),
             target: format!("/etc/{file}"),
         };
+        let (storage, writable) = match c.config.limits.storage {
+            Some(_) => {
+                let mountpoint = self.roots.container_run(c.id()).join("storage");
+                let image = data.join("storage.img");
+                (
+                    Some(Storage {
+                        image,
+                        mountpoint: mountpoint.clone(),
+                    }),
+                    mountpoint,
+                )
+            }
+            None => (None, data.clone()),
+        };
         Ok(InitSpec {
             id: c.config.id.clone(),
             hostname: c.config.hostname.clone(),
             lower: vec![image.rootfs],
-            upper: data.join("upper"),
-            work: data.join("work"),
+            upper: writable.join("upper"),
+            work: writable.join("work"),
+            storage,
             rootfs: self.roots.container_run(c.id()).join("rootfs"),
             bind_files: vec![bind("hostname"), bind("hosts"), bind("resolv.conf")],
             args: c.config.args.clone(),

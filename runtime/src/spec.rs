@@ -19,6 +19,9 @@ pub struct InitSpec {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// A size-limited filesystem image that holds `upper` and `work`, mounted at its `mountpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
     /// Empty directory where the overlay is mounted inside the container's mount namespace only.
     pub rootfs: PathBuf,
     pub bind_files: Vec<BindFile>,
@@ -29,6 +32,12 @@ pub struct InitSpec {
     pub tty: bool,
     /// Kill the container when the process that started it dies (the CLI in the foreground).
     pub die_with_parent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Storage {
+    pub image: PathBuf,
+    pub mountpoint: PathBuf,
 }
 
 impl InitSpec {

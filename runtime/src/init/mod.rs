@@ -84,7 +84,7 @@ fn prepare(channel: &Channel, spec: &InitSpec) -> Result<(), String> {
             .map_err(|e| format!("setting the parent-death signal: {e}"))?;
     }
     nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
-    rootfs::apply(&rootfs::plan(spec)).map_err(|e| e.to_string())?;
+    rootfs::apply(spec, &rootfs::plan(spec)).map_err(|e| e.to_string())?;
     rootfs::pivot(&spec.rootfs).map_err(|e| e.to_string())?;
     nix::unistd::sethostname(&spec.hostname)
         .map_err(|e| format!("setting hostname {:?}: {e}", spec.hostname))?;

@@ -213,7 +213,7 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
     steps
 }
 
-pub fn apply(steps: &[Step]) -> Result<(), RootfsError> {
+pub fn apply(spec: &InitSpec, steps: &[Step]) -> Result<(), RootfsError> {
     // Nothing mounted from here on may propagate back to the host's mount namespace.
     mount(
         None::<&str>,
@@ -223,8 +223,40 @@ pub fn apply(steps: &[Step]) -> Result<(), RootfsError> {
         None::<&str>,
     )
     .map_err(|e| err("making private", Path::new("/"), e.into()))?;
+    if let Some(storage) = &spec.storage {
+        mount_storage(storage, &spec.upper, &spec.work)?;
+    }
     for step in steps {
         apply_step(step)?;
+    }
+    Ok(())
+}
+
+/// Mounts the container's size-limited writable filesystem (an ext4 image on a loop device).
+/// The mount lives in this mount namespace only and the loop device clears itself when the mount
+/// goes, so neither can outlive the container.
+fn mount_storage(
+    storage: &crate::spec::Storage,
+    upper: &Path,
+    work: &Path,
+) -> Result<(), RootfsError> {
+    let (device, _open_until_mounted) = crate::sys::attach_loop(&storage.image)
+        .map_err(|e| err("attaching a loop device to", &storage.image, e))?;
+    mount(
+        Some(&device),
+        &storage.mountpoint,
+        Some("ext4"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        None::<&str>,
+    )
+    .map_err(|e| err("mounting", &storage.mountpoint, e.into()))?;
+    for dir in [upper, work] {
+        match fs::create_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(err("creating", dir, e))
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -341,6 +373,7 @@ mod tests {
                 source: "/c/hosts".into(),
                 target: "/etc/hosts".into(),
             }],
+            storage: None,
             args: vec!["sh".into()],
             env: vec![],
             cwd: "/".into(),
