@@ -10,7 +10,7 @@
 mod exec;
 pub mod rootfs;
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::channel::{Channel, Message, EXIT_FORGE_ERROR};
@@ -37,13 +37,28 @@ pub fn main() -> ! {
         Ok(Some((Message::Spec(spec), _))) => spec,
         _ => std::process::exit(EXIT_FORGE_ERROR),
     };
+    // PID 1 must not speak before stage 1 has sent its pid, or the caller would read `Ready`
+    // where it expects `Pid` (stage 1 can be preempted right after clone). PID 1 waits for EOF
+    // on this pipe, which comes when stage 1 exits.
+    let (gate_read, gate_write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(e) => fail(&channel, EXIT_FORGE_ERROR, format!("creating a pipe: {e}")),
+    };
     // SAFETY: this process was just exec'ed and has started no threads; it is single-threaded.
     match unsafe { clone_fork(libc::CLONE_PARENT | NAMESPACES) } {
         Ok(Forked::Parent { child }) => {
             let _ = channel.send(&Message::Pid(child));
             std::process::exit(0)
         }
-        Ok(Forked::Child) => container_init(&channel, &spec),
+        Ok(Forked::Child) => {
+            drop(gate_write);
+            let mut byte = [0u8; 1];
+            while let Err(nix::errno::Errno::EINTR) =
+                nix::unistd::read(gate_read.as_raw_fd(), &mut byte)
+            {}
+            drop(gate_read);
+            container_init(&channel, &spec)
+        }
         Err(e) => fail(
             &channel,
             EXIT_FORGE_ERROR,
