@@ -86,6 +86,12 @@ fn main() -> ExitCode {
         forge_runtime::init::main();
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Monitor { .. }) {
+        // Like other Unix tools, end quietly when the reader of our output goes away
+        // (`forge inspect x | head`). The monitor keeps ignoring it: it must outlive its caller.
+        // SAFETY: resetting a signal to its default disposition has no preconditions.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     init_logging(cli.log_format);
     let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
     let runtime = forge_runtime::Runtime::new(roots);

@@ -540,6 +540,13 @@ impl Runtime {
     }
 
     fn delete_files(&self, c: &Container) {
+        // Cgroups first: whatever path led here (a failed start, `rm -f`, a lost monitor), they
+        // must not outlive the container.
+        let cgroup = c.config.cgroup.driver();
+        let _ = cgroup.kill_all();
+        if let Err(e) = cgroup.remove() {
+            tracing::warn!("removing the cgroups of {}: {e}", c.name());
+        }
         // Release the name last, so it cannot be reused while the old files still exist.
         for dir in [
             self.roots.container_run(c.id()),
@@ -579,7 +586,7 @@ impl Runtime {
         if let Some(id) = names::lookup(&self.roots.names(), name_or_id) {
             return self
                 .load(&id)
-                .map(|c| self.reconcile(c))
+                .and_then(|c| self.reconcile(c))
                 .ok_or_else(not_found);
         }
         if name_or_id.len() >= 3 && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -607,44 +614,40 @@ impl Runtime {
         let mut all: Vec<Container> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter_map(|id| self.load(&id))
-            .map(|c| self.reconcile(c))
-            .filter(|c| !(c.config.auto_remove && c.state.status == Status::Exited))
+            .filter_map(|c| self.reconcile(c))
             .collect();
         all.sort_by(|a, b| (a.config.created, a.id()).cmp(&(b.config.created, b.id())));
         Ok(all)
     }
 
-    fn reconcile(&self, mut c: Container) -> Container {
-        if c.state.status == Status::Running && !c.state.process_alive() && !self.monitor_alive(&c)
-        {
-            self.record_exit(
-                &mut c,
-                ExitInfo {
+    /// A container whose process is gone but whose state still says running: its monitor records
+    /// the exit within moments; if the monitor is gone too (Forge was killed), record it here.
+    /// `None` when the container was removed meanwhile (`--rm`).
+    fn reconcile(&self, c: Container) -> Option<Container> {
+        if c.state.status != Status::Running || c.state.process_alive() {
+            return Some(c);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut fresh = self.load(c.id())?;
+            if fresh.state.status != Status::Running {
+                return Some(fresh);
+            }
+            let monitor_alive = fresh
+                .state
+                .monitor_pid
+                .is_some_and(|pid| crate::sys::process_running(pid));
+            if !monitor_alive || Instant::now() >= deadline {
+                let lost = ExitInfo {
                     code: 255,
                     signal: None,
                     reason: "monitor lost".into(),
-                },
-            );
-        }
-        c
-    }
-
-    fn monitor_alive(&self, c: &Container) -> bool {
-        // The monitor records the exit right after the process ends; give it that moment.
-        c.state
-            .monitor_pid
-            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-            && self
-                .load(c.id())
-                .is_some_and(|fresh| fresh.state.status == Status::Running)
-            && {
-                std::thread::sleep(Duration::from_millis(50));
-                self.load(c.id())
-                    .is_some_and(|fresh| fresh.state.status == Status::Running)
-                    && c.state
-                        .monitor_pid
-                        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+                };
+                self.record_exit(&mut fresh, lost);
+                return (!fresh.config.auto_remove).then_some(fresh);
             }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn pidfd_of(&self, c: &Container) -> Result<std::os::fd::OwnedFd, RuntimeError> {
@@ -690,24 +693,10 @@ impl Runtime {
         Ok(())
     }
 
-    /// Gives the monitor a moment to record the exit; records it itself if the monitor is gone.
+    /// Once the process is gone: lets the monitor record the exit, or records it if the monitor is gone.
     fn await_recorded_exit(&self, c: &Container) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            match self.load(c.id()) {
-                Some(fresh) if fresh.state.status == Status::Running => {
-                    let monitor_gone = fresh
-                        .state
-                        .monitor_pid
-                        .is_none_or(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-                    if monitor_gone {
-                        self.reconcile(fresh);
-                        return;
-                    }
-                }
-                _ => return,
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if let Some(fresh) = self.load(c.id()) {
+            self.reconcile(fresh);
         }
     }
 

@@ -81,7 +81,11 @@ impl State {
     /// True when the recorded pid still names the process that was started.
     pub fn process_alive(&self) -> bool {
         match (self.pid, self.pid_start) {
-            (Some(pid), Some(start)) => crate::sys::process_start_time(pid) == Some(start),
+            // A zombie keeps its start time but is dead: its parent just has not reaped it yet.
+            (Some(pid), Some(start)) => {
+                crate::sys::process_start_time(pid) == Some(start)
+                    && crate::sys::process_running(pid)
+            }
             _ => false,
         }
     }

@@ -89,6 +89,18 @@ fn cstr(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
+/// Whether `pid` is a live process: it exists and is not a zombie waiting to be reaped.
+pub fn process_running(pid: libc::pid_t) -> bool {
+    stat_fields(pid).is_some_and(|rest| !matches!(rest.split(' ').next(), Some("Z" | "X")))
+}
+
+/// The fields of `/proc/PID/stat` after the command name (field 3 onwards).
+fn stat_fields(pid: libc::pid_t) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses; fields after it follow the last ')'.
+    Some(stat[stat.rfind(')')? + 2..].to_string())
+}
+
 /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot. Together
 /// with the pid it names one process for good, across pid reuse.
 pub fn process_start_time(pid: libc::pid_t) -> Option<u64> {

@@ -1,0 +1,107 @@
+//! Input Forge must refuse: each is exit 125, one clear line on stderr that names the culprit,
+//! and nothing left behind under the data root.
+
+mod common;
+
+use common::{Forge, Out};
+
+/// Runs `forge run ARGS...` and checks the refusal; returns it for further checks.
+fn refused(forge: &Forge, args: &[&str], culprit: &str) -> Out {
+    let mut full = vec!["run"];
+    full.extend_from_slice(args);
+    let out = forge.run(&full);
+    assert_eq!(out.code, 125, "forge {full:?}: {out}");
+    let lines = out.stderr_lines();
+    assert_eq!(lines.len(), 1, "not exactly one error line: {out}");
+    assert!(
+        lines[0].starts_with("forge: "),
+        "the error line is not Forge's: {out}"
+    );
+    assert!(
+        lines[0].contains(culprit),
+        "the error does not mention {culprit:?}: {out}"
+    );
+    assert_eq!(out.stdout, "", "{out}");
+    forge.assert_no_containers();
+    out
+}
+
+#[test]
+fn unknown_image_is_refused() {
+    let forge = Forge::new();
+    refused(&forge, &["no-such-image", "true"], "no-such-image");
+}
+
+#[test]
+fn env_without_equals_is_refused() {
+    let forge = Forge::new();
+    refused(&forge, &["-e", "NOEQUALS", "host", "true"], "NOEQUALS");
+}
+
+#[test]
+fn env_with_empty_key_is_refused() {
+    let forge = Forge::new();
+    refused(&forge, &["-e", "=value", "host", "true"], "=value");
+}
+
+#[test]
+fn missing_workdir_is_refused() {
+    let forge = Forge::new();
+    refused(
+        &forge,
+        &["-w", "/does/not/exist", "host", "true"],
+        "/does/not/exist",
+    );
+}
+
+#[test]
+fn relative_workdir_is_refused() {
+    let forge = Forge::new();
+    refused(&forge, &["-w", "tmp", "host", "true"], "tmp");
+}
+
+#[test]
+fn path_like_name_is_refused() {
+    let forge = Forge::new();
+    refused(&forge, &["--name", "../x", "host", "true"], "../x");
+    assert!(
+        !forge.root().join("x").exists(),
+        "the name escaped the names directory"
+    );
+}
+
+#[test]
+fn invalid_hostname_is_refused() {
+    let forge = Forge::new();
+    refused(
+        &forge,
+        &["--hostname", "bad_host!", "host", "true"],
+        "bad_host!",
+    );
+}
+
+#[test]
+fn unsupported_network_is_refused() {
+    let forge = Forge::new();
+    refused(&forge, &["--net", "bridge", "host", "true"], "bridge");
+}
+
+#[test]
+fn not_root_is_refused() {
+    use std::os::unix::process::CommandExt;
+    let forge = Forge::new();
+    let mut cmd = forge.command(&["run", "host", "true"]);
+    cmd.uid(65534).gid(65534);
+    let out = common::output(&mut cmd, common::COMMAND_TIMEOUT);
+    assert_eq!(out.code, 125, "{out}");
+    assert_eq!(
+        out.stderr_lines().len(),
+        1,
+        "not exactly one error line: {out}"
+    );
+    assert!(
+        out.stderr.contains("root"),
+        "the error does not say root is needed: {out}"
+    );
+    forge.assert_no_containers();
+}

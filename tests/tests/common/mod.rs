@@ -1,0 +1,525 @@
+//! Helpers for the end-to-end tests: find the `forge` binary, give each test its own data root
+//! (sharing one `host` image built once per test binary), run commands with a deadline, and on
+//! drop force-remove the test's containers and check that nothing of them is left.
+//!
+//! # Caveats
+//! Every test needs root and fails (does not skip) without it. Test binaries that include this
+//! module but use only some helpers would warn about the rest, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long any single forge command may take before the test fails.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The forge binary under test: `$FORGE_BIN`, else the workspace's `target/debug/forge`.
+pub fn forge_bin() -> PathBuf {
+    let bin = std::env::var_os("FORGE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/forge"));
+    assert!(
+        bin.is_file(),
+        "forge binary not found at {} (run `cargo build` first or set FORGE_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// Fails the calling test when not root: these tests need the real kernel's privileges.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the end-to-end tests must run as root (they create namespaces and mounts); not skipping"
+    );
+}
+
+/// A forge command for `root` with a clean environment for the variables forge reads.
+fn forge_command(root: &Path) -> Command {
+    let mut cmd = Command::new(forge_bin());
+    cmd.arg("--root").arg(root);
+    for var in ["FORGE_ROOT", "FORGE_RUN_ROOT", "FORGE_INIT_EXE", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_template() {
+    if let Some(dir) = TEMPLATE.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A data root holding the `host` image, built once per test binary and removed at exit.
+fn template_root() -> &'static Path {
+    TEMPLATE.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("forge-e2e-images-")
+            .tempdir()
+            .expect("template tempdir")
+            .keep();
+        // SAFETY: `remove_template` is an `extern "C" fn()` that stays valid for the whole
+        // process; atexit only records it.
+        unsafe { libc::atexit(remove_template) };
+        let out = output(
+            forge_command(&dir).args(["image", "build-host", "host"]),
+            Duration::from_secs(300),
+        );
+        assert_eq!(out.code, 0, "building the shared host image failed: {out}");
+        dir
+    })
+}
+
+/// What a finished command did. `code` is the exit code, or 128 + N for death by signal N.
+#[derive(Debug, Clone)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Display for Out {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Out {
+    /// The non-empty lines of stderr.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+/// The exit code of a status the way a shell reports it.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
+}
+
+/// Waits for `child` up to `timeout`; kills it and fails the test when it takes longer.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration, what: &str) -> i32 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return exit_code(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A started command whose output is being collected.
+pub struct Background {
+    child: Child,
+    what: String,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Background {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning a command");
+        let stdout = read_in_background(child.stdout.take().expect("piped"));
+        let stderr = read_in_background(child.stderr.take().expect("piped"));
+        Self {
+            child,
+            what,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("waiting for a child")
+            .is_some()
+    }
+
+    /// Sends SIGKILL.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("killing a child");
+    }
+
+    /// Waits for the command to end, failing the test after `timeout`.
+    pub fn finish(&mut self, timeout: Duration) -> Out {
+        let code = wait_with_timeout(&mut self.child, timeout, &self.what);
+        // A process that outlives the command (a leaked container) may hold the pipes open.
+        let what = &self.what;
+        let collect = |rx: &mpsc::Receiver<String>| {
+            rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| {
+                panic!("{what} exited but something still holds its output open")
+            })
+        };
+        Out {
+            code,
+            stdout: collect(&self.stdout),
+            stderr: collect(&self.stderr),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion with captured output, failing the test after `timeout`.
+pub fn output(cmd: &mut Command, timeout: Duration) -> Out {
+    Background::spawn(cmd).finish(timeout)
+}
+
+/// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether host pid `pid` is a live (not zombie) process.
+pub fn process_alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses, which may itself contain ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Everything on the host that still refers to `root`: processes whose command line names it,
+/// and mounts naming it in any process's mount namespace (the host's own included).
+pub fn leftovers(root: &Path) -> Vec<String> {
+    let needle = root.to_str().expect("utf-8 temp path");
+    let mut found = Vec::new();
+    let mut namespaces = HashSet::new();
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec!["cannot read /proc".into()];
+    };
+    for pid in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) && process_alive(pid.parse().unwrap_or(0)) {
+                found.push(format!("process {pid}: {cmdline}"));
+            }
+        }
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            continue;
+        };
+        if !namespaces.insert(ns.clone()) {
+            continue;
+        }
+        if let Ok(mountinfo) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) {
+            for line in mountinfo.lines().filter(|l| l.contains(needle)) {
+                found.push(format!("mount in {} (pid {pid}): {line}", ns.display()));
+            }
+        }
+    }
+    if let Ok(devices) = std::fs::read_dir("/sys/block") {
+        for dev in devices.filter_map(|e| e.ok()) {
+            let backing = dev.path().join("loop/backing_file");
+            if let Ok(file) = std::fs::read_to_string(&backing) {
+                if file.contains(needle) {
+                    found.push(format!(
+                        "loop device {}: {}",
+                        dev.file_name().to_string_lossy(),
+                        file.trim()
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Cgroup directories anywhere below /sys/fs/cgroup named after one of `ids` (Forge names a
+/// container's cgroups by its id).
+pub fn cgroups_named(ids: &BTreeSet<String>) -> Vec<String> {
+    fn walk(dir: &Path, depth: usize, ids: &BTreeSet<String>, found: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            // Only real directories: cgroup v1 has links like cpu -> cpu,cpuacct.
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_name().to_str().is_some_and(|n| ids.contains(n)) {
+                found.push(format!("cgroup {}", path.display()));
+            } else if depth > 0 {
+                walk(&path, depth - 1, ids, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    if !ids.is_empty() {
+        walk(Path::new("/sys/fs/cgroup"), 12, ids, &mut found);
+    }
+    found
+}
+
+/// Polls `check` for up to 3 s until it finds nothing; returns what it found last.
+pub fn settled(mut check: impl FnMut() -> Vec<String>) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let found = check();
+        if found.is_empty() || Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One test's Forge: a fresh data root (run root `ROOT/run`) sharing the prebuilt `host` image.
+/// Dropping it force-removes its containers and fails the test if anything of them remains.
+pub struct Forge {
+    root: tempfile::TempDir,
+    /// Ids of every container seen under the root, to find their cgroups after they are gone.
+    seen: Mutex<BTreeSet<String>>,
+}
+
+impl Forge {
+    pub fn new() -> Self {
+        require_root();
+        let template = template_root();
+        let root = tempfile::Builder::new()
+            .prefix("forge-e2e-")
+            .tempdir()
+            .expect("test root tempdir");
+        std::fs::create_dir(root.path().join("images")).expect("creating images/");
+        std::os::unix::fs::symlink(
+            template.join("images/host"),
+            root.path().join("images/host"),
+        )
+        .expect("linking the shared host image");
+        Self {
+            root,
+            seen: Mutex::default(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// `forge --root ROOT ARGS...`, stdin from /dev/null, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = forge_command(self.root());
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs `forge ARGS...` to completion.
+    pub fn run(&self, args: &[&str]) -> Out {
+        let out = output(&mut self.command(args), COMMAND_TIMEOUT);
+        self.note_ids(self.container_ids());
+        out
+    }
+
+    /// Remembers container ids (e.g. of `--rm` containers, learnt from inside) for the leak check.
+    pub fn note_ids(&self, ids: impl IntoIterator<Item = String>) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids);
+    }
+
+    /// Everything of this test's containers still on the host: processes, mounts and loop
+    /// devices naming the root, and cgroups named after a container seen during the test.
+    pub fn leftovers(&self) -> Vec<String> {
+        let ids = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        settled(|| {
+            let mut found = leftovers(self.root());
+            found.extend(cgroups_named(&ids));
+            found
+        })
+    }
+
+    /// Runs `forge ARGS...` and fails the test unless it exits 0.
+    pub fn ok(&self, args: &[&str]) -> Out {
+        let out = self.run(args);
+        assert_eq!(out.code, 0, "forge {args:?} failed: {out}");
+        out
+    }
+
+    /// `forge run --rm host sh -c SCRIPT`, failing unless it exits 0; returns its stdout.
+    pub fn sh(&self, script: &str) -> String {
+        self.ok(&["run", "--rm", "host", "sh", "-c", script]).stdout
+    }
+
+    /// The container's entry of `forge inspect NAME`.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        self.try_inspect(name)
+            .unwrap_or_else(|| panic!("forge inspect {name} failed"))
+    }
+
+    /// The container's entry of `forge inspect NAME`, `None` when there is no such container.
+    pub fn try_inspect(&self, name: &str) -> Option<serde_json::Value> {
+        let out = self.run(&["inspect", name]);
+        if out.code != 0 {
+            return None;
+        }
+        let mut all: serde_json::Value =
+            serde_json::from_str(&out.stdout).expect("inspect prints JSON");
+        Some(all[0].take())
+    }
+
+    /// The container's `State.status` (created, running, exited).
+    pub fn status(&self, name: &str) -> String {
+        self.inspect(name)["State"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the container runs and returns the host pid of its PID 1.
+    pub fn running_pid(&self, name: &str) -> i64 {
+        eventually(
+            Duration::from_secs(10),
+            &format!("container {name} to run"),
+            || {
+                let state = self.try_inspect(name)?["State"].take();
+                (state["status"] == "running")
+                    .then(|| state["pid"].as_i64())
+                    .flatten()
+            },
+        )
+    }
+
+    /// Starts `forge ARGS...` in the background with its output collected.
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        Background::spawn(&mut self.command(args))
+    }
+
+    /// Like [`Forge::running_pid`] for a container that the foreground `forge run` in `run`
+    /// starts; fails at once with its output if that forge ends first.
+    pub fn running_pid_of(&self, name: &str, run: &mut Background) -> i64 {
+        eventually(
+            Duration::from_secs(10),
+            &format!("container {name} to run"),
+            || {
+                if run.has_exited() {
+                    panic!(
+                        "forge run of {name} ended before its container ran: {}",
+                        run.finish(COMMAND_TIMEOUT)
+                    );
+                }
+                let state = self.try_inspect(name)?["State"].take();
+                (state["status"] == "running")
+                    .then(|| state["pid"].as_i64())
+                    .flatten()
+            },
+        )
+    }
+
+    /// Waits until `forge inspect` shows the container exited and returns its `State.exit`.
+    pub fn exit_of(&self, name: &str) -> serde_json::Value {
+        eventually(
+            Duration::from_secs(10),
+            &format!("container {name} to exit"),
+            || {
+                let state = self.inspect(name)["State"].take();
+                (state["status"] == "exited").then(|| state["exit"].clone())
+            },
+        )
+    }
+
+    /// Entries of a directory below the root (empty when it does not exist).
+    pub fn entries(&self, rel: &str) -> Vec<String> {
+        match std::fs::read_dir(self.root().join(rel)) {
+            Ok(dir) => dir
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Ids of every container with data under this root.
+    pub fn container_ids(&self) -> Vec<String> {
+        self.entries("containers")
+    }
+
+    /// Fails the test unless no container, state directory or name exists under this root.
+    pub fn assert_no_containers(&self) {
+        for dir in ["containers", "run/containers", "names"] {
+            assert_eq!(
+                self.entries(dir),
+                Vec::<String>::new(),
+                "{dir} under the root should be empty"
+            );
+        }
+    }
+}
+
+impl Drop for Forge {
+    fn drop(&mut self) {
+        let ids = self.container_ids();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = self.run(&args);
+        }
+        let left = self.leftovers();
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!(
+                "left behind after the test (root {}):\n{}",
+                self.root().display(),
+                left.join("\n")
+            );
+        }
+    }
+}

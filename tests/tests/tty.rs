@@ -1,0 +1,294 @@
+//! `forge run -it` driven through a real pty pair, as a user's terminal would drive it: the
+//! container's own terminal, the window size, Ctrl-C, the exit code, and the outer terminal's
+//! settings restored afterwards.
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::pty::PtyMaster;
+use nix::sys::termios::{tcgetattr, Termios};
+
+use common::{eventually, wait_with_timeout, Forge};
+
+const PROMPT: &str = "# ";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `forge run -it` on the slave side of a pty that the test holds the master of.
+struct Terminal {
+    master: PtyMaster,
+    slave: File,
+    child: Child,
+    /// Everything read from the master so far, and how far `expect` has matched.
+    seen: String,
+    cursor: usize,
+}
+
+fn set_window_size(fd: &impl AsRawFd, rows: u16, cols: u16) {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which points at a live local.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+}
+
+impl Terminal {
+    /// Opens a pty of `rows` x `cols` (close-on-exec, so no other test's child inherits it),
+    /// and returns it with the outer terminal's settings before anything touched them.
+    fn open(rows: u16, cols: u16) -> (PtyMaster, File, Termios) {
+        let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .expect("posix_openpt");
+        nix::pty::grantpt(&master).expect("grantpt");
+        nix::pty::unlockpt(&master).expect("unlockpt");
+        let path = nix::pty::ptsname_r(&master).expect("ptsname");
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)
+            .expect("opening the pty slave");
+        set_window_size(&master, rows, cols);
+        let termios = tcgetattr(slave.as_fd()).expect("tcgetattr on the outer terminal");
+        (master, slave, termios)
+    }
+
+    /// Starts `forge ARGS...` on the slave as the session leader with the pty as its
+    /// controlling terminal, as a login shell's child would be.
+    fn start_on(
+        (master, slave, _): (PtyMaster, File, Termios),
+        forge: &Forge,
+        args: &[&str],
+    ) -> Self {
+        let stdio = || Stdio::from(OwnedFd::from(slave.try_clone().expect("dup of the slave")));
+        let mut cmd = forge.command(args);
+        cmd.stdin(stdio()).stdout(stdio()).stderr(stdio());
+        // SAFETY: setsid and ioctl are async-signal-safe; the closure allocates nothing. It runs
+        // after stdio is in place, so fd 0 is the slave that becomes the controlling terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()?;
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawning forge run -it");
+        Self {
+            master,
+            slave,
+            child,
+            seen: String::new(),
+            cursor: 0,
+        }
+    }
+
+    /// The usual interactive shell, waiting at its first prompt.
+    fn shell(forge: &Forge, rows: u16, cols: u16) -> Self {
+        let mut term = Self::start_on(
+            Self::open(rows, cols),
+            forge,
+            &["run", "-it", "--name", "tty", "host", "sh"],
+        );
+        term.expect(PROMPT);
+        term
+    }
+
+    /// Reads whatever the master has within `timeout`; false when nothing came.
+    fn read_some(&mut self, timeout: Duration) -> bool {
+        let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, ms).unwrap_or(0) == 0 {
+            return false;
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(self.master.as_raw_fd(), &mut buf) {
+            Ok(n) if n > 0 => {
+                self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits for `text` in the output after the last match; fails the test after a timeout.
+    fn expect(&mut self, text: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(at) = self.seen[self.cursor..].find(text) {
+                self.cursor += at + text.len();
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {text:?}; the terminal showed:\n{:?}",
+                &self.seen[self.cursor..]
+            );
+            self.read_some(left);
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        let written = nix::unistd::write(&self.master, bytes).expect("writing to the pty");
+        assert_eq!(written, bytes.len());
+    }
+
+    /// Types a line, as a user would, ending it with Enter.
+    fn line(&mut self, text: &str) {
+        self.send(format!("{text}\r").as_bytes());
+    }
+
+    /// Waits for forge to exit, draining the pty meanwhile, and returns its exit code.
+    fn finish(&mut self) -> i32 {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.child.try_wait().expect("waiting for forge").is_none()
+            && Instant::now() < deadline
+        {
+            self.read_some(Duration::from_millis(20));
+        }
+        wait_with_timeout(&mut self.child, Duration::from_millis(1), "forge run -it")
+    }
+
+    fn termios(&self) -> Termios {
+        tcgetattr(self.slave.as_fd()).expect("tcgetattr on the outer terminal")
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Host pids of the live children of `parent` whose command name is `comm`.
+fn children_named(parent: i64, comm: &str) -> Vec<i64> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            head.ends_with(&format!("({comm}"))
+                && fields.first() != Some(&"Z")
+                && fields.get(1) == Some(&parent.to_string().as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn container_terminal_is_dev_pts_0() {
+    let forge = Forge::new();
+    let mut term = Terminal::shell(&forge, 24, 80);
+    term.line("tty");
+    term.expect("/dev/pts/0");
+    term.line("exit");
+    assert_eq!(term.finish(), 0);
+}
+
+#[test]
+fn shell_gets_job_control() {
+    let forge = Forge::new();
+    let mut term = Terminal::shell(&forge, 24, 80);
+    term.line("echo done-$((6*7))");
+    term.expect("done-42");
+    term.line("exit");
+    term.finish();
+    assert!(
+        !term.seen.contains("job control turned off"),
+        "the shell has no job control:\n{}",
+        term.seen
+    );
+}
+
+#[test]
+fn window_size_is_the_outer_terminals() {
+    let forge = Forge::new();
+    let mut term = Terminal::shell(&forge, 40, 100);
+    term.line("stty size");
+    term.expect("40 100");
+    term.line("exit");
+    assert_eq!(term.finish(), 0);
+}
+
+#[test]
+fn window_resize_is_forwarded() {
+    let forge = Forge::new();
+    let mut term = Terminal::shell(&forge, 40, 100);
+    set_window_size(&term.master, 50, 120);
+    term.line("stty size");
+    term.expect("50 120");
+    term.line("exit");
+    assert_eq!(term.finish(), 0);
+}
+
+#[test]
+fn ctrl_c_interrupts_the_foreground_process_and_the_shell_survives() {
+    let forge = Forge::new();
+    let mut term = Terminal::shell(&forge, 24, 80);
+    let shell = forge.running_pid("tty");
+    term.line("sleep 100");
+    let sleep = eventually(TIMEOUT, "sleep to start in the container", || {
+        children_named(shell, "sleep").pop()
+    });
+    term.send(&[0x03]);
+    term.expect(PROMPT);
+    term.line("echo status=$?");
+    term.expect("status=130");
+    assert!(
+        !common::process_alive(sleep),
+        "sleep (host pid {sleep}) survived Ctrl-C"
+    );
+    term.line("exit");
+    assert_eq!(term.finish(), 0);
+}
+
+#[test]
+fn exit_code_comes_through_the_terminal() {
+    let forge = Forge::new();
+    let mut term = Terminal::shell(&forge, 24, 80);
+    term.line("exit 3");
+    assert_eq!(term.finish(), 3);
+}
+
+#[test]
+fn outer_terminal_settings_are_restored() {
+    let forge = Forge::new();
+    let pty = Terminal::open(24, 80);
+    let before = pty.2.clone();
+    let mut term = Terminal::start_on(pty, &forge, &["run", "-it", "--name", "tty", "host", "sh"]);
+    term.expect(PROMPT);
+    assert_ne!(
+        term.termios(),
+        before,
+        "forge did not put the outer terminal in raw mode"
+    );
+    term.line("exit 0");
+    assert_eq!(term.finish(), 0);
+    assert_eq!(
+        term.termios(),
+        before,
+        "the outer terminal's settings were not restored"
+    );
+}
