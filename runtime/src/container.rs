@@ -636,7 +636,7 @@ impl Runtime {
             let monitor_alive = fresh
                 .state
                 .monitor_pid
-                .is_some_and(|pid| crate::sys::process_running(pid));
+                .is_some_and(crate::sys::process_running);
             if !monitor_alive || Instant::now() >= deadline {
                 let lost = ExitInfo {
                     code: 255,

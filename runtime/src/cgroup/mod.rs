@@ -210,6 +210,18 @@ impl CgroupPaths {
     }
 }
 
+/// Creates a container's cgroup directory and its parents. Another container's removal may delete
+/// the shared `forge` parent between the two mkdirs (it is removed once empty); try again then.
+pub(crate) fn create_dir(path: &Path) -> Result<(), CgroupError> {
+    let mut attempts = 0;
+    loop {
+        match fs::create_dir_all(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 20 => attempts += 1,
+            other => return other.map_err(|e| io_err("creating", path, e)),
+        }
+    }
+}
+
 /// Removes a container's cgroup directory, and the shared `forge` directory above it once it is
 /// empty, so that nothing of Forge's stays behind in the hierarchy.
 pub(crate) fn remove_dir(path: &Path) -> Result<(), CgroupError> {

@@ -66,10 +66,10 @@ impl V1<'_> {
 impl Cgroup for V1<'_> {
     fn create(&self, limits: &Limits) -> Result<(), CgroupError> {
         for (_, dir) in &self.paths.dirs {
-            std::fs::create_dir_all(dir).map_err(|e| super::io_err("creating", dir, e))?;
+            super::create_dir(dir)?;
         }
         if let Some(unified) = &self.paths.unified {
-            std::fs::create_dir_all(unified).map_err(|e| super::io_err("creating", unified, e))?;
+            super::create_dir(unified)?;
         }
         for (controller, file, value) in limit_writes(limits) {
             let path = self

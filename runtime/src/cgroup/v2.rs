@@ -72,10 +72,10 @@ fn enable_controllers(leaf: &Path, controllers: &[&str]) -> Result<(), CgroupErr
 impl Cgroup for V2<'_> {
     fn create(&self, limits: &Limits) -> Result<(), CgroupError> {
         if let Some(parent) = self.dir.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| super::io_err("creating", parent, e))?;
+            super::create_dir(parent)?;
         }
         enable_controllers(self.dir, &needed_controllers(limits))?;
-        std::fs::create_dir_all(self.dir).map_err(|e| super::io_err("creating", self.dir, e))?;
+        super::create_dir(self.dir)?;
         for (file, value) in limit_writes(limits) {
             let path = self.dir.join(file);
             if file == "memory.swap.max" && !path.exists() {
