@@ -638,6 +638,12 @@ impl Runtime {
                 .monitor_pid
                 .is_some_and(crate::sys::process_running);
             if !monitor_alive || Instant::now() >= deadline {
+                // The monitor records the exit before it exits: read the state once more now that
+                // it is gone, or we would overwrite what it wrote after our read above.
+                fresh = self.load(c.id())?;
+                if fresh.state.status != Status::Running {
+                    return Some(fresh);
+                }
                 let lost = ExitInfo {
                     code: 255,
                     signal: None,
