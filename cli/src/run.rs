@@ -48,10 +48,10 @@ pub struct RunArgs {
     #[arg(long, short = 't')]
     tty: bool,
     /// CPUs the container may use, e.g. 0.5 or 2
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     cpus: Option<String>,
     /// Memory limit, e.g. 256m
-    #[arg(long, short = 'm', value_name = "SIZE")]
+    #[arg(long, short = 'm', value_name = "SIZE", allow_hyphen_values = true)]
     memory: Option<String>,
     /// Memory plus swap limit, or -1 for unlimited swap [default: twice --memory]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
@@ -60,7 +60,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pids_limit: Option<String>,
     /// Size of the container's writable layer, e.g. 512m (an ext4 image on a loop device)
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     storage: Option<String>,
     /// Cgroup to create the container's cgroups in [default: forge/ below forge's own cgroup]
     #[arg(long, value_name = "PATH")]
