@@ -137,8 +137,8 @@ forge/runc median ratio: **$ratio** (target in issue 2: at most 0.5).
   over it and removes it again (\`--rm\`), so it does strictly more work here.
 - runc uses \`runc spec\`'s defaults otherwise: namespaces pid, network, ipc, uts, mount;
   \`/proc\`, \`/dev\`, \`/sys\` mounts; only \`args\`, \`terminal\` and \`root\` are changed.
-- runc always creates a cgroup for the container (on cgroup v1, one in every hierarchy). Forge
-  without limits may not; the "with limits" section (\`--limits\`) compares both with a cgroup.
+- Both create cgroups for every container, with or without limits (on cgroup v1 runc uses every
+  hierarchy, Forge cpu, cpuacct, memory, pids, freezer and the unified one); \`--limits\` adds writes.
 - \`unshare\` of the same namespaces, with no root filesystem, mounts or cgroup, is the floor.
 EOF
   [[ -f $doc ]] || printf '%s\n' "# Benchmarks" "" \
