@@ -31,4 +31,4 @@ $forge --root "$root" ps
 $forge --root "$root" logs demo-bg | tail -3
 $forge --root "$root" stop -t 1 demo-bg >/dev/null
 $forge --root "$root" rm demo-bg >/dev/null
-echo "== done; try: sudo $forge run -it host sh"
+echo "== done; try: $forge --root $root run -it --rm host sh"
