@@ -1,4 +1,7 @@
 //! forge-netd: host networking for Forge containers.
 //!
-//! Empty until the networking issue lands: bridges, IPAM, veth pairs and nftables will live here.
-//! Containers run with `--net none` (their own network namespace with only `lo`) until then.
+//! So far: IPAM ([`ipam`]), file-locked and persistent. Bridges, veth pairs, nftables and
+//! published ports (the networking issue) are still to come; until then containers run with
+//! `--net none` (their own network namespace with only `lo`).
+
+pub mod ipam;

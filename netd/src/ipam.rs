@@ -1,0 +1,337 @@
+//! IP address management for one Forge network: which addresses of its subnet are leased to which
+//! container. State is a JSON file under the state root, changed only while holding an exclusive
+//! `flock` on a lock file beside it, so concurrent `forge run`s in separate processes never lease
+//! the same address. Plain code around two file operations, so it is unit-tested without root.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IpamError {
+    #[error("invalid subnet {0:?}: expected an IPv4 network like 10.89.1.0/24 (prefix 8 to 30)")]
+    BadSubnet(String),
+    #[error("address {ip} is outside subnet {subnet}")]
+    Outside { ip: Ipv4Addr, subnet: Subnet },
+    #[error("address {ip} is reserved in subnet {subnet} (network, broadcast or gateway)")]
+    Reserved { ip: Ipv4Addr, subnet: Subnet },
+    #[error("address {ip} is already leased to container {owner}")]
+    Taken { ip: Ipv4Addr, owner: String },
+    #[error("subnet {0} has no free address left")]
+    Full(Subnet),
+    #[error("{action} {path}: {message}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+/// An IPv4 subnet: network address and prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Subnet {
+    type Err = IpamError;
+
+    /// Parses `A.B.C.D/N`; host bits must be zero, as `ip route` would insist.
+    fn from_str(text: &str) -> Result<Self, IpamError> {
+        let bad = || IpamError::BadSubnet(text.to_string());
+        let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
+        let network: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(8..=30).contains(&prefix) {
+            return Err(bad());
+        }
+        let subnet = Subnet { network, prefix };
+        if u32::from(network) & !subnet.mask() != 0 {
+            return Err(bad());
+        }
+        Ok(subnet)
+    }
+}
+
+impl Subnet {
+    pub fn mask(&self) -> u32 {
+        u32::MAX << (32 - self.prefix)
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.network)
+    }
+
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !self.mask())
+    }
+
+    /// The first usable address, the conventional gateway.
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        let shorter = self.prefix.min(other.prefix);
+        let mask = u32::MAX << (32 - shorter);
+        u32::from(self.network) & mask == u32::from(other.network) & mask
+    }
+}
+
+/// Leases of one network, as stored: address → container id.
+pub type Leases = BTreeMap<Ipv4Addr, String>;
+
+/// Picks an address for `owner`: its existing lease if it has one (a restarted service keeps
+/// its address), else `requested` if free, else the lowest free address.
+pub fn choose(
+    leases: &Leases,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    owner: &str,
+    requested: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, IpamError> {
+    if let Some((&ip, _)) = leases
+        .iter()
+        .find(|(ip, o)| o.as_str() == owner && requested.is_none_or(|r| r == **ip))
+    {
+        return Ok(ip);
+    }
+    let reserved = |ip: Ipv4Addr| ip == subnet.network || ip == subnet.broadcast() || ip == gateway;
+    if let Some(ip) = requested {
+        if !subnet.contains(ip) {
+            return Err(IpamError::Outside { ip, subnet });
+        }
+        if reserved(ip) {
+            return Err(IpamError::Reserved { ip, subnet });
+        }
+        if let Some(other) = leases.get(&ip) {
+            return Err(IpamError::Taken {
+                ip,
+                owner: other.clone(),
+            });
+        }
+        return Ok(ip);
+    }
+    let first = u32::from(subnet.network) + 1;
+    let last = u32::from(subnet.broadcast()) - 1;
+    (first..=last)
+        .map(Ipv4Addr::from)
+        .find(|ip| !reserved(*ip) && !leases.contains_key(ip))
+        .ok_or(IpamError::Full(subnet))
+}
+
+/// The leases file of one network and its lock.
+pub struct Ipam {
+    dir: PathBuf,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+}
+
+impl Ipam {
+    pub fn new(dir: impl Into<PathBuf>, subnet: Subnet, gateway: Ipv4Addr) -> Self {
+        Self {
+            dir: dir.into(),
+            subnet,
+            gateway,
+        }
+    }
+
+    fn io_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> IpamError {
+        IpamError::Io {
+            action,
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Runs `change` on the leases under an exclusive lock and saves what it leaves.
+    fn locked<T>(
+        &self,
+        change: impl FnOnce(&mut Leases) -> Result<T, IpamError>,
+    ) -> Result<T, IpamError> {
+        fs::create_dir_all(&self.dir).map_err(|e| Self::io_err("creating", &self.dir, e))?;
+        let lock_path = self.dir.join("leases.lock");
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Self::io_err("opening", &lock_path, e))?;
+        // Released when `_lock` drops, also when this process dies: the kernel drops flocks.
+        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Self::io_err("locking", &lock_path, e))?;
+        let path = self.dir.join("leases.json");
+        let mut leases: Leases = match fs::read(&path) {
+            Ok(raw) => {
+                serde_json::from_slice(&raw).map_err(|e| Self::io_err("reading", &path, e))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Leases::new(),
+            Err(e) => return Err(Self::io_err("reading", &path, e)),
+        };
+        let result = change(&mut leases)?;
+        let tmp = path.with_extension("tmp");
+        let json = serde_json::to_vec_pretty(&leases).expect("leases serialise");
+        fs::write(&tmp, json)
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| Self::io_err("writing", &path, e))?;
+        Ok(result)
+    }
+
+    pub fn allocate(
+        &self,
+        owner: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, IpamError> {
+        self.locked(|leases| {
+            let ip = choose(leases, self.subnet, self.gateway, owner, requested)?;
+            leases.insert(ip, owner.to_string());
+            Ok(ip)
+        })
+    }
+
+    pub fn release(&self, owner: &str) -> Result<(), IpamError> {
+        self.locked(|leases| {
+            leases.retain(|_, o| o != owner);
+            Ok(())
+        })
+    }
+
+    /// Drops the leases of containers that no longer exist (after a crash); returns what it freed.
+    pub fn reconcile(&self, live: &HashSet<String>) -> Result<Vec<Ipv4Addr>, IpamError> {
+        self.locked(|leases| {
+            let stale: Vec<Ipv4Addr> = leases
+                .iter()
+                .filter(|(_, o)| !live.contains(*o))
+                .map(|(ip, _)| *ip)
+                .collect();
+            for ip in &stale {
+                leases.remove(ip);
+            }
+            Ok(stale)
+        })
+    }
+
+    pub fn leases(&self) -> Result<Leases, IpamError> {
+        self.locked(|leases| Ok(leases.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net() -> (Subnet, Ipv4Addr) {
+        let subnet: Subnet = "10.89.1.0/29".parse().unwrap();
+        (subnet, subnet.first_host())
+    }
+
+    #[test]
+    fn subnets_parse_and_compare() {
+        let s: Subnet = "10.89.1.0/24".parse().unwrap();
+        assert_eq!(s.broadcast(), Ipv4Addr::new(10, 89, 1, 255));
+        assert!(s.contains(Ipv4Addr::new(10, 89, 1, 7)));
+        assert!(!s.contains(Ipv4Addr::new(10, 89, 2, 7)));
+        assert!(s.overlaps(&"10.89.0.0/16".parse().unwrap()));
+        assert!(!s.overlaps(&"10.89.2.0/24".parse().unwrap()));
+        for bad in [
+            "10.89.1.1/24",
+            "10.89.1.0",
+            "10.89.1.0/31",
+            "x/24",
+            "10.89.1.0/7",
+        ] {
+            assert!(bad.parse::<Subnet>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lowest_free_address_skips_reserved_ones_and_the_subnet_fills_up() {
+        let (subnet, gw) = net();
+        let mut leases = Leases::new();
+        // /29: .0 network, .1 gateway, .7 broadcast → .2 to .6 usable.
+        for (n, want) in (2..=6).enumerate() {
+            let ip = choose(&leases, subnet, gw, &format!("c{n}"), None).unwrap();
+            assert_eq!(ip, Ipv4Addr::new(10, 89, 1, want));
+            leases.insert(ip, format!("c{n}"));
+        }
+        assert_eq!(
+            choose(&leases, subnet, gw, "late", None),
+            Err(IpamError::Full(subnet))
+        );
+    }
+
+    #[test]
+    fn an_owner_keeps_its_address_and_requests_are_checked() {
+        let (subnet, gw) = net();
+        let mut leases = Leases::new();
+        leases.insert(Ipv4Addr::new(10, 89, 1, 4), "web".into());
+        assert_eq!(
+            choose(&leases, subnet, gw, "web", None).unwrap(),
+            Ipv4Addr::new(10, 89, 1, 4)
+        );
+        let taken = choose(&leases, subnet, gw, "db", Some(Ipv4Addr::new(10, 89, 1, 4)));
+        assert!(matches!(taken, Err(IpamError::Taken { .. })));
+        let outside = choose(&leases, subnet, gw, "db", Some(Ipv4Addr::new(10, 90, 0, 2)));
+        assert!(matches!(outside, Err(IpamError::Outside { .. })));
+        let gateway = choose(&leases, subnet, gw, "db", Some(gw));
+        assert!(matches!(gateway, Err(IpamError::Reserved { .. })));
+        assert_eq!(
+            choose(&leases, subnet, gw, "db", Some(Ipv4Addr::new(10, 89, 1, 5))).unwrap(),
+            Ipv4Addr::new(10, 89, 1, 5)
+        );
+    }
+
+    #[test]
+    fn leases_persist_release_and_reconcile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (subnet, gw) = net();
+        let ipam = Ipam::new(tmp.path(), subnet, gw);
+        let a = ipam.allocate("a", None).unwrap();
+        let b = ipam.allocate("b", None).unwrap();
+        assert_ne!(a, b);
+        let again = Ipam::new(tmp.path(), subnet, gw);
+        assert_eq!(
+            again.allocate("a", None).unwrap(),
+            a,
+            "a restart keeps the address"
+        );
+        again.release("a").unwrap();
+        let live: HashSet<String> = HashSet::new();
+        assert_eq!(again.reconcile(&live).unwrap(), vec![b]);
+        assert!(again.leases().unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_allocations_never_share_an_address() {
+        // flock belongs to each open file description, so threads that each open the lock file
+        // exclude one another exactly as separate processes do.
+        let tmp = tempfile::tempdir().unwrap();
+        let subnet: Subnet = "10.89.1.0/24".parse().unwrap();
+        std::thread::scope(|scope| {
+            for n in 0..20 {
+                let dir = tmp.path();
+                scope.spawn(move || {
+                    let ipam = Ipam::new(dir, subnet, subnet.first_host());
+                    ipam.allocate(&format!("c{n}"), None).unwrap();
+                });
+            }
+        });
+        let leases = Ipam::new(tmp.path(), subnet, subnet.first_host())
+            .leases()
+            .unwrap();
+        assert_eq!(
+            leases.len(),
+            20,
+            "20 owners, 20 distinct addresses: {leases:?}"
+        );
+    }
+}
