@@ -235,9 +235,10 @@ pub(crate) fn remove_dir(path: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Removes one cgroup directory, retrying briefly while its last processes are still exiting.
+/// Removes one cgroup directory, retrying while its last processes are still exiting (a killed
+/// fork bomb on a loaded machine can take over a second to drain).
 fn remove_one(path: &Path) -> Result<(), CgroupError> {
-    for _ in 0..100 {
+    for _ in 0..500 {
         match fs::remove_dir(path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
