@@ -473,7 +473,7 @@ impl Runtime {
             return Err(cgroup_err(e));
         }
         c.state.pid = Some(pending.pid);
-        c.state.pid_start = crate::sys::process_start_time(pending.pid);
+        c.state.pid_start = crate::sys::running_since(pending.pid);
         c.state.monitor_pid = Some(std::process::id() as i32);
         c.state.started_at = Some(now_secs());
         match pending.go() {
@@ -636,7 +636,7 @@ impl Runtime {
             let monitor_alive = fresh
                 .state
                 .monitor_pid
-                .is_some_and(crate::sys::process_running);
+                .is_some_and(|pid| crate::sys::running_since(pid).is_some());
             if !monitor_alive || Instant::now() >= deadline {
                 // The monitor records the exit before it exits: read the state once more now that
                 // it is gone, or we would overwrite what it wrote after our read above.

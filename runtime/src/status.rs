@@ -81,11 +81,7 @@ impl State {
     /// True when the recorded pid still names the process that was started.
     pub fn process_alive(&self) -> bool {
         match (self.pid, self.pid_start) {
-            // A zombie keeps its start time but is dead: its parent just has not reaped it yet.
-            (Some(pid), Some(start)) => {
-                crate::sys::process_start_time(pid) == Some(start)
-                    && crate::sys::process_running(pid)
-            }
+            (Some(pid), Some(start)) => crate::sys::running_since(pid) == Some(start),
             _ => false,
         }
     }
@@ -121,7 +117,7 @@ mod tests {
     #[test]
     fn own_process_is_alive_and_a_wrong_start_time_is_not() {
         let pid = std::process::id() as i32;
-        let start = crate::sys::process_start_time(pid).unwrap();
+        let start = crate::sys::running_since(pid).unwrap();
         let mut state = State {
             pid: Some(pid),
             pid_start: Some(start),

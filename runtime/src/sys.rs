@@ -89,25 +89,17 @@ fn cstr(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Whether `pid` is a live process: it exists and is not a zombie waiting to be reaped.
-pub fn process_running(pid: libc::pid_t) -> bool {
-    stat_fields(pid).is_some_and(|rest| !matches!(rest.split(' ').next(), Some("Z" | "X")))
-}
-
-/// The fields of `/proc/PID/stat` after the command name (field 3 onwards).
-fn stat_fields(pid: libc::pid_t) -> Option<String> {
+/// When live process `pid` started (field 22 of `/proc/PID/stat`, clock ticks since boot);
+/// `None` when it is gone or a zombie waiting to be reaped. Together with the pid, the start
+/// time names one process for good, across pid reuse.
+pub fn running_since(pid: libc::pid_t) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses; fields after it follow the last ')'.
-    Some(stat[stat.rfind(')')? + 2..].to_string())
-}
-
-/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot. Together
-/// with the pid it names one process for good, across pid reuse.
-pub fn process_start_time(pid: libc::pid_t) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses; fields after it follow the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// `struct loop_info64` from `<linux/loop.h>`.
