@@ -511,14 +511,8 @@ impl Runtime {
     /// Records that the container's process is gone: kills whatever is left in its cgroups,
     /// removes them, and removes an auto-remove container entirely.
     pub fn record_exit(&self, c: &mut Container, mut exit: ExitInfo) -> ExitInfo {
-        let paths = c.config.cgroup.clone();
-        let cgroup = paths.driver();
-        if cgroup.oom_killed() {
+        if c.config.cgroup.driver().oom_killed() {
             exit.reason = OOM_REASON.to_string();
-        }
-        let _ = cgroup.kill_all();
-        if let Err(e) = cgroup.remove() {
-            tracing::warn!("removing the cgroups of {}: {e}", c.name());
         }
         c.state.status = Status::Exited;
         c.state.pid = None;
@@ -528,8 +522,11 @@ impl Runtime {
         c.state.exit = Some(exit.clone());
         if c.config.auto_remove {
             self.delete_files(c);
-        } else if let Err(e) = self.write_state(c.id(), &c.state) {
-            tracing::warn!("recording the exit of {}: {e}", c.name());
+        } else {
+            self.release_cgroups(c);
+            if let Err(e) = self.write_state(c.id(), &c.state) {
+                tracing::warn!("recording the exit of {}: {e}", c.name());
+            }
         }
         exit
     }
@@ -539,14 +536,19 @@ impl Runtime {
         self.delete_files(c);
     }
 
-    fn delete_files(&self, c: &Container) {
-        // Cgroups first: whatever path led here (a failed start, `rm -f`, a lost monitor), they
-        // must not outlive the container.
+    /// Kills whatever is left in the container's cgroups and removes them. Every way a container
+    /// ends (exit, failed start, `rm -f`, a lost monitor) comes through here.
+    fn release_cgroups(&self, c: &Container) {
         let cgroup = c.config.cgroup.driver();
         let _ = cgroup.kill_all();
         if let Err(e) = cgroup.remove() {
             tracing::warn!("removing the cgroups of {}: {e}", c.name());
         }
+    }
+
+    fn delete_files(&self, c: &Container) {
+        // Cgroups first: they must not outlive the container, whatever path led here.
+        self.release_cgroups(c);
         // Release the name last, so it cannot be reused while the old files still exist.
         for dir in [
             self.roots.container_run(c.id()),

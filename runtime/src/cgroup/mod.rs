@@ -251,6 +251,16 @@ fn remove_one(path: &Path) -> Result<(), CgroupError> {
     fs::remove_dir(path).map_err(|e| io_err("removing", path, e))
 }
 
+/// SIGKILLs every process listed in `dir`'s `cgroup.procs`, for hierarchies without `cgroup.kill`.
+pub(crate) fn kill_procs(dir: &Path) {
+    for pid in procs(dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// Pids listed in a `cgroup.procs` file.
 pub(crate) fn procs(dir: &Path) -> Vec<i32> {
     read_trimmed(&dir.join("cgroup.procs"))

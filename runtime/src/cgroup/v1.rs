@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    keyed_value, procs, read_trimmed, remove_dir, write_file, Cgroup, CgroupError, CgroupPaths,
-    Stats,
+    keyed_value, kill_procs, read_trimmed, remove_dir, write_file, Cgroup, CgroupError,
+    CgroupPaths, Stats,
 };
 use crate::limits::{Limits, CPU_PERIOD_US};
 
@@ -48,6 +48,12 @@ impl V1<'_> {
             .map(|(_, p)| p.as_path())
     }
 
+    /// Every directory of the container: one per controller, plus the unified one in hybrid mode.
+    fn all_dirs(&self) -> impl Iterator<Item = &Path> {
+        let controllers = self.paths.dirs.iter().map(|(_, d)| d.as_path());
+        controllers.chain(self.paths.unified.as_deref())
+    }
+
     fn freeze(&self, state: &str) -> Result<(), CgroupError> {
         let Some(dir) = self.dir("freezer") else {
             return Ok(());
@@ -65,11 +71,8 @@ impl V1<'_> {
 
 impl Cgroup for V1<'_> {
     fn create(&self, limits: &Limits) -> Result<(), CgroupError> {
-        for (_, dir) in &self.paths.dirs {
+        for dir in self.all_dirs() {
             super::create_dir(dir)?;
-        }
-        if let Some(unified) = &self.paths.unified {
-            super::create_dir(unified)?;
         }
         for (controller, file, value) in limit_writes(limits) {
             let path = self
@@ -86,13 +89,7 @@ impl Cgroup for V1<'_> {
     }
 
     fn add(&self, pid: i32) -> Result<(), CgroupError> {
-        let dirs = self
-            .paths
-            .dirs
-            .iter()
-            .map(|(_, d)| d.as_path())
-            .chain(self.paths.unified.as_deref());
-        for dir in dirs {
+        for dir in self.all_dirs() {
             write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
@@ -108,12 +105,7 @@ impl Cgroup for V1<'_> {
         // Freeze first so nothing can fork between reading the list and signalling it.
         self.freeze("FROZEN")?;
         if let Some(dir) = self.dir("freezer").or_else(|| self.dir("pids")) {
-            for pid in procs(dir) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            kill_procs(dir);
         }
         self.freeze("THAWED")
     }
@@ -145,13 +137,7 @@ impl Cgroup for V1<'_> {
 
     fn remove(&self) -> Result<(), CgroupError> {
         let mut first_error = None;
-        let dirs = self
-            .paths
-            .dirs
-            .iter()
-            .map(|(_, d)| d.as_path())
-            .chain(self.paths.unified.as_deref());
-        for dir in dirs {
+        for dir in self.all_dirs() {
             // Keep going: a failure in one hierarchy must not leak the others.
             if let Err(e) = remove_dir(dir) {
                 first_error.get_or_insert(e);

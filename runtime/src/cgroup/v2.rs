@@ -95,12 +95,7 @@ impl Cgroup for V2<'_> {
         if kill.exists() {
             return write_file(&kill, "1");
         }
-        for pid in super::procs(self.dir) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        super::kill_procs(self.dir);
         Ok(())
     }
 
