@@ -191,13 +191,14 @@ fn forward_signals(started: &Started) {
     }
 }
 
-fn start_error(runtime: &Runtime, container: &Container, err: RuntimeError) -> i32 {
-    report(&err);
+/// The exit code of a failed start. A command that could not be executed leaves an exited
+/// container behind, as Docker does; any other failure removes what was created.
+fn start_failed(runtime: &Runtime, container: &Container, err: &RuntimeError) -> i32 {
     match err {
         RuntimeError::Launch {
             source: LaunchError::Exec { code, .. },
             ..
-        } => code,
+        } => *code,
         _ => {
             runtime.discard(container);
             EXIT_FORGE_ERROR
@@ -218,7 +219,10 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
     tracing::debug!(id = container.id(), "created");
     let started = match runtime.start(&mut container, io, true) {
         Ok(started) => started,
-        Err(err) => return start_error(runtime, &container, err),
+        Err(err) => {
+            report(&err);
+            return start_failed(runtime, &container, &err);
+        }
     };
     tracing::debug!(pid = started.pid, "started");
     forward_signals(&started);
@@ -303,24 +307,9 @@ pub fn monitor(runtime: &Runtime, id: &str) -> i32 {
         }
     };
     let log_path = runtime.log_path(&container);
-    let log = match OpenOptions::new().create(true).append(true).open(&log_path) {
-        Ok(log) => log,
+    let (log, io) = match log_io(&log_path) {
+        Ok(opened) => opened,
         Err(e) => {
-            say(&format!(
-                "{EXIT_FORGE_ERROR} opening log {}: {e}",
-                log_path.display()
-            ));
-            runtime.discard(&container);
-            return EXIT_FORGE_ERROR;
-        }
-    };
-    let io = match (log.try_clone(), log.try_clone()) {
-        (Ok(out), Ok(err)) => LaunchIo {
-            stdin: Stdio::null(),
-            stdout: out.into(),
-            stderr: err.into(),
-        },
-        (Err(e), _) | (_, Err(e)) => {
             say(&format!(
                 "{EXIT_FORGE_ERROR} opening log {}: {e}",
                 log_path.display()
@@ -332,16 +321,7 @@ pub fn monitor(runtime: &Runtime, id: &str) -> i32 {
     let started = match runtime.start(&mut container, io, true) {
         Ok(started) => started,
         Err(err) => {
-            let code = match &err {
-                RuntimeError::Launch {
-                    source: LaunchError::Exec { code, .. },
-                    ..
-                } => *code,
-                _ => {
-                    runtime.discard(&container);
-                    EXIT_FORGE_ERROR
-                }
-            };
+            let code = start_failed(runtime, &container, &err);
             say(&format!("{code} {err}"));
             return code;
         }
@@ -355,6 +335,17 @@ pub fn monitor(runtime: &Runtime, id: &str) -> i32 {
         copy_to_log(master, &log);
     }
     runtime.wait(&mut container, &started).code
+}
+
+/// The log file, and stdio for a detached container that writes both streams to it.
+fn log_io(path: &std::path::Path) -> std::io::Result<(std::fs::File, LaunchIo)> {
+    let log = OpenOptions::new().create(true).append(true).open(path)?;
+    let io = LaunchIo {
+        stdin: Stdio::null(),
+        stdout: log.try_clone()?.into(),
+        stderr: log.try_clone()?.into(),
+    };
+    Ok((log, io))
 }
 
 /// With `-dt` the container writes to a pty; its output goes to the log until it hangs up.
