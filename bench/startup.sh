@@ -84,9 +84,10 @@ jq -e '[.linux.namespaces[].type] | contains(["pid", "mount", "uts", "ipc", "net
 
 # --- Measure --------------------------------------------------------------------------------------
 UNSHARE="unshare --pid --fork --mount --uts --ipc --net true"
-# -N: no intermediate shell. Names keep temp paths out of the table.
+# --net none: runc's bundle has a network namespace with only lo too (bench/network.sh measures
+# the bridge). -N: no intermediate shell. Names keep temp paths out of the table.
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$TMP/startup.json" \
-  -n "forge run --rm ${FORGE_LIMITS:+$FORGE_LIMITS }host true" "$FORGE run --rm $FORGE_LIMITS host true" \
+  -n "forge run --rm --net none ${FORGE_LIMITS:+$FORGE_LIMITS }host true" "$FORGE run --rm --net none $FORGE_LIMITS host true" \
   -n "runc run --bundle BUNDLE ID" "runc run --bundle $TMP/bundle $ID" \
   -n "$UNSHARE" "$UNSHARE" >&2
 

@@ -3,8 +3,13 @@
 # Idempotent: skips apt when every command is already there.
 set -euo pipefail
 
-packages=(busybox-static runc hyperfine jq iproute2 tmux strace e2fsprogs)
+packages=(busybox-static runc hyperfine jq iproute2 tmux strace e2fsprogs
+    pkg-config libnftnl-dev libmnl-dev nftables)
 need=()
+# Built against by the nftnl crate (through pkg-config); nft itself is only used by tests.
+for pkg in pkg-config libnftnl-dev libmnl-dev nftables; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 command -v busybox >/dev/null || need+=(busybox-static)
 for tool in runc hyperfine jq ip tmux strace mkfs.ext4; do
     command -v "$tool" >/dev/null || need+=("$tool")

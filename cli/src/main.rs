@@ -3,6 +3,7 @@
 
 mod format;
 mod manage;
+mod network;
 mod run;
 
 use std::path::PathBuf;
@@ -60,6 +61,9 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(manage::ImageCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Internal: waits for a detached container and records its exit
     #[command(name = "__monitor", hide = true)]
     Monitor { id: String },
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => manage::inspect(&runtime, &args),
         Command::Images => manage::images(&runtime),
         Command::Image(cmd) => manage::image(&runtime, cmd),
+        Command::Network(cmd) => network::network(&runtime, cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -9,10 +9,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use forge_runtime::channel::EXIT_FORGE_ERROR;
+use forge_runtime::container::NetSpec;
 use forge_runtime::container::OOM_REASON;
 use forge_runtime::image::{host::build_host_image, DEFAULT_IMAGE};
 use forge_runtime::launch::{LaunchError, LaunchIo, Started};
 use forge_runtime::limits::{LimitArgs, Limits};
+use forge_runtime::netd::ports::PortError;
 use forge_runtime::{Container, CreateOptions, Runtime, RuntimeError};
 
 use crate::report;
@@ -65,9 +67,23 @@ pub struct RunArgs {
     /// Cgroup to create the container's cgroups in [default: forge/ below forge's own cgroup]
     #[arg(long, value_name = "PATH")]
     cgroup_parent: Option<String>,
-    /// Network: only `none` (the container's own namespace with lo) until bridge networking lands
-    #[arg(long, default_value = "none", value_name = "NETWORK")]
+    /// Network to connect to: `bridge` (the default network), a network's name, or `none`
+    #[arg(
+        long,
+        alias = "network",
+        default_value = "bridge",
+        value_name = "NETWORK"
+    )]
     net: String,
+    /// A fixed IPv4 address on the network
+    #[arg(long, value_name = "IP")]
+    ip: Option<std::net::Ipv4Addr>,
+    /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]
+    #[arg(long = "publish", short = 'p', value_name = "PORTS")]
+    publish: Vec<String>,
+    /// Another name the containers on the network reach this one by
+    #[arg(long = "network-alias", value_name = "NAME")]
+    network_alias: Vec<String>,
     image: String,
     /// Command and arguments [default: the image's command]
     #[arg(allow_hyphen_values = true)]
@@ -88,13 +104,8 @@ pub fn run(runtime: &Runtime, args: RunArgs) -> i32 {
 /// Everything that can be refused before a container exists.
 fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     crate::require_root()?;
-    if args.net != "none" {
-        return Err(format!(
-            "unsupported network {:?}: only --net none is available so far",
-            args.net
-        ));
-    }
     check_kernel()?;
+    let net = parse_net(args)?;
     let limits = parse_limits(args)?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
@@ -117,8 +128,23 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         auto_remove: args.rm,
         limits,
         cgroup_parent: args.cgroup_parent.clone(),
+        net,
     };
     runtime.create(&opts).map_err(|e| e.to_string())
+}
+
+fn parse_net(args: &RunArgs) -> Result<NetSpec, String> {
+    let ports = args
+        .publish
+        .iter()
+        .map(|p| p.parse().map_err(|e: PortError| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    Ok(NetSpec {
+        network: (args.net != "none").then(|| args.net.clone()),
+        ip: args.ip,
+        ports,
+        aliases: args.network_alias.clone(),
+    })
 }
 
 fn parse_limits(args: &RunArgs) -> Result<Limits, String> {

@@ -1,13 +1,8 @@
-//! IP address management for one Forge network: which addresses of its subnet are leased to which
-//! container. State is a JSON file under the state root, changed only while holding an exclusive
-//! `flock` on a lock file beside it, so concurrent `forge run`s in separate processes never lease
-//! the same address. Plain code around two file operations, so it is unit-tested without root.
+//! IP address management: subnets, and which address of a subnet a container gets. Pure code;
+//! the leases themselves live in the network store ([`crate::store`]), changed under its lock.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IpamError {
@@ -21,12 +16,6 @@ pub enum IpamError {
     Taken { ip: Ipv4Addr, owner: String },
     #[error("subnet {0} has no free address left")]
     Full(Subnet),
-    #[error("{action} {path}: {message}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        message: String,
-    },
 }
 
 /// An IPv4 subnet: network address and prefix length.
@@ -39,6 +28,19 @@ pub struct Subnet {
 impl std::fmt::Display for Subnet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+impl serde::Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -78,6 +80,15 @@ impl Subnet {
     /// The first usable address, the conventional gateway.
     pub fn first_host(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// The subnet of length `prefix` that holds `ip` (host bits cleared), as routes report them.
+    pub fn covering(ip: Ipv4Addr, prefix: u8) -> Subnet {
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        Subnet {
+            network: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        }
     }
 
     pub fn overlaps(&self, other: &Subnet) -> bool {
@@ -127,102 +138,6 @@ pub fn choose(
         .map(Ipv4Addr::from)
         .find(|ip| !reserved(*ip) && !leases.contains_key(ip))
         .ok_or(IpamError::Full(subnet))
-}
-
-/// The leases file of one network and its lock.
-pub struct Ipam {
-    dir: PathBuf,
-    subnet: Subnet,
-    gateway: Ipv4Addr,
-}
-
-impl Ipam {
-    pub fn new(dir: impl Into<PathBuf>, subnet: Subnet, gateway: Ipv4Addr) -> Self {
-        Self {
-            dir: dir.into(),
-            subnet,
-            gateway,
-        }
-    }
-
-    fn io_err(action: &'static str, path: &Path, e: impl std::fmt::Display) -> IpamError {
-        IpamError::Io {
-            action,
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }
-    }
-
-    /// Runs `change` on the leases under an exclusive lock and saves what it leaves.
-    fn locked<T>(
-        &self,
-        change: impl FnOnce(&mut Leases) -> Result<T, IpamError>,
-    ) -> Result<T, IpamError> {
-        fs::create_dir_all(&self.dir).map_err(|e| Self::io_err("creating", &self.dir, e))?;
-        let lock_path = self.dir.join("leases.lock");
-        let lock_file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Self::io_err("opening", &lock_path, e))?;
-        // Released when `_lock` drops, also when this process dies: the kernel drops flocks.
-        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| Self::io_err("locking", &lock_path, e))?;
-        let path = self.dir.join("leases.json");
-        let mut leases: Leases = match fs::read(&path) {
-            Ok(raw) => {
-                serde_json::from_slice(&raw).map_err(|e| Self::io_err("reading", &path, e))?
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Leases::new(),
-            Err(e) => return Err(Self::io_err("reading", &path, e)),
-        };
-        let result = change(&mut leases)?;
-        let tmp = path.with_extension("tmp");
-        let json = serde_json::to_vec_pretty(&leases).expect("leases serialise");
-        fs::write(&tmp, json)
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|e| Self::io_err("writing", &path, e))?;
-        Ok(result)
-    }
-
-    pub fn allocate(
-        &self,
-        owner: &str,
-        requested: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, IpamError> {
-        self.locked(|leases| {
-            let ip = choose(leases, self.subnet, self.gateway, owner, requested)?;
-            leases.insert(ip, owner.to_string());
-            Ok(ip)
-        })
-    }
-
-    pub fn release(&self, owner: &str) -> Result<(), IpamError> {
-        self.locked(|leases| {
-            leases.retain(|_, o| o != owner);
-            Ok(())
-        })
-    }
-
-    /// Drops the leases of containers that no longer exist (after a crash); returns what it freed.
-    pub fn reconcile(&self, live: &HashSet<String>) -> Result<Vec<Ipv4Addr>, IpamError> {
-        self.locked(|leases| {
-            let stale: Vec<Ipv4Addr> = leases
-                .iter()
-                .filter(|(_, o)| !live.contains(*o))
-                .map(|(ip, _)| *ip)
-                .collect();
-            for ip in &stale {
-                leases.remove(ip);
-            }
-            Ok(stale)
-        })
-    }
-
-    pub fn leases(&self) -> Result<Leases, IpamError> {
-        self.locked(|leases| Ok(leases.clone()))
-    }
 }
 
 #[cfg(test)]
@@ -287,51 +202,6 @@ mod tests {
         assert_eq!(
             choose(&leases, subnet, gw, "db", Some(Ipv4Addr::new(10, 89, 1, 5))).unwrap(),
             Ipv4Addr::new(10, 89, 1, 5)
-        );
-    }
-
-    #[test]
-    fn leases_persist_release_and_reconcile() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (subnet, gw) = net();
-        let ipam = Ipam::new(tmp.path(), subnet, gw);
-        let a = ipam.allocate("a", None).unwrap();
-        let b = ipam.allocate("b", None).unwrap();
-        assert_ne!(a, b);
-        let again = Ipam::new(tmp.path(), subnet, gw);
-        assert_eq!(
-            again.allocate("a", None).unwrap(),
-            a,
-            "a restart keeps the address"
-        );
-        again.release("a").unwrap();
-        let live: HashSet<String> = HashSet::new();
-        assert_eq!(again.reconcile(&live).unwrap(), vec![b]);
-        assert!(again.leases().unwrap().is_empty());
-    }
-
-    #[test]
-    fn concurrent_allocations_never_share_an_address() {
-        // flock belongs to each open file description, so threads that each open the lock file
-        // exclude one another exactly as separate processes do.
-        let tmp = tempfile::tempdir().unwrap();
-        let subnet: Subnet = "10.89.1.0/24".parse().unwrap();
-        std::thread::scope(|scope| {
-            for n in 0..20 {
-                let dir = tmp.path();
-                scope.spawn(move || {
-                    let ipam = Ipam::new(dir, subnet, subnet.first_host());
-                    ipam.allocate(&format!("c{n}"), None).unwrap();
-                });
-            }
-        });
-        let leases = Ipam::new(tmp.path(), subnet, subnet.first_host())
-            .leases()
-            .unwrap();
-        assert_eq!(
-            leases.len(),
-            20,
-            "20 owners, 20 distinct addresses: {leases:?}"
         );
     }
 }

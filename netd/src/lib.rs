@@ -1,7 +1,558 @@
 //! forge-netd: host networking for Forge containers.
 //!
-//! So far: IPAM ([`ipam`]), file-locked and persistent. Bridges, veth pairs, nftables and
-//! published ports (the networking issue) are still to come; until then containers run with
-//! `--net none` (their own network namespace with only `lo`).
+//! A network is a Linux bridge with a subnet ([`store::Network`]); a container attached to it gets
+//! a veth pair (host end on the bridge, peer created inside the container's namespace as `eth0`),
+//! an address from IPAM, a default route via the bridge, an `/etc/hosts` naming its neighbours and
+//! any published ports. The state lives in one locked file ([`store`]); the nftables table
+//! ([`nft`]) and the hosts files are rebuilt from that state, never patched, so a crash or a
+//! repeated set-up cannot leave stale or duplicated rules.
 
+pub mod hosts;
 pub mod ipam;
+pub mod netlink;
+pub mod nft;
+pub mod ports;
+pub mod store;
+
+use std::net::Ipv4Addr;
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+
+use ipam::{IpamError, Subnet};
+use netlink::{Netlink, NetlinkError};
+use nft::NftError;
+use ports::PortMapping;
+use store::{Endpoint, Locked, Network, Store, StoreError};
+
+/// The network `forge run` uses unless told otherwise, created on first use.
+pub const DEFAULT_NETWORK: &str = "bridge";
+pub const DEFAULT_BRIDGE: &str = "forge0";
+/// The interface name a container sees.
+pub const CONTAINER_IFNAME: &str = "eth0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("no such network: {0} (see `forge network ls`)")]
+    NoSuchNetwork(String),
+    #[error("network {0} already exists")]
+    Exists(String),
+    #[error("invalid network name {0:?}: use letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)")]
+    BadName(String),
+    #[error("network {0} is predefined and cannot be removed")]
+    Predefined(String),
+    #[error("subnet {subnet} overlaps {other}")]
+    Overlap { subnet: Subnet, other: String },
+    #[error("no free subnet left for a new network in 10.89.0.0/16 - 10.99.0.0/16; give one with --subnet")]
+    NoFreeSubnet,
+    #[error("gateway {gateway} is not a host address of subnet {subnet}")]
+    BadGateway { gateway: Ipv4Addr, subnet: Subnet },
+    #[error("network {network} still has containers attached: {containers}")]
+    InUse { network: String, containers: String },
+    #[error("network {0} is internal: it cannot publish ports")]
+    InternalPorts(String),
+    #[error("port {port} is already published by container {container}")]
+    PortTaken {
+        port: PortMapping,
+        container: String,
+    },
+    #[error("port {port} is given twice")]
+    PortTwice { port: PortMapping },
+    #[error("network {network}: {source}")]
+    Ipam {
+        network: String,
+        #[source]
+        source: IpamError,
+    },
+    #[error("setting {path} to {value}: {source}")]
+    Sysctl {
+        path: String,
+        value: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Nft(#[from] NftError),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NetworkOptions {
+    pub subnet: Option<Subnet>,
+    pub gateway: Option<Ipv4Addr>,
+    pub internal: bool,
+}
+
+/// What to plug into a container that is set up and waiting to run.
+pub struct AttachRequest<'a> {
+    pub container_id: &'a str,
+    /// Names its neighbours reach it by.
+    pub names: Vec<String>,
+    pub network: &'a str,
+    pub ip: Option<Ipv4Addr>,
+    pub ports: &'a [PortMapping],
+    pub pid: i32,
+    pub pid_start: u64,
+    /// The container's network namespace (`/proc/PID/ns/net`).
+    pub netns: BorrowedFd<'a>,
+    /// The container's `/etc/hosts` on the host (bind-mounted into it).
+    pub hosts_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+}
+
+/// Whether process `pid` that started at `start` (clock ticks after boot) still runs.
+pub type IsAlive = fn(pid: i32, start: u64) -> bool;
+
+/// Host networking over one state directory.
+#[derive(Debug, Clone)]
+pub struct Netd {
+    store: Store,
+    is_alive: IsAlive,
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// The host end of a container's veth pair: fixed by its id, so a crashed set-up is found again.
+pub fn veth_name(container_id: &str) -> String {
+    format!("fg{}", &container_id[..container_id.len().min(12)])
+}
+
+/// Candidate subnets for networks created without `--subnet`, in order.
+fn candidate_subnets() -> impl Iterator<Item = Subnet> {
+    (89..=99u8).flat_map(|b| {
+        (0..=255u8).map(move |c| Subnet {
+            network: Ipv4Addr::new(10, b, c, 0),
+            prefix: 24,
+        })
+    })
+}
+
+fn write_sysctl(path: String, value: &'static str) -> Result<bool, NetError> {
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if old.trim() == value {
+        return Ok(false);
+    }
+    std::fs::write(&path, value).map_err(|source| NetError::Sysctl {
+        path,
+        value,
+        source,
+    })?;
+    Ok(true)
+}
+
+impl Netd {
+    pub fn new(dir: impl Into<PathBuf>, is_alive: IsAlive) -> Self {
+        Self {
+            store: Store::new(dir),
+            is_alive,
+        }
+    }
+
+    /// Every network with the containers attached to it (stale attachments cleaned up first).
+    pub fn list(&self) -> Result<Vec<(Network, Vec<Endpoint>)>, NetError> {
+        let mut locked = self.store.lock()?;
+        self.reconcile(&mut locked)?;
+        let state = &locked.state;
+        Ok(state
+            .networks
+            .values()
+            .map(|n| (n.clone(), state.members(&n.name).cloned().collect()))
+            .collect())
+    }
+
+    pub fn inspect(&self, name: &str) -> Result<(Network, Vec<Endpoint>), NetError> {
+        self.list()?
+            .into_iter()
+            .find(|(n, _)| n.name == name)
+            .ok_or_else(|| NetError::NoSuchNetwork(name.to_string()))
+    }
+
+    /// Creates a network: its bridge, its gateway address and its rules. Nothing is left behind
+    /// when it fails.
+    pub fn create_network(&self, name: &str, opts: &NetworkOptions) -> Result<Network, NetError> {
+        let mut locked = self.store.lock()?;
+        self.reconcile(&mut locked)?;
+        self.create_locked(&mut locked, name, opts, false)
+    }
+
+    fn create_locked(
+        &self,
+        locked: &mut Locked,
+        name: &str,
+        opts: &NetworkOptions,
+        builtin: bool,
+    ) -> Result<Network, NetError> {
+        if !valid_name(name) {
+            return Err(NetError::BadName(name.to_string()));
+        }
+        if locked.state.networks.contains_key(name) {
+            return Err(NetError::Exists(name.to_string()));
+        }
+        let nl = Netlink::here()?;
+        let taken = self.taken_subnets(locked, &nl)?;
+        let clash = |subnet: Subnet| taken.iter().find(|(s, _)| s.overlaps(&subnet));
+        let subnet = match opts.subnet {
+            Some(subnet) => match clash(subnet) {
+                Some((_, other)) => {
+                    return Err(NetError::Overlap {
+                        subnet,
+                        other: other.clone(),
+                    })
+                }
+                None => subnet,
+            },
+            None => candidate_subnets()
+                .find(|s| clash(*s).is_none())
+                .ok_or(NetError::NoFreeSubnet)?,
+        };
+        let gateway = opts.gateway.unwrap_or(subnet.first_host());
+        if !subnet.contains(gateway) || gateway == subnet.network || gateway == subnet.broadcast() {
+            return Err(NetError::BadGateway { gateway, subnet });
+        }
+        let bridge = if builtin {
+            DEFAULT_BRIDGE.to_string()
+        } else {
+            let used: Vec<&str> = locked
+                .state
+                .networks
+                .values()
+                .map(|n| n.bridge.as_str())
+                .collect();
+            (1..)
+                .map(|n| format!("forge{n}"))
+                .find(|b| !used.contains(&b.as_str()))
+                .expect("an unused bridge name")
+        };
+        let network = Network {
+            name: name.to_string(),
+            bridge,
+            subnet,
+            gateway,
+            internal: opts.internal,
+            builtin,
+        };
+        // Recorded before the bridge exists: a crash in between leaves a record that the next
+        // attach completes, or `network rm` removes.
+        locked
+            .state
+            .networks
+            .insert(name.to_string(), network.clone());
+        locked.save()?;
+        if let Err(e) = self.bring_up(&nl, locked, &network) {
+            locked.state.networks.remove(name);
+            let _ = nl.delete_link(&network.bridge);
+            let _ = self.apply_rules(&nl, locked);
+            locked.save()?;
+            return Err(e);
+        }
+        tracing::info!(network = name, bridge = %network.bridge, %subnet, "network created");
+        Ok(network)
+    }
+
+    /// Host routes and existing networks, each with a description for the overlap error.
+    fn taken_subnets(
+        &self,
+        locked: &Locked,
+        nl: &Netlink,
+    ) -> Result<Vec<(Subnet, String)>, NetError> {
+        let mut taken: Vec<(Subnet, String)> = locked
+            .state
+            .networks
+            .values()
+            .map(|n| (n.subnet, format!("network {}", n.name)))
+            .collect();
+        for route in nl.route_destinations()? {
+            taken.push((route, format!("the host route to {route}")));
+        }
+        Ok(taken)
+    }
+
+    /// Makes the network's bridge exist and its rules current (after a reboot, or a crash in
+    /// the middle of creating it).
+    fn bring_up(&self, nl: &Netlink, locked: &Locked, network: &Network) -> Result<u32, NetError> {
+        let existed = nl.link_index(&network.bridge)?.is_some();
+        let index = nl.ensure_bridge(&network.bridge, network.gateway, network.subnet)?;
+        if !existed {
+            // 127.0.0.1:PORT reaches published ports only if the bridge may route loopback sources.
+            write_sysctl(
+                format!("/proc/sys/net/ipv4/conf/{}/route_localnet", network.bridge),
+                "1",
+            )?;
+            if !network.internal && write_sysctl("/proc/sys/net/ipv4/ip_forward".into(), "1")? {
+                // Logged, not printed: `forge run`'s stderr belongs to the container.
+                tracing::info!("enabled net.ipv4.ip_forward so that containers reach the outside");
+            }
+            self.apply_rules(nl, locked)?;
+        }
+        Ok(index)
+    }
+
+    /// Rebuilds Forge's nftables table from the state, as one atomic batch.
+    fn apply_rules(&self, nl: &Netlink, locked: &Locked) -> Result<(), NetError> {
+        let state = &locked.state;
+        if state.networks.is_empty() {
+            nft::remove()?;
+            return Ok(());
+        }
+        let networks = state
+            .networks
+            .values()
+            .map(|n| nft::NetRule {
+                bridge: n.bridge.clone(),
+                subnet: n.subnet,
+                internal: n.internal,
+            })
+            .collect();
+        let ports = state
+            .endpoints
+            .values()
+            .flat_map(|e| {
+                e.ports.iter().map(|p| nft::PortRule {
+                    proto: match p.protocol {
+                        ports::Protocol::Tcp => nft::Proto::Tcp,
+                        ports::Protocol::Udp => nft::Proto::Udp,
+                    },
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                    container_ip: e.ip,
+                    container_port: p.container_port,
+                })
+            })
+            .collect();
+        let host_addrs = nl.local_addresses()?;
+        nft::apply(&nft::Ruleset {
+            networks,
+            ports,
+            host_addrs,
+        })?;
+        Ok(())
+    }
+
+    /// Forgets attachments whose container is gone (Forge was killed before it could detach):
+    /// deletes their veths, then rebuilds rules and hosts files if anything changed.
+    fn reconcile(&self, locked: &mut Locked) -> Result<(), NetError> {
+        let stale: Vec<Endpoint> = locked
+            .state
+            .endpoints
+            .values()
+            .filter(|e| !(self.is_alive)(e.pid, e.pid_start))
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let nl = Netlink::here()?;
+        for e in &stale {
+            tracing::info!(container = %e.container_id, ip = %e.ip, "releasing a stale attachment");
+            nl.delete_link(&e.veth)?;
+            locked.state.endpoints.remove(&e.container_id);
+        }
+        locked.save()?;
+        self.apply_rules(&nl, locked)?;
+        for e in &stale {
+            hosts::update_network(&locked.state, &e.network);
+        }
+        Ok(())
+    }
+
+    /// Plugs a container into a network (creating the default network on first use). On failure
+    /// nothing of the attachment is left.
+    pub fn attach(&self, req: &AttachRequest<'_>) -> Result<Attachment, NetError> {
+        let mut locked = self.store.lock()?;
+        self.reconcile(&mut locked)?;
+        if req.network == DEFAULT_NETWORK && !locked.state.networks.contains_key(DEFAULT_NETWORK) {
+            self.create_locked(
+                &mut locked,
+                DEFAULT_NETWORK,
+                &NetworkOptions::default(),
+                true,
+            )?;
+        }
+        let network = locked
+            .state
+            .networks
+            .get(req.network)
+            .cloned()
+            .ok_or_else(|| NetError::NoSuchNetwork(req.network.to_string()))?;
+        self.check_ports(&locked, &network, req)?;
+        let leases = locked.state.leases(&network.name);
+        let ip = ipam::choose(
+            &leases,
+            network.subnet,
+            network.gateway,
+            req.container_id,
+            req.ip,
+        )
+        .map_err(|source| NetError::Ipam {
+            network: network.name.clone(),
+            source,
+        })?;
+        let endpoint = Endpoint {
+            container_id: req.container_id.to_string(),
+            names: req.names.clone(),
+            network: network.name.clone(),
+            ip,
+            ports: req.ports.to_vec(),
+            veth: veth_name(req.container_id),
+            pid: req.pid,
+            pid_start: req.pid_start,
+            hosts_file: req.hosts_file.clone(),
+        };
+        // The lease is recorded before the veth exists, so that a crash in between is found
+        // (the container's process is gone) and cleaned up by the next reconcile.
+        locked
+            .state
+            .endpoints
+            .insert(endpoint.container_id.clone(), endpoint.clone());
+        locked.save()?;
+        let nl = Netlink::here()?;
+        if let Err(e) = self.plug(&nl, &locked, &network, &endpoint, req.netns) {
+            locked.state.endpoints.remove(req.container_id);
+            let _ = nl.delete_link(&endpoint.veth);
+            locked.save()?;
+            if !endpoint.ports.is_empty() {
+                let _ = self.apply_rules(&nl, &locked);
+            }
+            return Err(e);
+        }
+        hosts::update_network(&locked.state, &network.name);
+        Ok(Attachment {
+            network: network.name,
+            ip,
+            subnet: network.subnet,
+            gateway: network.gateway,
+        })
+    }
+
+    fn check_ports(
+        &self,
+        locked: &Locked,
+        network: &Network,
+        req: &AttachRequest<'_>,
+    ) -> Result<(), NetError> {
+        if network.internal && !req.ports.is_empty() {
+            return Err(NetError::InternalPorts(network.name.clone()));
+        }
+        for (n, port) in req.ports.iter().enumerate() {
+            if req.ports[..n].iter().any(|p| p.clashes_with(port)) {
+                return Err(NetError::PortTwice { port: *port });
+            }
+            for other in locked.state.endpoints.values() {
+                if other.ports.iter().any(|p| p.clashes_with(port)) {
+                    return Err(NetError::PortTaken {
+                        port: *port,
+                        container: other.names.first().cloned().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn plug(
+        &self,
+        nl: &Netlink,
+        locked: &Locked,
+        network: &Network,
+        endpoint: &Endpoint,
+        netns: BorrowedFd<'_>,
+    ) -> Result<(), NetError> {
+        let bridge = self.bring_up(nl, locked, network)?;
+        nl.add_veth(&endpoint.veth, bridge, CONTAINER_IFNAME, netns)?;
+        Netlink::in_netns(netns)?.configure_interface(
+            CONTAINER_IFNAME,
+            endpoint.ip,
+            network.subnet.prefix,
+            network.gateway,
+        )?;
+        if !endpoint.ports.is_empty() {
+            self.apply_rules(nl, locked)?;
+        }
+        Ok(())
+    }
+
+    /// Unplugs a container: its veth, its lease, its published ports and its hosts entries.
+    /// A container that was never attached is fine.
+    pub fn detach(&self, container_id: &str) -> Result<(), NetError> {
+        let mut locked = self.store.lock()?;
+        let Some(endpoint) = locked.state.endpoints.remove(container_id) else {
+            return Ok(());
+        };
+        let nl = Netlink::here()?;
+        nl.delete_link(&endpoint.veth)?;
+        locked.save()?;
+        if !endpoint.ports.is_empty() {
+            self.apply_rules(&nl, &locked)?;
+        }
+        hosts::update_network(&locked.state, &endpoint.network);
+        Ok(())
+    }
+
+    /// Removes a network: its bridge and its rules. Refused while containers are attached.
+    pub fn remove_network(&self, name: &str) -> Result<(), NetError> {
+        let mut locked = self.store.lock()?;
+        self.reconcile(&mut locked)?;
+        let network = locked
+            .state
+            .networks
+            .get(name)
+            .cloned()
+            .ok_or_else(|| NetError::NoSuchNetwork(name.to_string()))?;
+        if network.builtin {
+            return Err(NetError::Predefined(name.to_string()));
+        }
+        let attached: Vec<String> = locked
+            .state
+            .members(name)
+            .map(|e| e.names.first().cloned().unwrap_or_default())
+            .collect();
+        if !attached.is_empty() {
+            return Err(NetError::InUse {
+                network: name.to_string(),
+                containers: attached.join(", "),
+            });
+        }
+        let nl = Netlink::here()?;
+        nl.delete_link(&network.bridge)?;
+        locked.state.networks.remove(name);
+        locked.save()?;
+        self.apply_rules(&nl, &locked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_veths() {
+        assert!(valid_name("backend_1.net-a"));
+        for bad in ["", "-x", "a b", "a/b", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        let veth = veth_name("0123456789abcdef0123");
+        assert_eq!(veth, "fg0123456789ab");
+        assert!(veth.len() <= 15, "IFNAMSIZ");
+    }
+
+    #[test]
+    fn default_subnets_skip_what_is_taken() {
+        let taken: Subnet = "10.89.0.0/16".parse().unwrap();
+        let first = candidate_subnets().find(|s| !s.overlaps(&taken)).unwrap();
+        assert_eq!(first.to_string(), "10.90.0.0/24");
+    }
+}

@@ -12,6 +12,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use forge_netd::ports::PortMapping;
+use forge_netd::{AttachRequest, NetError, Netd};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{CgroupError, CgroupPaths, Stats};
@@ -62,6 +64,14 @@ pub enum RuntimeError {
         #[source]
         source: CgroupError,
     },
+    #[error("container {name}: network: {source}")]
+    Network {
+        name: String,
+        #[source]
+        source: NetError,
+    },
+    #[error("{0} needs a network; it cannot be used with --net none")]
+    NeedsNetwork(&'static str),
     #[error("signalling container {name}: {source}")]
     Signal {
         name: String,
@@ -91,6 +101,22 @@ pub struct CreateOptions {
     pub limits: Limits,
     /// Where to create the container's cgroups, instead of below Forge's own cgroup.
     pub cgroup_parent: Option<String>,
+    pub net: NetSpec,
+}
+
+/// How a container is networked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetSpec {
+    /// The network to attach to; `None` is `--net none` (a namespace with only `lo`).
+    pub network: Option<String>,
+    /// A fixed address instead of the next free one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+    /// More names the other containers on the network reach it by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A container's fixed configuration, as stored in `config.json`.
@@ -111,6 +137,8 @@ pub struct ContainerConfig {
     pub limits: Limits,
     /// Resolved when the container is created, from the cgroup of the process that created it.
     pub cgroup: CgroupPaths,
+    #[serde(default)]
+    pub net: NetSpec,
 }
 
 /// The message for an exit caused by the memory cgroup's OOM killer.
@@ -141,6 +169,12 @@ impl Container {
 pub struct Runtime {
     roots: Roots,
     images: ImageStore,
+    netd: Netd,
+}
+
+/// For netd: whether a container's PID 1 still runs (its attachment is stale otherwise).
+fn pid_alive(pid: i32, start: u64) -> bool {
+    crate::sys::running_since(pid) == Some(start)
 }
 
 fn validate_env(env: &[String]) -> Result<(), RuntimeError> {
@@ -253,7 +287,12 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
 impl Runtime {
     pub fn new(roots: Roots) -> Self {
         let images = ImageStore::new(roots.images());
-        Self { roots, images }
+        let netd = Netd::new(roots.data.join("networks"), pid_alive);
+        Self {
+            roots,
+            images,
+            netd,
+        }
     }
 
     pub fn roots(&self) -> &Roots {
@@ -262,6 +301,10 @@ impl Runtime {
 
     pub fn images(&self) -> &ImageStore {
         &self.images
+    }
+
+    pub fn netd(&self) -> &Netd {
+        &self.netd
     }
 
     pub fn log_path(&self, c: &Container) -> PathBuf {
@@ -278,6 +321,7 @@ impl Runtime {
         if let Some(name) = &opts.name {
             names::validate(name)?;
         }
+        self.check_net(&opts.net, opts.name.as_deref())?;
         let image = self.images.get(&opts.image)?;
         let cwd = match &opts.workdir {
             Some(dir) if !dir.starts_with('/') => {
@@ -329,6 +373,7 @@ impl Runtime {
             auto_remove: opts.auto_remove,
             limits: opts.limits.clone(),
             cgroup,
+            net: opts.net.clone(),
         };
         let container = Container {
             config,
@@ -339,6 +384,27 @@ impl Runtime {
             return Err(e);
         }
         Ok(container)
+    }
+
+    /// Refuses network options that cannot work before anything is created.
+    fn check_net(&self, net: &NetSpec, name: Option<&str>) -> Result<(), RuntimeError> {
+        let Some(network) = &net.network else {
+            if net.ip.is_some() {
+                return Err(RuntimeError::NeedsNetwork("--ip"));
+            }
+            if !net.ports.is_empty() {
+                return Err(RuntimeError::NeedsNetwork("-p"));
+            }
+            return Ok(());
+        };
+        let err = |source| RuntimeError::Network {
+            name: name.unwrap_or_default().to_string(),
+            source,
+        };
+        if network != forge_netd::DEFAULT_NETWORK {
+            self.netd.inspect(network).map_err(err)?;
+        }
+        Ok(())
     }
 
     fn claim_name(&self, wanted: Option<&str>, id: &str) -> Result<String, RuntimeError> {
@@ -374,13 +440,16 @@ impl Runtime {
             "127.0.0.1\tlocalhost {h}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
             h = c.config.hostname
         );
+        let resolv_conf = match c.config.net.network {
+            Some(_) => forge_netd::hosts::container_resolv_conf(
+                &fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
+            None => "# no network: this container runs with --net none\n".to_string(),
+        };
         let files = [
             ("hostname", format!("{}\n", c.config.hostname)),
             ("hosts", hosts),
-            (
-                "resolv.conf",
-                "# no network: this container runs with --net none\n".to_string(),
-            ),
+            ("resolv.conf", resolv_conf),
         ];
         for (file, content) in files {
             let path = data.join(file);
@@ -472,8 +541,18 @@ impl Runtime {
             let _ = cgroup.remove();
             return Err(cgroup_err(e));
         }
+        let pid_start = crate::sys::running_since(pending.pid);
+        // ... and is on its network before it runs, so the command finds eth0 ready.
+        match self.attach_network(c, pending.pid, pid_start.unwrap_or_default()) {
+            Ok(ip) => c.state.ip = ip,
+            Err(e) => {
+                drop(pending);
+                let _ = cgroup.remove();
+                return Err(e);
+            }
+        }
         c.state.pid = Some(pending.pid);
-        c.state.pid_start = crate::sys::running_since(pending.pid);
+        c.state.pid_start = pid_start;
         c.state.monitor_pid = Some(std::process::id() as i32);
         c.state.started_at = Some(now_secs());
         match pending.go() {
@@ -496,7 +575,55 @@ impl Runtime {
             Err(e) => {
                 let _ = cgroup.kill_all();
                 let _ = cgroup.remove();
+                self.release_network(c);
                 Err(launch_err(e))
+            }
+        }
+    }
+
+    /// Plugs the set-up container (PID `pid`) into its network; its address, if it has one.
+    fn attach_network(
+        &self,
+        c: &Container,
+        pid: i32,
+        pid_start: u64,
+    ) -> Result<Option<std::net::Ipv4Addr>, RuntimeError> {
+        let net = &c.config.net;
+        let Some(network) = &net.network else {
+            return Ok(None);
+        };
+        let err = |source| RuntimeError::Network {
+            name: c.name().to_string(),
+            source,
+        };
+        let ns_path = format!("/proc/{pid}/ns/net");
+        let netns = fs::File::open(&ns_path).map_err(io_err("opening", Path::new(&ns_path)))?;
+        let mut names = vec![c.config.name.clone()];
+        for name in std::iter::once(&c.config.hostname).chain(&net.aliases) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        let request = AttachRequest {
+            container_id: c.id(),
+            names,
+            network,
+            ip: net.ip,
+            ports: &net.ports,
+            pid,
+            pid_start,
+            netns: std::os::fd::AsFd::as_fd(&netns),
+            hosts_file: self.roots.container_data(c.id()).join("hosts"),
+        };
+        let attachment = self.netd.attach(&request).map_err(err)?;
+        Ok(Some(attachment.ip))
+    }
+
+    /// Unplugs the container from its network (its veth, address, ports and hosts entries).
+    fn release_network(&self, c: &Container) {
+        if c.config.net.network.is_some() {
+            if let Err(e) = self.netd.detach(c.id()) {
+                tracing::warn!("detaching {} from its network: {e}", c.name());
             }
         }
     }
@@ -518,12 +645,13 @@ impl Runtime {
         c.state.pid = None;
         c.state.pid_start = None;
         c.state.monitor_pid = None;
+        c.state.ip = None;
         c.state.finished_at = Some(now_secs());
         c.state.exit = Some(exit.clone());
         if c.config.auto_remove {
             self.delete_files(c);
         } else {
-            self.release_cgroups(c);
+            self.release_resources(c);
             if let Err(e) = self.write_state(c.id(), &c.state) {
                 tracing::warn!("recording the exit of {}: {e}", c.name());
             }
@@ -536,19 +664,21 @@ impl Runtime {
         self.delete_files(c);
     }
 
-    /// Kills whatever is left in the container's cgroups and removes them. Every way a container
-    /// ends (exit, failed start, `rm -f`, a lost monitor) comes through here.
-    fn release_cgroups(&self, c: &Container) {
+    /// Kills whatever is left in the container's cgroups, removes them and unplugs it from its
+    /// network. Every way a container ends (exit, failed start, `rm -f`, a lost monitor) comes
+    /// through here.
+    fn release_resources(&self, c: &Container) {
         let cgroup = c.config.cgroup.driver();
         let _ = cgroup.kill_all();
         if let Err(e) = cgroup.remove() {
             tracing::warn!("removing the cgroups of {}: {e}", c.name());
         }
+        self.release_network(c);
     }
 
     fn delete_files(&self, c: &Container) {
         // Cgroups first: they must not outlive the container, whatever path led here.
-        self.release_cgroups(c);
+        self.release_resources(c);
         // Release the name last, so it cannot be reused while the old files still exist.
         for dir in [
             self.roots.container_run(c.id()),

@@ -20,6 +20,7 @@ pub mod status;
 pub mod sys;
 pub mod tty;
 
-pub use container::{Container, CreateOptions, Runtime, RuntimeError};
+pub use container::{Container, CreateOptions, NetSpec, Runtime, RuntimeError};
+pub use forge_netd as netd;
 pub use paths::Roots;
 pub use status::{ExitInfo, State, Status};

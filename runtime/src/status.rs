@@ -59,6 +59,9 @@ pub struct State {
     pub monitor_pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<u64>,
+    /// The container's address on its network while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +76,7 @@ impl State {
             pid_start: None,
             monitor_pid: None,
             started_at: None,
+            ip: None,
             finished_at: None,
             exit: None,
         }

@@ -81,16 +81,16 @@ fn invalid_hostname_is_refused() {
 }
 
 #[test]
-fn unsupported_network_is_refused() {
+fn unknown_network_is_refused() {
     let forge = Forge::new();
-    refused(&forge, &["--net", "bridge", "host", "true"], "bridge");
+    refused(&forge, &["--net", "nosuch", "host", "true"], "nosuch");
 }
 
 #[test]
 fn not_root_is_refused() {
     use std::os::unix::process::CommandExt;
     let forge = Forge::new();
-    let mut cmd = forge.command(&["run", "host", "true"]);
+    let mut cmd = forge.command_unprivileged(&["run", "host", "true"]);
     cmd.uid(65534).gid(65534);
     let out = common::output(&mut cmd, common::COMMAND_TIMEOUT);
     assert_eq!(out.code, 125, "{out}");

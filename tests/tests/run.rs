@@ -295,7 +295,10 @@ fn dev_shm_is_a_tmpfs_and_dev_pts_a_devpts() {
 #[test]
 fn network_has_only_loopback_and_it_is_up() {
     let forge = Forge::new();
-    let out = forge.sh("ls /sys/class/net; cat /sys/class/net/lo/flags");
+    let script = "ls /sys/class/net; cat /sys/class/net/lo/flags";
+    let out = forge
+        .ok(&["run", "--rm", "--net", "none", "host", "sh", "-c", script])
+        .stdout;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first(), Some(&"lo"), "interfaces: {out}");
     assert_eq!(lines.len(), 2, "interfaces other than lo: {out}");

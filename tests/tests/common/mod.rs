@@ -50,6 +50,93 @@ fn forge_command(root: &Path) -> Command {
     cmd
 }
 
+/// A private network namespace (with `lo` up) that lives as long as this value and the processes
+/// in it. Every forge command of a test runs in one, so bridges, veths and nftables rules are made
+/// there and never touch the host's network.
+pub struct Netns {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Netns {
+    pub fn new() -> Self {
+        // A thread of its own enters the new namespace: the test's other threads stay put.
+        let fd = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("unshare(CLONE_NEWNET)");
+            let fd = std::fs::File::open("/proc/thread-self/ns/net").expect("opening the netns");
+            let up = Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status();
+            assert!(up.is_ok_and(|s| s.success()), "ip link set lo up failed");
+            std::os::fd::OwnedFd::from(fd)
+        })
+        .join()
+        .expect("creating a network namespace");
+        Self { fd }
+    }
+
+    /// Makes `cmd` run inside this namespace.
+    pub fn enter(&self, cmd: &mut Command) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let raw = self.fd.as_raw_fd();
+        // SAFETY: setns is a plain syscall (async-signal-safe); the closure allocates nothing and
+        // `raw` stays open in the child until exec (it is inherited across fork).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(raw, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// A path that opens this namespace, for `ip link set ... netns PATH`.
+    pub fn path(&self) -> String {
+        use std::os::fd::AsRawFd;
+        format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
+    }
+
+    /// Runs `f` on a thread inside this namespace (sockets it opens live there).
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::setns(&self.fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .expect("setns into the test's network namespace");
+                    f()
+                })
+                .join()
+                .expect("thread inside the network namespace")
+        })
+    }
+
+    /// Runs a host tool (`ip`, `nft`, ...) inside the namespace; returns what it printed.
+    pub fn run(&self, program: &str, args: &[&str]) -> Out {
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::null());
+        self.enter(&mut cmd);
+        output(&mut cmd, COMMAND_TIMEOUT)
+    }
+
+    /// Like [`Netns::run`], failing the test unless the tool exits 0.
+    pub fn ok(&self, program: &str, args: &[&str]) -> String {
+        let out = self.run(program, args);
+        assert_eq!(out.code, 0, "{program} {args:?} failed: {out}");
+        out.stdout
+    }
+
+    /// Names of the links in the namespace.
+    pub fn links(&self) -> Vec<String> {
+        self.ok("ip", &["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_string())
+            .collect()
+    }
+}
+
 static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
 
 extern "C" fn remove_template() {
@@ -328,6 +415,8 @@ pub fn settled(mut check: impl FnMut() -> Vec<String>) -> Vec<String> {
 /// Dropping it force-removes its containers and fails the test if anything of them remains.
 pub struct Forge {
     root: tempfile::TempDir,
+    /// The test's own network namespace: Forge's bridges and rules are made there.
+    pub netns: Netns,
     /// Ids of every container seen under the root, to find their cgroups after they are gone.
     seen: Mutex<BTreeSet<String>>,
 }
@@ -348,6 +437,7 @@ impl Forge {
         .expect("linking the shared host image");
         Self {
             root,
+            netns: Netns::new(),
             seen: Mutex::default(),
         }
     }
@@ -358,6 +448,15 @@ impl Forge {
 
     /// `forge --root ROOT ARGS...`, stdin from /dev/null, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = forge_command(self.root());
+        cmd.args(args);
+        self.netns.enter(&mut cmd);
+        cmd
+    }
+
+    /// Like [`Forge::command`] but left in the test process's network namespace (for a command
+    /// that drops root, and so could not enter the test's namespace).
+    pub fn command_unprivileged(&self, args: &[&str]) -> Command {
         let mut cmd = forge_command(self.root());
         cmd.args(args);
         cmd
@@ -385,8 +484,28 @@ impl Forge {
         settled(|| {
             let mut found = leftovers(self.root());
             found.extend(cgroups_named(&ids));
+            found.extend(self.network_leftovers());
             found
         })
+    }
+
+    /// Veths and address leases of containers that are gone.
+    pub fn network_leftovers(&self) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .netns
+            .links()
+            .into_iter()
+            .filter(|l| l.starts_with("fg"))
+            .map(|l| format!("veth {l}"))
+            .collect();
+        let state = self.root().join("networks/state.json");
+        if let Ok(raw) = std::fs::read(&state) {
+            let state: serde_json::Value = serde_json::from_slice(&raw).expect("netd state JSON");
+            if let Some(endpoints) = state["endpoints"].as_object() {
+                found.extend(endpoints.keys().map(|id| format!("address lease of {id}")));
+            }
+        }
+        found
     }
 
     /// Runs `forge ARGS...` and fails the test unless it exits 0.
