@@ -128,8 +128,13 @@ fn valid_name(name: &str) -> bool {
 
 /// The host end of a container's veth pair: fixed by its id, so a crashed set-up is found again.
 pub fn veth_name(container_id: &str) -> String {
-    format!("fg{}", &container_id[..container_id.len().min(12)])
+    format!(
+        "{VETH_PREFIX}{}",
+        &container_id[..container_id.len().min(12)]
+    )
 }
+
+const VETH_PREFIX: &str = "fg";
 
 /// Candidate subnets for networks created without `--subnet`, in order.
 fn candidate_subnets() -> impl Iterator<Item = Subnet> {
@@ -162,10 +167,12 @@ impl Netd {
         }
     }
 
-    /// Every network with the containers attached to it (stale attachments cleaned up first).
+    /// Every network with the containers attached to it (stale attachments and stray veths
+    /// cleaned up first).
     pub fn list(&self) -> Result<Vec<(Network, Vec<Endpoint>)>, NetError> {
         let mut locked = self.store.lock()?;
         self.reconcile(&mut locked)?;
+        self.sweep_veths(&locked)?;
         let state = &locked.state;
         Ok(state
             .networks
@@ -369,6 +376,25 @@ impl Netd {
         Ok(())
     }
 
+    /// Deletes Forge veths that belong to no attachment: a detached container's veth that
+    /// outlived its namespace (something still held the namespace open).
+    fn sweep_veths(&self, locked: &Locked) -> Result<(), NetError> {
+        let nl = Netlink::here()?;
+        let known: Vec<&str> = locked
+            .state
+            .endpoints
+            .values()
+            .map(|e| e.veth.as_str())
+            .collect();
+        for link in nl.link_names()? {
+            if link.starts_with(VETH_PREFIX) && !known.contains(&link.as_str()) {
+                tracing::info!(link, "deleting a stray veth");
+                nl.delete_link(&link)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Plugs a container into a network (creating the default network on first use). On failure
     /// nothing of the attachment is left.
     pub fn attach(&self, req: &AttachRequest<'_>) -> Result<Attachment, NetError> {
@@ -485,18 +511,18 @@ impl Netd {
         Ok(())
     }
 
-    /// Unplugs a container: its veth, its lease, its published ports and its hosts entries.
-    /// A container that was never attached is fine.
+    /// Unplugs a container whose processes are gone: its lease, its published ports and its
+    /// hosts entries. The veth pair goes with the container's network namespace (the kernel
+    /// removes both ends when the namespace dies, without the ~25 ms a synchronous delete
+    /// costs); one that outlives it is swept by [`Netd::list`]. Never attached is fine.
     pub fn detach(&self, container_id: &str) -> Result<(), NetError> {
         let mut locked = self.store.lock()?;
         let Some(endpoint) = locked.state.endpoints.remove(container_id) else {
             return Ok(());
         };
-        let nl = Netlink::here()?;
-        nl.delete_link(&endpoint.veth)?;
         locked.save()?;
         if !endpoint.ports.is_empty() {
-            self.apply_rules(&nl, &locked)?;
+            self.apply_rules(&Netlink::here()?, &locked)?;
         }
         hosts::update_network(&locked.state, &endpoint.network);
         Ok(())
@@ -506,6 +532,7 @@ impl Netd {
     pub fn remove_network(&self, name: &str) -> Result<(), NetError> {
         let mut locked = self.store.lock()?;
         self.reconcile(&mut locked)?;
+        self.sweep_veths(&locked)?;
         let network = locked
             .state
             .networks
