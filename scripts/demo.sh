@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job until forge-supervise lands: builds Forge, builds the default image from the host's
-# binaries (offline), and runs containers that show what isolation they get.
+# binaries (offline), and runs containers that show what isolation and networking they get.
+# The containers run in a private network namespace that this script makes: Forge's bridge and
+# nftables rules are created there and never touch the host's own network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +10,13 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "demo.sh: run as root: forge creates namespaces and mounts" >&2
     exit 1
 fi
-scripts/install-deps.sh
-cargo build --release --quiet -p forge-cli
+if [[ -z ${FORGE_DEMO_NETNS:-} ]]; then
+    scripts/install-deps.sh
+    cargo build --release --quiet -p forge-cli
+    # --fork: a child in the new namespace runs the rest; it ends with the script.
+    exec env FORGE_DEMO_NETNS=1 unshare --net --fork "$0" "$@"
+fi
+ip link set lo up
 forge=target/release/forge
 root=${FORGE_ROOT:-/var/lib/forge}
 
@@ -31,4 +38,15 @@ $forge --root "$root" ps
 $forge --root "$root" logs demo-bg | tail -3
 $forge --root "$root" stop -t 1 demo-bg >/dev/null
 $forge --root "$root" rm demo-bg >/dev/null
+echo "== networking: the default bridge network, names, a published port"
+$forge --root "$root" run -d --name web -p 8080:80 host sh -c \
+    'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 80 -h /www'
+sleep 0.5
+$forge --root "$root" run --rm --name client host sh -c '
+    echo "client address:   $(ip -4 -o addr show eth0 | awk "{print \$4}")"
+    ping -c 1 -W 2 web | head -2 | tail -1
+    printf "GET / HTTP/1.0\r\n\r\n" | nc -w 3 web 80 | tail -1'
+printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 3 127.0.0.1 8080 | tail -1 | sed 's/^/host via -p 8080: /'
+$forge --root "$root" network ls
+$forge --root "$root" rm -f web >/dev/null
 echo "== done; try: $forge --root $root run -it --rm host sh"
