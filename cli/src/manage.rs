@@ -145,8 +145,8 @@ pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
     let now = now_secs();
     let _ = writeln!(
         out,
-        "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID"
+        "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  {:<15}  {:<24}  NAMES",
+        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PID", "IP", "PORTS"
     );
     for c in shown {
         let pid = c
@@ -154,15 +154,23 @@ pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
             .pid
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
+        let ip = c.state.ip.map_or_else(|| "-".into(), |ip| ip.to_string());
+        let ports: Vec<String> = c.config.net.ports.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(
             out,
-            "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  {}",
+            "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  {:<15}  {:<24}  {}",
             &c.id()[..12],
             c.config.image,
             format::command(&c.config.args, 20),
             format::ago(c.config.created, now),
             status_text(c, now),
             pid,
+            ip,
+            if ports.is_empty() {
+                "-".into()
+            } else {
+                ports.join(", ")
+            },
             c.name()
         );
     }

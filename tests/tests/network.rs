@@ -218,6 +218,12 @@ fn published_ports_answer_from_the_host_loopback_outside_and_other_containers() 
     let forge = Forge::new();
     let out = outside(&forge);
     web(&forge, "site", &["-p", "8080:80"], "hello-from-site");
+    let ps = forge.ok(&["ps"]).stdout;
+    let ip = ip_of(&forge, "site");
+    assert!(
+        ps.contains("0.0.0.0:8080->80/tcp") && ps.contains(&ip),
+        "{ps}"
+    );
     for addr in [format!("{UPLINK}:8080"), "127.0.0.1:8080".to_string()] {
         let body = http_get(&forge.netns, &addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
         assert_eq!(body.trim(), "hello-from-site", "{addr}");
