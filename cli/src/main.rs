@@ -1,6 +1,7 @@
 //! `forge`: a Docker-like command line over forge-runtime. Parses arguments, calls the library,
 //! prints. When started as `forge __forge_init` it is a container's init process instead.
 
+mod exec;
 mod format;
 mod manage;
 mod network;
@@ -42,6 +43,8 @@ enum LogFormat {
 enum Command {
     /// Create and run a container
     Run(Box<run::RunArgs>),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
     /// List containers
     Ps(manage::PsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the grace period
@@ -83,11 +86,10 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     // The init process must not start threads or parse anything first: it only runs set-up code.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == forge_runtime::init::INIT_ARG)
-    {
-        forge_runtime::init::main();
+    match std::env::args_os().nth(1) {
+        Some(a) if a == forge_runtime::init::INIT_ARG => forge_runtime::init::main(),
+        Some(a) if a == forge_runtime::init::join::JOIN_ARG => forge_runtime::init::join::main(),
+        _ => {}
     }
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Monitor { .. }) {
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run::run(&runtime, *args),
         Command::Monitor { id } => run::monitor(&runtime, &id),
+        Command::Exec(args) => exec::exec(&runtime, &args),
         Command::Ps(args) => manage::ps(&runtime, &args),
         Command::Stop(args) => manage::stop(&runtime, &args),
         Command::Kill(args) => manage::kill(&runtime, &args),

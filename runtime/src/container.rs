@@ -838,6 +838,40 @@ impl Runtime {
         }
     }
 
+    /// A command that runs `args` inside the running container `c` (its namespaces, cgroups,
+    /// root, working directory and environment plus `env`), as `forge exec` does. The caller
+    /// spawns and waits for it; its exit code is the command's (125 when joining failed).
+    pub fn exec_command(
+        &self,
+        c: &Container,
+        args: &[String],
+        env: &[String],
+    ) -> Result<std::process::Command, RuntimeError> {
+        use std::os::unix::process::CommandExt;
+        validate_env(env)?;
+        let not_running = || RuntimeError::NotRunning(c.name().to_string());
+        let (Some(pid), Some(pid_start)) = (c.state.pid, c.state.pid_start) else {
+            return Err(not_running());
+        };
+        if !c.is_running() {
+            return Err(not_running());
+        }
+        let spec = crate::init::join::JoinSpec {
+            pid,
+            pid_start,
+            cgroup: c.config.cgroup.clone(),
+            cwd: c.config.cwd.clone(),
+            env: merge_env(&c.config.env, env),
+        };
+        let mut cmd = std::process::Command::new(launch::init_exe());
+        cmd.arg0("forge-exec")
+            .arg(crate::init::join::JOIN_ARG)
+            .arg(serde_json::to_string(&spec).expect("join spec serialises"))
+            .args(args)
+            .env_clear();
+        Ok(cmd)
+    }
+
     /// CPU, memory and process counts of a running container.
     pub fn stats(&self, c: &Container) -> Stats {
         c.config.cgroup.driver().stats()

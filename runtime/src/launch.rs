@@ -61,7 +61,7 @@ pub struct Started {
 }
 
 /// The Forge binary to re-exec as init; `/proc/self/exe` unless the caller is a test harness.
-fn init_exe() -> String {
+pub(crate) fn init_exe() -> String {
     std::env::var("FORGE_INIT_EXE").unwrap_or_else(|_| "/proc/self/exe".to_string())
 }
 

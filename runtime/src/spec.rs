@@ -43,12 +43,16 @@ pub struct Storage {
 impl InitSpec {
     /// `PATH` from the container's environment, as the exec lookup sees it.
     pub fn path_var(&self) -> &str {
-        self.env
-            .iter()
-            .rev()
-            .find_map(|kv| kv.strip_prefix("PATH="))
-            .unwrap_or(DEFAULT_PATH)
+        path_var(&self.env)
     }
+}
+
+/// `PATH` from an environment (the last one wins), or the default.
+pub fn path_var(env: &[String]) -> &str {
+    env.iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -23,6 +23,28 @@ pub struct ExitInfo {
 }
 
 impl ExitInfo {
+    /// From a finished `std::process::Command`.
+    pub fn from_status(status: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Self {
+                code,
+                signal: None,
+                reason: "exited".into(),
+            },
+            (None, Some(sig)) => Self {
+                code: 128 + sig,
+                signal: Some(sig),
+                reason: format!("killed by signal {sig}"),
+            },
+            (None, None) => Self {
+                code: 255,
+                signal: None,
+                reason: "unknown exit status".into(),
+            },
+        }
+    }
+
     pub fn from_wait(status: nix::sys::wait::WaitStatus) -> Self {
         use nix::sys::wait::WaitStatus;
         match status {

@@ -8,6 +8,7 @@
 //! and only then executes the user's command.
 
 mod exec;
+pub mod join;
 pub mod rootfs;
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};

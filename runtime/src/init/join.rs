@@ -1,0 +1,127 @@
+//! `forge exec` and health checks: run a command inside a running container. A freshly exec'ed,
+//! single-threaded copy of Forge joins the container's cgroups and namespaces (as `nsenter`
+//! would), forks so the command lands in the container's PID namespace, and relays its exit.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::CgroupPaths;
+use crate::channel::EXIT_FORGE_ERROR;
+use crate::status::ExitInfo;
+use crate::sys::{clone_fork, Forked};
+
+/// The argument that makes the Forge binary join a container: `__forge_join JSON CMD...`.
+pub const JOIN_ARG: &str = "__forge_join";
+
+/// What the joining process needs to know about the container (passed as one JSON argument).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinSpec {
+    pub pid: i32,
+    /// PID 1's start time: a recycled pid must not be joined.
+    pub pid_start: u64,
+    pub cgroup: CgroupPaths,
+    pub cwd: String,
+    pub env: Vec<String>,
+}
+
+/// The namespaces to join, in order; the mount namespace last, since it changes what paths mean.
+const NAMESPACES: [(&str, libc::c_int); 6] = [
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+fn die(message: String) -> ! {
+    eprintln!("forge exec: {message}");
+    std::process::exit(EXIT_FORGE_ERROR)
+}
+
+/// Entry point: call first thing in `main` when `argv[1] == JOIN_ARG`, before any thread starts.
+pub fn main() -> ! {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let Some((spec, command)) = args.split_first() else {
+        die("usage: __forge_join SPEC CMD...".into())
+    };
+    let spec: JoinSpec =
+        serde_json::from_str(spec).unwrap_or_else(|e| die(format!("bad join spec: {e}")));
+    if command.is_empty() {
+        die("no command given".into());
+    }
+    if let Err(e) = join(&spec) {
+        die(e);
+    }
+    // SAFETY: this process was just exec'ed and has started no threads; it is single-threaded.
+    match unsafe { clone_fork(0) } {
+        Ok(Forked::Child) => run(&spec, command),
+        Ok(Forked::Parent { child }) => {
+            let status = loop {
+                match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(status) => break ExitInfo::from_wait(status),
+                    Err(e) => die(format!("waiting for the command: {e}")),
+                }
+            };
+            std::process::exit(status.code)
+        }
+        Err(e) => die(format!("forking into the container: {e}")),
+    }
+}
+
+/// Joins the container's cgroups, then its namespaces and root directory.
+fn join(spec: &JoinSpec) -> Result<(), String> {
+    if crate::sys::running_since(spec.pid) != Some(spec.pid_start) {
+        return Err("the container is not running".into());
+    }
+    let open = |what: &str| -> Result<OwnedFd, String> {
+        let path = format!("/proc/{}/{what}", spec.pid);
+        std::fs::File::open(&path)
+            .map(OwnedFd::from)
+            .map_err(|e| format!("opening {path}: {e}"))
+    };
+    // Everything is opened before the first setns: /proc means something else afterwards.
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|(name, flag)| Ok((*name, *flag, open(&format!("ns/{name}"))?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let root = open("root")?;
+    spec.cgroup
+        .driver()
+        .add(std::process::id() as i32)
+        .map_err(|e| format!("joining the container's cgroups: {e}"))?;
+    for (name, flag, fd) in &namespaces {
+        // SAFETY: setns takes an fd we own and a namespace type; no memory is involved.
+        if unsafe { libc::setns(fd.as_raw_fd(), *flag) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("joining the container's {name} namespace: {e}"));
+        }
+    }
+    nix::unistd::fchdir(root.as_raw_fd())
+        .and_then(|()| nix::unistd::chroot("."))
+        .map_err(|e| format!("entering the container's root: {e}"))
+}
+
+/// The forked child, now in the container's PID namespace: becomes the command.
+fn run(spec: &JoinSpec, command: &[String]) -> ! {
+    use nix::sys::prctl;
+    // A health check that times out kills the joining process; the command must not linger.
+    let _ = prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
+    if let Err(e) = nix::unistd::chdir(cwd) {
+        die(format!(
+            "working directory {cwd:?} in the container: {}",
+            e.desc()
+        ));
+    }
+    let path = crate::spec::path_var(&spec.env);
+    let failure = match super::exec::resolve(Path::new("/"), &command[0], path) {
+        Ok(file) => super::exec::exec(&file, command, &spec.env),
+        Err(failure) => failure,
+    };
+    eprintln!("forge exec: {}", failure.message);
+    std::process::exit(failure.code)
+}
