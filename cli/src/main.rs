@@ -85,12 +85,9 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    // The init process must not start threads or parse anything first: it only runs set-up code.
-    match std::env::args_os().nth(1) {
-        Some(a) if a == forge_runtime::init::INIT_ARG => forge_runtime::init::main(),
-        Some(a) if a == forge_runtime::init::join::JOIN_ARG => forge_runtime::init::join::main(),
-        _ => {}
-    }
+    // Container inits and joins (exec, health checks) re-execute this binary: they must start
+    // no thread and parse nothing first.
+    forge_runtime::init::dispatch();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Monitor { .. }) {
         // Like other Unix tools, end quietly when the reader of our output goes away

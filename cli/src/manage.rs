@@ -105,6 +105,19 @@ fn each(names: &[String], mut action: impl FnMut(&str) -> Result<(), String>) ->
 }
 
 fn status_text(c: &Container, now: u64) -> String {
+    let mut text = status_word(c, now);
+    if let Some(health) = &c.state.health {
+        text.push_str(&format!(" ({health})"));
+    }
+    match c.state.restarts {
+        0 => {}
+        1 => text.push_str(", 1 restart"),
+        n => text.push_str(&format!(", {n} restarts")),
+    }
+    text
+}
+
+fn status_word(c: &Container, now: u64) -> String {
     match c.state.status {
         Status::Created => "Created".to_string(),
         Status::Running => format!(

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use forge_runtime::channel::EXIT_FORGE_ERROR;
 use forge_runtime::container::NetSpec;
 use forge_runtime::container::OOM_REASON;
-use forge_runtime::image::{host::build_host_image, DEFAULT_IMAGE};
+use forge_runtime::image::{host::ensure_default_image, DEFAULT_IMAGE};
 use forge_runtime::launch::{LaunchError, LaunchIo, Started};
 use forge_runtime::limits::{LimitArgs, Limits};
 use forge_runtime::netd::ports::PortError;
@@ -109,12 +109,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     let limits = parse_limits(args)?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
-        match build_host_image(runtime.images(), DEFAULT_IMAGE, &[]) {
-            Ok(_) => {}
-            // Another forge built it at the same moment: fine.
-            Err(_) if runtime.images().exists(DEFAULT_IMAGE) => {}
-            Err(e) => return Err(e.to_string()),
-        }
+        ensure_default_image(runtime.images(), DEFAULT_IMAGE).map_err(|e| e.to_string())?;
     }
     let opts = CreateOptions {
         name: args.name.clone(),
@@ -129,6 +124,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         limits,
         cgroup_parent: args.cgroup_parent.clone(),
         net,
+        labels: Default::default(),
     };
     runtime.create(&opts).map_err(|e| e.to_string())
 }

@@ -388,7 +388,7 @@ impl Netd {
             .collect();
         for link in nl.link_names()? {
             if link.starts_with(VETH_PREFIX) && !known.contains(&link.as_str()) {
-                tracing::info!(link, "deleting a stray veth");
+                tracing::debug!(link, "deleting a stray veth");
                 nl.delete_link(&link)?;
             }
         }

@@ -102,6 +102,8 @@ pub struct CreateOptions {
     /// Where to create the container's cgroups, instead of below Forge's own cgroup.
     pub cgroup_parent: Option<String>,
     pub net: NetSpec,
+    /// Free-form key/value pairs (the supervisor records project and service).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// How a container is networked.
@@ -139,6 +141,8 @@ pub struct ContainerConfig {
     pub cgroup: CgroupPaths,
     #[serde(default)]
     pub net: NetSpec,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The message for an exit caused by the memory cgroup's OOM killer.
@@ -374,6 +378,7 @@ impl Runtime {
             limits: opts.limits.clone(),
             cgroup,
             net: opts.net.clone(),
+            labels: opts.labels.clone(),
         };
         let container = Container {
             config,
@@ -646,6 +651,7 @@ impl Runtime {
         c.state.pid_start = None;
         c.state.monitor_pid = None;
         c.state.ip = None;
+        c.state.health = None;
         c.state.finished_at = Some(now_secs());
         c.state.exit = Some(exit.clone());
         if c.config.auto_remove {
@@ -836,6 +842,11 @@ impl Runtime {
         if let Some(fresh) = self.load(c.id()) {
             self.reconcile(fresh);
         }
+    }
+
+    /// Records a supervisor's view of the container (health, restarts) for `forge ps`.
+    pub fn save_state(&self, c: &Container) -> Result<(), RuntimeError> {
+        self.write_state(c.id(), &c.state)
     }
 
     /// A command that runs `args` inside the running container `c` (its namespaces, cgroups,

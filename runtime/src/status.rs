@@ -81,6 +81,12 @@ pub struct State {
     pub monitor_pid: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<u64>,
+    /// Health-check status (`starting`, `healthy`, `unhealthy`) when a supervisor checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// How often a supervisor has restarted the container.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
     /// The container's address on its network while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<std::net::Ipv4Addr>,
@@ -99,6 +105,8 @@ impl State {
             monitor_pid: None,
             started_at: None,
             ip: None,
+            health: None,
+            restarts: 0,
             finished_at: None,
             exit: None,
         }
@@ -118,6 +126,10 @@ pub fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -1,4 +1,24 @@
 //! forge-supervisor: runs the services of a compose.toml over time.
 //!
-//! Empty until the supervisor issue lands: parsing, dependency order, restart policy and backoff,
-//! health checks and shutdown will live here, on top of `forge-runtime`'s library API.
+//! The pure parts, each plain code with plain unit tests:
+//! - [`compose`]: parsing and checking compose.toml, with errors that name file, line, column
+//!   and field;
+//! - [`duration`]: Compose's durations (`1m30s`, `500ms`);
+//! - [`order`]: dependency order (start) and its reverse (stop);
+//! - [`backoff`]: restart policy and the delay before each restart;
+//! - [`health`]: the health-check state machine.
+//!
+//! And the supervisor itself: [`run`] (one tokio task per service), [`launcher`] (the threads
+//! that start containers), [`output`] (multiplexed logs), [`project`] (name, lock, limits).
+
+pub mod backoff;
+pub mod compose;
+pub mod duration;
+pub mod health;
+pub mod launcher;
+pub mod order;
+pub mod output;
+pub mod project;
+pub mod run;
+
+pub use project::{check_supported, lock_project, project_name};

@@ -85,6 +85,19 @@ pub enum HostImageError {
 
 /// Builds the image `name` from the host binaries `bins` (paths, or names looked up in `PATH`);
 /// with none, a busybox or bash based default. Fails with [`ImageError::Exists`] if it exists.
+/// Builds the default image on first use, when `name` is it and it does not exist yet; returns
+/// whether it built it. Another Forge building it at the same moment is fine.
+pub fn ensure_default_image(store: &ImageStore, name: &str) -> Result<bool, HostImageError> {
+    if name != super::DEFAULT_IMAGE || store.exists(name) {
+        return Ok(false);
+    }
+    match build_host_image(store, name, &[]) {
+        Ok(_) => Ok(true),
+        Err(_) if store.exists(name) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn build_host_image(
     store: &ImageStore,
     name: &str,

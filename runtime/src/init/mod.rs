@@ -29,6 +29,17 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWPID
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWNET;
 
+/// Runs the init or join process instead of the program when this binary was re-executed as
+/// one (`argv[1]` is [`INIT_ARG`] or [`join::JOIN_ARG`]); returns otherwise. Call it first thing
+/// in `main` of every binary that starts containers, before any thread starts.
+pub fn dispatch() {
+    match std::env::args_os().nth(1) {
+        Some(a) if a == INIT_ARG => main(),
+        Some(a) if a == join::JOIN_ARG => join::main(),
+        _ => {}
+    }
+}
+
 /// Entry point of the init process. Call it first thing in `main` when `argv[1] == INIT_ARG`,
 /// before any thread is started.
 pub fn main() -> ! {

@@ -1,0 +1,500 @@
+//! compose.toml: the Compose specification's vocabulary in TOML, parsed and checked in full
+//! before anything starts. Every error names the file, the line and column (1-based) of the
+//! offending key or value, and its field path:
+//!
+//! ```text
+//! compose.toml:12:11: services.web.restart: unknown restart policy "sometimes" (expected no, always, on-failure[:N], unless-stopped)
+//! ```
+//!
+//! The schema (every key optional unless marked; unknown keys are errors):
+//!
+//! ```toml
+//! [x-backoff]                      # global restart backoff (Docker's defaults shown)
+//! initial = "100ms"                # durations: "1m30s", "500ms", "2.5s" — a unit is required
+//! max = "60s"
+//! reset_after = "10s"
+//!
+//! [networks.back]                  # "default" exists implicitly and may be given here too
+//! subnet = "10.89.1.0/24"
+//! gateway = "10.89.1.1"            # needs subnet
+//! internal = false
+//!
+//! [services.web]                   # name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 63
+//! image = "host"                   # required
+//! entrypoint = "/bin/sh -c"        # string (split into words like a shell, never run by one)
+//! command = ["httpd", "-f"]        #   or list; never empty
+//! environment = { PORT = 80 }      # or ["PORT=80"]; values strings, numbers or booleans
+//! working_dir = "/srv"             # absolute
+//! user = "1000:1000"               # or a number
+//! hostname = "www"
+//! init = false
+//! depends_on = ["db"]              # = service_started; or
+//! # depends_on = { db = { condition = "service_healthy" } }   (or _started, _completed_successfully)
+//! restart = "on-failure:5"         # "no" (default), "always", "on-failure[:N]", "unless-stopped"
+//! x-backoff = { initial = "1s" }   # overrides [x-backoff] key by key
+//! limits = { cpus = 0.5, memory = "256m", memory_swap = "512m", pids = 100, storage = "1g" }
+//! networks = ["back"]              # default ["default"]
+//! ports = ["8080:80", "127.0.0.1:5353:53/udp"]
+//! stop_signal = "SIGTERM"          # or "TERM" or 15
+//! stop_grace_period = "10s"
+//!
+//! [services.web.healthcheck]       # Compose's defaults: 30s, 30s, 3, 0s
+//! test = ["CMD", "true"]           # or ["CMD-SHELL", "..."], a string (CMD-SHELL), ["NONE"]
+//! interval = "30s"
+//! timeout = "30s"
+//! retries = 3                      # at least 1
+//! start_period = "0s"
+//! disable = false
+//!
+//! [services.db]
+//! image = "host"
+//! command = "sleep 1d"
+//! networks = ["back"]
+//! ```
+//!
+//! Reading a service's fields is in `compose/service.rs`; the checks that span services (dependencies,
+//! networks, published ports) are here.
+
+mod node;
+mod service;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use forge_runtime::limits::Limits;
+use forge_runtime::netd::ipam::Subnet;
+use forge_runtime::netd::ports::PortMapping;
+use nix::sys::signal::Signal;
+use toml_edit::ImDocument;
+
+pub use crate::backoff::Backoff;
+use node::{line_col, Invalid, Node, Spot};
+use service::Placed;
+
+/// The network every service without `networks` joins; always defined, implicitly.
+pub const DEFAULT_NETWORK: &str = "default";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compose {
+    pub path: PathBuf,
+    pub services: BTreeMap<String, Service>,
+    /// The networks under `[networks]`, plus `default` when a service joins it.
+    pub networks: BTreeMap<String, NetworkDef>,
+    /// The global `[x-backoff]` (already merged into each service's own `backoff`).
+    pub backoff: Backoff,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkDef {
+    pub subnet: Option<Subnet>,
+    pub gateway: Option<Ipv4Addr>,
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub command: Option<Vec<String>>,
+    /// `K=V`, in the file's order.
+    pub environment: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub init: bool,
+    pub depends_on: BTreeMap<String, Condition>,
+    pub restart: RestartPolicy,
+    pub backoff: Backoff,
+    /// `None` when absent, `disable = true` or `test = ["NONE"]`.
+    pub healthcheck: Option<Healthcheck>,
+    pub limits: Limits,
+    /// Never empty: `["default"]` unless given.
+    pub networks: Vec<String>,
+    pub ports: Vec<PortMapping>,
+    pub stop_signal: Signal,
+    pub stop_grace_period: Duration,
+}
+
+/// When a dependency counts as ready for its dependents to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Started,
+    Healthy,
+    CompletedSuccessfully,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    /// Restart on a non-zero exit, at most `max_restarts` times (no limit when `None`).
+    OnFailure {
+        max_restarts: Option<u32>,
+    },
+    UnlessStopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Healthcheck {
+    pub test: HealthTest,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthTest {
+    /// `["CMD", program, args...]`: run directly.
+    Cmd(Vec<String>),
+    /// `["CMD-SHELL", "..."]` or a string: run with `/bin/sh -c`.
+    Shell(String),
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Started => "service_started",
+            Condition::Healthy => "service_healthy",
+            Condition::CompletedSuccessfully => "service_completed_successfully",
+        }
+    }
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Condition {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [
+            Condition::Started,
+            Condition::Healthy,
+            Condition::CompletedSuccessfully,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == text)
+        .ok_or_else(|| {
+            format!("unknown condition {text:?} (expected service_started, service_healthy or service_completed_successfully)")
+        })
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::OnFailure { max_restarts: None } => f.write_str("on-failure"),
+            RestartPolicy::OnFailure {
+                max_restarts: Some(n),
+            } => write!(f, "on-failure:{n}"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
+}
+
+impl FromStr for RestartPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "no" => Ok(RestartPolicy::No),
+            "always" => Ok(RestartPolicy::Always),
+            "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+            "on-failure" => Ok(RestartPolicy::OnFailure { max_restarts: None }),
+            _ => match text.strip_prefix("on-failure:") {
+                Some(count) => match count.parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(RestartPolicy::OnFailure {
+                        max_restarts: Some(n),
+                    }),
+                    _ => Err(format!(
+                        "invalid restart count {count:?} in {text:?}: expected a whole number of restarts, at least 1 (or on-failure for no limit)"
+                    )),
+                },
+                None => Err(format!(
+                    "unknown restart policy {text:?} (expected no, always, on-failure[:N], unless-stopped)"
+                )),
+            },
+        }
+    }
+}
+
+/// A compose file that cannot be read, is not TOML, or does not describe a valid project.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ComposeError {
+    pub path: PathBuf,
+    /// 1-based line and column of the offending key or value; `None` when the file is unreadable.
+    pub location: Option<(usize, usize)>,
+    /// The field path, like `services.web.restart`; empty when the file is unreadable or not TOML.
+    pub field: String,
+    pub message: String,
+    #[source]
+    pub source: Option<std::io::Error>,
+}
+
+impl ComposeError {
+    fn render(&self) -> String {
+        let mut out = self.path.display().to_string();
+        if let Some((line, column)) = self.location {
+            out.push_str(&format!(":{line}:{column}"));
+        }
+        if !self.field.is_empty() {
+            out.push_str(": ");
+            out.push_str(&self.field);
+        }
+        out.push_str(": ");
+        out.push_str(&self.message);
+        out
+    }
+
+    fn at(path: &Path, text: &str, invalid: Invalid) -> Self {
+        ComposeError {
+            path: path.to_path_buf(),
+            location: Some(line_col(text, invalid.at)),
+            field: invalid.field,
+            message: invalid.message,
+            source: None,
+        }
+    }
+}
+
+/// Reads and checks a compose file.
+pub fn load(path: &Path) -> Result<Compose, ComposeError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ComposeError {
+        path: path.to_path_buf(),
+        location: None,
+        field: String::new(),
+        message: format!("cannot read: {}", io_reason(&err)),
+        source: Some(err),
+    })?;
+    parse(path, &text)
+}
+
+/// `No such file or directory`, without Rust's ` (os error 2)`.
+fn io_reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// Parses and checks compose text; `path` only names the file in errors and in the result.
+pub fn parse(path: &Path, text: &str) -> Result<Compose, ComposeError> {
+    let doc = ImDocument::parse(text.to_string()).map_err(|err| {
+        let message = err.message().trim().replace('\n', "; ");
+        ComposeError::at(
+            path,
+            text,
+            Invalid {
+                at: err.span().map_or(0, |span| span.start),
+                field: String::new(),
+                message: format!("invalid TOML: {message}"),
+            },
+        )
+    })?;
+    let mut compose =
+        read_document(&doc).map_err(|invalid| ComposeError::at(path, text, invalid))?;
+    compose.path = path.to_path_buf();
+    Ok(compose)
+}
+
+impl Compose {
+    /// Service names, dependencies first (see [`crate::order`]).
+    ///
+    /// # Panics
+    ///
+    /// If `services` was changed after parsing to hold a cycle or an unknown dependency.
+    pub fn start_order(&self) -> Vec<String> {
+        crate::order::start_order(&self.services).expect("dependencies were checked when parsing")
+    }
+
+    /// The reverse of [`Compose::start_order`].
+    pub fn stop_order(&self) -> Vec<String> {
+        let mut order = self.start_order();
+        order.reverse();
+        order
+    }
+}
+
+fn read_document(doc: &ImDocument<String>) -> Result<Compose, Invalid> {
+    let root = Node::root(doc).table("a table")?;
+    root.only(&["services", "networks", "x-backoff"])?;
+    let backoff = match root.get("x-backoff") {
+        Some(node) => service::backoff(&node, &Backoff::default())?,
+        None => Backoff::default(),
+    };
+    let mut networks = match root.get("networks") {
+        Some(node) => read_networks(&node)?,
+        None => BTreeMap::new(),
+    };
+    let services_node = root.get("services").ok_or_else(|| Invalid {
+        at: 0,
+        field: "services".into(),
+        message: "no services defined (add a [services.NAME] table)".into(),
+    })?;
+    let table = services_node.table("a table of services, like [services.web]")?;
+    if table.is_empty() {
+        return Err(services_node.err("no services defined (add a [services.NAME] table)"));
+    }
+    let mut services = BTreeMap::new();
+    let mut places = Vec::new();
+    for entry in table.entries() {
+        check_name(entry.key, &entry.key_spot, "service")?;
+        let (service, placed) = service::read(entry.key, &entry.node, &backoff)?;
+        services.insert(entry.key.to_string(), service);
+        places.push((entry.key, placed));
+    }
+    check_networks(&places, &networks)?;
+    check_dependencies(&places, &services)?;
+    check_ports(&places)?;
+    if services
+        .values()
+        .any(|s| s.networks.iter().any(|n| n == DEFAULT_NETWORK))
+    {
+        networks.entry(DEFAULT_NETWORK.to_string()).or_default();
+    }
+    Ok(Compose {
+        path: PathBuf::new(),
+        services,
+        networks,
+        backoff,
+    })
+}
+
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 63 characters (a host name's label).
+fn check_name(name: &str, spot: &Spot, what: &str) -> Result<(), Invalid> {
+    let mut chars = name.chars();
+    let ok = name.len() <= 63
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(spot.err(format!(
+            "invalid {what} name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit (at most 63)"
+        )))
+    }
+}
+
+fn read_networks(node: &Node) -> Result<BTreeMap<String, NetworkDef>, Invalid> {
+    let mut networks = BTreeMap::new();
+    for entry in node
+        .table("a table of networks, like [networks.back]")?
+        .entries()
+    {
+        check_name(entry.key, &entry.key_spot, "network")?;
+        let table = entry.node.table("a table, like [networks.back]")?;
+        table.only(&["subnet", "gateway", "internal"])?;
+        let mut def = NetworkDef::default();
+        if let Some(node) = table.get("subnet") {
+            let text = node.string("a subnet like \"10.89.1.0/24\"")?;
+            def.subnet = Some(text.parse().map_err(|err| node.err(err))?);
+        }
+        if let Some(node) = table.get("gateway") {
+            let text = node.string("an IPv4 address like \"10.89.1.1\"")?;
+            let ip: Ipv4Addr = text.parse().map_err(|_| {
+                node.err(format!(
+                    "invalid gateway {text:?}: expected an IPv4 address like 10.89.1.1"
+                ))
+            })?;
+            let subnet = def
+                .subnet
+                .ok_or_else(|| node.err("a gateway needs a subnet in the same network"))?;
+            if !subnet.contains(ip) || ip == subnet.network || ip == subnet.broadcast() {
+                return Err(node.err(format!(
+                    "gateway {ip} is not a host address of subnet {subnet}"
+                )));
+            }
+            def.gateway = Some(ip);
+        }
+        if let Some(node) = table.get("internal") {
+            def.internal = node.boolean()?;
+        }
+        networks.insert(entry.key.to_string(), def);
+    }
+    Ok(networks)
+}
+
+fn check_networks(
+    places: &[(&str, Placed)],
+    networks: &BTreeMap<String, NetworkDef>,
+) -> Result<(), Invalid> {
+    for (_, placed) in places {
+        for (name, spot) in &placed.networks {
+            if name != DEFAULT_NETWORK && !networks.contains_key(name) {
+                return Err(spot.err(format!(
+                    "unknown network {name:?} (define it as [networks.{name}])"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_dependencies(
+    places: &[(&str, Placed)],
+    services: &BTreeMap<String, Service>,
+) -> Result<(), Invalid> {
+    for (name, placed) in places {
+        for (dep, spot) in &placed.depends_on {
+            if dep == name {
+                return Err(spot.err(format!("service {name} cannot depend on itself")));
+            }
+            if !services.contains_key(dep) {
+                let known: Vec<&str> = services.keys().map(String::as_str).collect();
+                return Err(spot.err(format!(
+                    "unknown service {dep:?} (services are: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    if let Some(cycle) = crate::order::find_cycle(services) {
+        let (_, placed) = places
+            .iter()
+            .find(|(name, _)| *name == cycle[0])
+            .expect("a cycle starts at a service");
+        let (_, spot) = placed
+            .depends_on
+            .iter()
+            .find(|(dep, _)| *dep == cycle[1])
+            .expect("a cycle follows a dependency");
+        return Err(spot.err(format!("dependency cycle: {}", cycle.join(" -> "))));
+    }
+    Ok(())
+}
+
+fn check_ports(places: &[(&str, Placed)]) -> Result<(), Invalid> {
+    let mut published: Vec<(&str, &PortMapping, &Spot)> = Vec::new();
+    for (name, placed) in places {
+        for (port, spot) in &placed.ports {
+            if let Some((owner, _, first)) = published.iter().find(|(_, p, _)| p.clashes_with(port))
+            {
+                let host = match port.host_ip {
+                    Some(ip) => format!("{ip}:{}", port.host_port),
+                    None => port.host_port.to_string(),
+                };
+                return Err(spot.err(format!(
+                    "host port {host}/{} is already published by service {owner} ({})",
+                    port.protocol, first.field
+                )));
+            }
+            published.push((name, port, spot));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,319 @@
+//! Typed reading of a parsed TOML document that keeps, for every key and value, its field path
+//! (`services.web.restart`) and its byte offset, so each complaint can say where it is.
+
+use std::fmt::Display;
+
+use toml_edit::{ImDocument, Item, TableLike, Value};
+
+/// What is wrong and where: the byte offset in the text and the field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invalid {
+    pub at: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// A place in the document: byte offset and field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Spot {
+    pub at: usize,
+    pub field: String,
+}
+
+impl Spot {
+    pub fn err(&self, message: impl Display) -> Invalid {
+        Invalid {
+            at: self.at,
+            field: self.field.clone(),
+            message: message.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ref<'a> {
+    Item(&'a Item),
+    Value(&'a Value),
+}
+
+/// A key's value or an array's element, with its place.
+#[derive(Debug, Clone)]
+pub(crate) struct Node<'a> {
+    value: Ref<'a>,
+    pub spot: Spot,
+}
+
+/// A table or inline table, with its place.
+pub(crate) struct Table<'a> {
+    inner: &'a dyn TableLike,
+    pub spot: Spot,
+}
+
+/// One key of a table: the key's own place and its value.
+pub(crate) struct Entry<'a> {
+    pub key: &'a str,
+    pub key_spot: Spot,
+    pub node: Node<'a>,
+}
+
+impl<'a> Node<'a> {
+    pub fn root(doc: &'a ImDocument<String>) -> Self {
+        Node {
+            value: Ref::Item(doc.as_item()),
+            spot: Spot {
+                at: 0,
+                field: String::new(),
+            },
+        }
+    }
+
+    pub fn err(&self, message: impl Display) -> Invalid {
+        self.spot.err(message)
+    }
+
+    fn scalar(&self) -> Option<&'a Value> {
+        match self.value {
+            Ref::Item(Item::Value(value)) | Ref::Value(value) => Some(value),
+            Ref::Item(_) => None,
+        }
+    }
+
+    /// The TOML type, as a phrase: "a string", "an array of tables" …
+    pub fn kind(&self) -> &'static str {
+        match self.value {
+            Ref::Item(Item::Table(_)) => "a table",
+            Ref::Item(Item::ArrayOfTables(_)) => "an array of tables",
+            Ref::Item(Item::None) => "nothing",
+            Ref::Item(Item::Value(value)) | Ref::Value(value) => match value {
+                Value::String(_) => "a string",
+                Value::Integer(_) => "an integer",
+                Value::Float(_) => "a float",
+                Value::Boolean(_) => "a boolean",
+                Value::Datetime(_) => "a date-time",
+                Value::Array(_) => "an array",
+                Value::InlineTable(_) => "a table",
+            },
+        }
+    }
+
+    /// "expected {what}, found an integer"
+    pub fn wrong_type(&self, what: &str) -> Invalid {
+        self.err(format!("expected {what}, found {}", self.kind()))
+    }
+
+    pub fn as_str(&self) -> Option<&'a str> {
+        self.scalar().and_then(Value::as_str)
+    }
+
+    pub fn as_integer(&self) -> Option<i64> {
+        self.scalar().and_then(Value::as_integer)
+    }
+
+    pub fn as_float(&self) -> Option<f64> {
+        self.scalar().and_then(Value::as_float)
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        self.scalar().and_then(Value::as_bool)
+    }
+
+    pub fn string(&self, what: &str) -> Result<&'a str, Invalid> {
+        self.as_str().ok_or_else(|| self.wrong_type(what))
+    }
+
+    pub fn boolean(&self) -> Result<bool, Invalid> {
+        self.as_bool()
+            .ok_or_else(|| self.wrong_type("true or false"))
+    }
+
+    pub fn is_array(&self) -> bool {
+        self.scalar().is_some_and(Value::is_array)
+    }
+
+    /// The elements, each placed at `path[i]`; `what` describes the expected array.
+    pub fn array(&self, what: &str) -> Result<Vec<Node<'a>>, Invalid> {
+        let array = self
+            .scalar()
+            .and_then(Value::as_array)
+            .ok_or_else(|| self.wrong_type(what))?;
+        Ok(array
+            .iter()
+            .enumerate()
+            .map(|(i, value)| Node {
+                value: Ref::Value(value),
+                spot: Spot {
+                    at: value.span().map_or(self.spot.at, |span| span.start),
+                    field: format!("{}[{i}]", self.spot.field),
+                },
+            })
+            .collect())
+    }
+
+    /// Every element as a string, or an error at the first one that is not.
+    pub fn strings(&self, what: &str, each: &str) -> Result<Vec<(String, Spot)>, Invalid> {
+        self.array(what)?
+            .into_iter()
+            .map(|node| Ok((node.string(each)?.to_string(), node.spot)))
+            .collect()
+    }
+
+    fn table_like(&self) -> Option<&'a dyn TableLike> {
+        match self.value {
+            Ref::Item(item) => item.as_table_like(),
+            Ref::Value(value) => value.as_inline_table().map(|t| t as &dyn TableLike),
+        }
+    }
+
+    pub fn table(&self, what: &str) -> Result<Table<'a>, Invalid> {
+        let inner = self.table_like().ok_or_else(|| self.wrong_type(what))?;
+        Ok(Table {
+            inner,
+            spot: self.spot.clone(),
+        })
+    }
+}
+
+impl<'a> Table<'a> {
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// The keys in document order, each with its own place and its value's.
+    pub fn entries(&self) -> Vec<Entry<'a>> {
+        self.inner
+            .iter()
+            .map(|(key, item)| self.entry(key, item))
+            .collect()
+    }
+
+    pub fn get(&self, key: &str) -> Option<Node<'a>> {
+        let (key, item) = self.inner.get_key_value(key)?;
+        Some(self.entry(key.get(), item).node)
+    }
+
+    /// Places a key at its own span and its value at the value's, falling back to the key's
+    /// (implicit tables like `services` in `[services.web]` have no span of their own).
+    fn entry(&self, key: &'a str, item: &'a Item) -> Entry<'a> {
+        let key_spot = Spot {
+            at: self
+                .inner
+                .key(key)
+                .and_then(|k| k.span())
+                .map_or(self.spot.at, |span| span.start),
+            field: join(&self.spot.field, key),
+        };
+        let node = Node {
+            value: Ref::Item(item),
+            spot: Spot {
+                at: item.span().map_or(key_spot.at, |span| span.start),
+                field: key_spot.field.clone(),
+            },
+        };
+        Entry {
+            key,
+            key_spot,
+            node,
+        }
+    }
+
+    /// Refuses any key not in `allowed`, at the key, suggesting the nearest allowed one.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), Invalid> {
+        for entry in self.entries() {
+            if !allowed.contains(&entry.key) {
+                let hint = match nearest(entry.key, allowed) {
+                    Some(near) => format!("did you mean {near:?}?"),
+                    None => format!("expected one of: {}", allowed.join(", ")),
+                };
+                return Err(entry
+                    .key_spot
+                    .err(format!("unknown key {:?} ({hint})", entry.key)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `parent.key`, quoting the key as TOML would when it is not a bare key.
+fn join(parent: &str, key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let key = if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    };
+    if parent.is_empty() {
+        key
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// The allowed key closest to a misspelt one, if it is close (at most 2 edits).
+fn nearest<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
+    allowed
+        .iter()
+        .map(|candidate| (edit_distance(key, candidate), *candidate))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        assert_eq!(line_col(text, text.find('"').unwrap()), (2, 6));
+        assert_eq!(line_col(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("imgae", "image"), 2);
+        assert_eq!(nearest("imgae", &["image", "init"]), Some("image"));
+        assert_eq!(nearest("comand", &["command", "image"]), Some("command"));
+        assert_eq!(nearest("volumes", &["image", "init"]), None);
+    }
+
+    #[test]
+    fn paths_quote_what_is_not_a_bare_key() {
+        assert_eq!(join("", "services"), "services");
+        assert_eq!(join("services", "web"), "services.web");
+        assert_eq!(join("services", "a.b"), "services.\"a.b\"");
+    }
+}

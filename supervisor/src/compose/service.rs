@@ -1,0 +1,425 @@
+//! One `[services.NAME]` table, field by field, and the small tables inside it (healthcheck,
+//! limits, x-backoff). Checks that need other services are left to the caller, with the places
+//! they need in [`Placed`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use forge_runtime::limits::{LimitArgs, LimitError, Limits};
+use forge_runtime::netd::ports::PortMapping;
+use forge_runtime::signal::parse_signal;
+use nix::sys::signal::Signal;
+
+use super::node::{Invalid, Node, Spot};
+use super::{Backoff, Condition, HealthTest, Healthcheck, RestartPolicy, Service};
+use crate::duration::parse_duration;
+
+const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "entrypoint",
+    "command",
+    "environment",
+    "working_dir",
+    "user",
+    "hostname",
+    "init",
+    "depends_on",
+    "restart",
+    "x-backoff",
+    "healthcheck",
+    "limits",
+    "networks",
+    "ports",
+    "stop_signal",
+    "stop_grace_period",
+];
+
+/// Where a service names other services, networks and ports, for the checks across services.
+#[derive(Debug, Default)]
+pub(super) struct Placed {
+    pub depends_on: Vec<(String, Spot)>,
+    pub networks: Vec<(String, Spot)>,
+    pub ports: Vec<(PortMapping, Spot)>,
+}
+
+pub(super) fn read(
+    name: &str,
+    node: &Node,
+    global_backoff: &Backoff,
+) -> Result<(Service, Placed), Invalid> {
+    let table = node.table("a table, like [services.web]")?;
+    table.only(SERVICE_KEYS)?;
+    let get = |key| table.get(key);
+    let mut placed = Placed::default();
+
+    let image = match get("image") {
+        Some(node) => non_empty(&node, node.string("an image name")?)?.to_string(),
+        None => return Err(node.err("missing required key \"image\"")),
+    };
+    let depends_on = match get("depends_on") {
+        Some(node) => depends_on(&node, &mut placed.depends_on)?,
+        None => BTreeMap::new(),
+    };
+    placed.networks = match get("networks") {
+        Some(node) => networks(&node)?,
+        None => vec![(super::DEFAULT_NETWORK.to_string(), node.spot.clone())],
+    };
+    if let Some(node) = get("ports") {
+        for (text, spot) in node.strings("a list of ports", "a port like \"8080:80\"")? {
+            let port = text.parse().map_err(|err| spot.err(err))?;
+            placed.ports.push((port, spot));
+        }
+    }
+    let service = Service {
+        name: name.to_string(),
+        image,
+        entrypoint: get("entrypoint")
+            .map(|n| words(&n, "entrypoint"))
+            .transpose()?,
+        command: get("command").map(|n| words(&n, "command")).transpose()?,
+        environment: get("environment").map_or(Ok(Vec::new()), |n| environment(&n))?,
+        working_dir: get("working_dir").map(|n| working_dir(&n)).transpose()?,
+        user: get("user").map(|n| user(&n)).transpose()?,
+        hostname: get("hostname")
+            .map(|n| {
+                n.string("a host name")
+                    .and_then(|t| non_empty(&n, t))
+                    .map(str::to_string)
+            })
+            .transpose()?,
+        init: get("init").map_or(Ok(false), |n| n.boolean())?,
+        depends_on,
+        restart: get("restart").map_or(Ok(RestartPolicy::No), |n| restart(&n))?,
+        backoff: get("x-backoff").map_or(Ok(*global_backoff), |n| backoff(&n, global_backoff))?,
+        healthcheck: get("healthcheck").map_or(Ok(None), |n| healthcheck(&n))?,
+        limits: get("limits").map_or(Ok(Limits::default()), |n| limits(&n))?,
+        networks: placed.networks.iter().map(|(n, _)| n.clone()).collect(),
+        ports: placed.ports.iter().map(|(p, _)| *p).collect(),
+        stop_signal: get("stop_signal").map_or(Ok(Signal::SIGTERM), |n| signal(&n))?,
+        stop_grace_period: get("stop_grace_period")
+            .map_or(Ok(Duration::from_secs(10)), |n| duration(&n))?,
+    };
+    Ok((service, placed))
+}
+
+fn non_empty<'t>(node: &Node, text: &'t str) -> Result<&'t str, Invalid> {
+    if text.trim().is_empty() {
+        Err(node.err("must not be empty"))
+    } else {
+        Ok(text)
+    }
+}
+
+pub(super) fn duration(node: &Node) -> Result<Duration, Invalid> {
+    let text = node.string("a duration like \"10s\" or \"1m30s\"")?;
+    parse_duration(text).map_err(|err| node.err(err))
+}
+
+/// A command line: a list of words, or a string split as a shell splits words (quotes and
+/// backslashes) but never run through a shell.
+fn words(node: &Node, what: &str) -> Result<Vec<String>, Invalid> {
+    let words = match node.as_str() {
+        Some(text) => shell_words::split(text)
+            .map_err(|err| node.err(format!("cannot split {text:?} into words: {err}")))?,
+        None => node
+            .strings("a string or a list of strings", "a string")?
+            .into_iter()
+            .map(|(word, _)| word)
+            .collect(),
+    };
+    if words.is_empty() {
+        return Err(node.err(format!(
+            "empty {what}: give the program to run and its arguments"
+        )));
+    }
+    Ok(words)
+}
+
+/// `{ K = "V", N = 1 }` or `["K=V"]`, as `K=V` strings.
+fn environment(node: &Node) -> Result<Vec<String>, Invalid> {
+    if node.is_array() {
+        let list = node.strings("a list of \"KEY=VALUE\"", "a string \"KEY=VALUE\"")?;
+        return list
+            .into_iter()
+            .map(|(pair, spot)| match pair.split_once('=') {
+                Some((key, _)) if !key.is_empty() => Ok(pair),
+                _ => Err(spot.err(format!("invalid variable {pair:?}: expected KEY=VALUE"))),
+            })
+            .collect();
+    }
+    let table = node.table("a table { KEY = \"VALUE\" } or a list [\"KEY=VALUE\"]")?;
+    table
+        .entries()
+        .into_iter()
+        .map(|entry| {
+            let value = match (
+                entry.node.as_str(),
+                entry.node.as_integer(),
+                entry.node.as_float(),
+                entry.node.as_bool(),
+            ) {
+                (Some(s), ..) => s.to_string(),
+                (_, Some(i), ..) => i.to_string(),
+                (_, _, Some(f), _) => f.to_string(),
+                (.., Some(b)) => b.to_string(),
+                _ => return Err(entry.node.wrong_type("a string, number or boolean")),
+            };
+            Ok(format!("{}={value}", entry.key))
+        })
+        .collect()
+}
+
+fn working_dir(node: &Node) -> Result<String, Invalid> {
+    let dir = node.string("an absolute path")?;
+    if !dir.starts_with('/') {
+        return Err(node.err(format!("{dir:?} is not an absolute path")));
+    }
+    Ok(dir.to_string())
+}
+
+/// `"1000"`, `"1000:1000"`, `"nobody"` or a number.
+fn user(node: &Node) -> Result<String, Invalid> {
+    match node.as_integer() {
+        Some(uid) if uid >= 0 => Ok(uid.to_string()),
+        _ => {
+            let text = node.string("a user name or uid[:gid]")?;
+            Ok(non_empty(node, text)?.to_string())
+        }
+    }
+}
+
+/// `["db"]` (started), or `{ db = { condition = "service_healthy" } }`.
+fn depends_on(
+    node: &Node,
+    places: &mut Vec<(String, Spot)>,
+) -> Result<BTreeMap<String, Condition>, Invalid> {
+    let mut deps = BTreeMap::new();
+    if node.is_array() {
+        for (dep, spot) in node.strings("a list of service names", "a service name")? {
+            if deps.insert(dep.clone(), Condition::Started).is_some() {
+                return Err(spot.err(format!("service {dep:?} is listed twice")));
+            }
+            places.push((dep, spot));
+        }
+        return Ok(deps);
+    }
+    let what = "a list of service names or a table { NAME = { condition = \"...\" } }";
+    for entry in node.table(what)?.entries() {
+        let table = entry.node.table("a table { condition = \"...\" }")?;
+        table.only(&["condition"])?;
+        let condition = match table.get("condition") {
+            Some(node) => {
+                let text = node.string("a condition like \"service_healthy\"")?;
+                text.parse().map_err(|err| node.err(err))?
+            }
+            None => Condition::Started,
+        };
+        deps.insert(entry.key.to_string(), condition);
+        places.push((entry.key.to_string(), entry.key_spot));
+    }
+    Ok(deps)
+}
+
+fn restart(node: &Node) -> Result<RestartPolicy, Invalid> {
+    let text = node.string("a restart policy like \"on-failure:5\"")?;
+    text.parse().map_err(|err| node.err(err))
+}
+
+/// `initial`, `max` and `reset_after`, each overriding `base`'s.
+pub(super) fn backoff(node: &Node, base: &Backoff) -> Result<Backoff, Invalid> {
+    let table =
+        node.table("a table { initial = \"100ms\", max = \"60s\", reset_after = \"10s\" }")?;
+    table.only(&["initial", "max", "reset_after"])?;
+    let mut backoff = *base;
+    let field = |key, default| table.get(key).map_or(Ok(default), |n| duration(&n));
+    backoff.initial = field("initial", base.initial)?;
+    backoff.max = field("max", base.max)?;
+    backoff.reset_after = field("reset_after", base.reset_after)?;
+    let blame = |keys: &[&str]| -> Spot {
+        keys.iter()
+            .find_map(|key| table.get(key))
+            .map_or(table.spot.clone(), |n| n.spot)
+    };
+    if backoff.initial.is_zero() {
+        return Err(blame(&["initial"]).err("the initial delay must be more than 0"));
+    }
+    if backoff.max < backoff.initial {
+        return Err(blame(&["max", "initial"]).err(format!(
+            "max ({:?}) is less than initial ({:?})",
+            backoff.max, backoff.initial
+        )));
+    }
+    Ok(backoff)
+}
+
+/// Compose's healthcheck; `None` when disabled.
+fn healthcheck(node: &Node) -> Result<Option<Healthcheck>, Invalid> {
+    let table = node.table("a table, like [services.web.healthcheck]")?;
+    table.only(&[
+        "test",
+        "interval",
+        "timeout",
+        "retries",
+        "start_period",
+        "disable",
+    ])?;
+    let positive = |key, default: Duration| -> Result<Duration, Invalid> {
+        let Some(node) = table.get(key) else {
+            return Ok(default);
+        };
+        let value = duration(&node)?;
+        if value.is_zero() {
+            return Err(node.err(format!("{key} must be more than 0")));
+        }
+        Ok(value)
+    };
+    let interval = positive("interval", Duration::from_secs(30))?;
+    let timeout = positive("timeout", Duration::from_secs(30))?;
+    let start_period = table
+        .get("start_period")
+        .map_or(Ok(Duration::ZERO), |n| duration(&n))?;
+    let retries = match table.get("retries") {
+        Some(node) => match node.as_integer() {
+            Some(n) if n >= 1 && n <= i64::from(u32::MAX) => n as u32,
+            Some(_) => return Err(node.err("retries must be at least 1")),
+            None => return Err(node.wrong_type("a number of retries")),
+        },
+        None => 3,
+    };
+    let disabled = table.get("disable").map_or(Ok(false), |n| n.boolean())?;
+    let test = match table.get("test") {
+        Some(node) => health_test(&node)?,
+        None if disabled => None,
+        None => {
+            return Err(table
+                .spot
+                .err("missing key \"test\" (like test = [\"CMD\", \"true\"])"))
+        }
+    };
+    Ok(test.filter(|_| !disabled).map(|test| Healthcheck {
+        test,
+        interval,
+        timeout,
+        retries,
+        start_period,
+    }))
+}
+
+/// `["CMD", ...]`, `["CMD-SHELL", "..."]`, a string (CMD-SHELL), or `["NONE"]` (`None`).
+fn health_test(node: &Node) -> Result<Option<HealthTest>, Invalid> {
+    if let Some(text) = node.as_str() {
+        return Ok(Some(HealthTest::Shell(non_empty(node, text)?.to_string())));
+    }
+    let what = "a string or a list like [\"CMD\", \"program\", \"arg\"]";
+    let mut words = node.strings(what, "a string")?.into_iter().map(|(w, _)| w);
+    let kind = words
+        .next()
+        .ok_or_else(|| node.err("empty test: start it with \"CMD\", \"CMD-SHELL\" or \"NONE\""))?;
+    let rest: Vec<String> = words.collect();
+    match (kind.as_str(), rest.as_slice()) {
+        ("NONE", []) => Ok(None),
+        ("CMD", [_, ..]) => Ok(Some(HealthTest::Cmd(rest))),
+        ("CMD-SHELL", [script]) if !script.trim().is_empty() => {
+            Ok(Some(HealthTest::Shell(script.clone())))
+        }
+        ("NONE", _) => Err(node.err("[\"NONE\"] takes nothing after it")),
+        ("CMD", _) => Err(node.err("[\"CMD\", ...] needs a program after \"CMD\"")),
+        ("CMD-SHELL", _) => {
+            Err(node.err("[\"CMD-SHELL\", ...] takes exactly one non-empty command string"))
+        }
+        _ => Err(node.err(format!(
+            "unknown test kind {kind:?} (expected \"CMD\", \"CMD-SHELL\" or \"NONE\" first)"
+        ))),
+    }
+}
+
+/// `{ cpus, memory, memory_swap, pids, storage }`, checked as `forge run` checks its flags.
+fn limits(node: &Node) -> Result<Limits, Invalid> {
+    let table = node.table("a table { cpus = 0.5, memory = \"256m\", pids = 100 }")?;
+    let keys = ["cpus", "memory", "memory_swap", "pids", "storage"];
+    table.only(&keys)?;
+    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
+    for key in keys {
+        if let Some(node) = table.get(key) {
+            texts.insert(key, limit_text(&node)?);
+        }
+    }
+    let text = |key| texts.get(key).map(String::as_str);
+    let args = LimitArgs {
+        cpus: text("cpus"),
+        memory: text("memory"),
+        memory_swap: text("memory_swap"),
+        pids: text("pids"),
+        storage: text("storage"),
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Limits::parse(&args, cpus).map_err(|err| {
+        let key = limit_key(&err);
+        let spot = table.get(key).map_or(table.spot.clone(), |n| n.spot);
+        spot.err(in_compose_terms(&err.to_string()))
+    })
+}
+
+/// A limit as the text `forge run` would get: numbers may be written bare.
+fn limit_text(node: &Node) -> Result<String, Invalid> {
+    match (node.as_str(), node.as_integer(), node.as_float()) {
+        (Some(text), ..) => Ok(text.to_string()),
+        (_, Some(n), _) => Ok(n.to_string()),
+        (.., Some(f)) => Ok(f.to_string()),
+        _ => Err(node.wrong_type("a number or a string like \"256m\"")),
+    }
+}
+
+/// The key of `limits` that an error from [`Limits::parse`] is about.
+fn limit_key(err: &LimitError) -> &'static str {
+    match err {
+        LimitError::BadCpus(_) | LimitError::TooManyCpus { .. } => "cpus",
+        LimitError::BadPids(_) => "pids",
+        LimitError::SwapBelowMemory { .. } | LimitError::SwapWithoutMemory => "memory_swap",
+        LimitError::BadSize { field, .. } | LimitError::TooSmall { field, .. } => match *field {
+            "--memory" => "memory",
+            "--memory-swap" => "memory_swap",
+            _ => "storage",
+        },
+    }
+}
+
+/// `forge run`'s messages name its flags; here the keys of `limits` are meant.
+fn in_compose_terms(message: &str) -> String {
+    [
+        ("--memory-swap", "memory_swap"),
+        ("--memory", "memory"),
+        ("--pids-limit", "pids"),
+        ("--cpus", "cpus"),
+        ("--storage", "storage"),
+    ]
+    .iter()
+    .fold(message.to_string(), |text, (flag, key)| {
+        text.replace(flag, key)
+    })
+}
+
+/// `["default", "back"]`, each named once.
+fn networks(node: &Node) -> Result<Vec<(String, Spot)>, Invalid> {
+    let list = node.strings("a list of network names", "a network name")?;
+    if list.is_empty() {
+        return Err(node.err("empty list of networks (leave it out to join \"default\")"));
+    }
+    for (i, (name, spot)) in list.iter().enumerate() {
+        if list[..i].iter().any(|(earlier, _)| earlier == name) {
+            return Err(spot.err(format!("network {name:?} is listed twice")));
+        }
+    }
+    Ok(list)
+}
+
+/// `"SIGTERM"`, `"TERM"`, `"15"` or `15`.
+fn signal(node: &Node) -> Result<Signal, Invalid> {
+    let text = match node.as_integer() {
+        Some(n) => n.to_string(),
+        None => node
+            .string("a signal like \"SIGTERM\" or a number")?
+            .to_string(),
+    };
+    parse_signal(&text).map_err(|err| node.err(err))
+}

@@ -1,0 +1,443 @@
+use super::*;
+
+fn ok(text: &str) -> Compose {
+    parse(Path::new("compose.toml"), text).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn err(text: &str) -> String {
+    parse(Path::new("compose.toml"), text)
+        .expect_err("should not parse")
+        .to_string()
+}
+
+fn s(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+const FULL: &str = r#"
+[x-backoff]
+initial = "50ms"
+max = "5s"
+reset_after = "2s"
+
+[networks.front]
+subnet = "10.89.7.0/24"
+gateway = "10.89.7.1"
+
+[networks.back]
+internal = true
+
+[services.db]
+image = "host"
+command = ["sleep", "1000"]
+environment = ["A=1", "B=two=2"]
+networks = ["back"]
+healthcheck = { test = ["CMD", "true"], interval = "1s", timeout = "500ms", retries = 5, start_period = "1m30s" }
+x-backoff = { max = "1s" }
+
+[services.web]
+image = "host"
+entrypoint = "/bin/sh -c"
+command = "httpd -f -p \"8 0\" it\\'s"
+environment = { PORT = 80, RATIO = 0.5, DEBUG = true, NAME = "web" }
+working_dir = "/srv"
+user = "1000:1000"
+hostname = "www"
+init = true
+depends_on = ["db"]
+restart = "on-failure:5"
+limits = { cpus = 0.5, memory = "256m", pids = 100, storage = "512m" }
+networks = ["front", "back"]
+ports = ["8080:80", "127.0.0.1:53:53/udp"]
+stop_signal = "INT"
+stop_grace_period = "2.5s"
+
+[services.web.healthcheck]
+test = "nc -z 127.0.0.1 80"
+
+[services.client]
+image = "host"
+depends_on = { web = { condition = "service_healthy" }, db = {} }
+restart = "always"
+limits.cpus = "1"
+stop_signal = 9
+user = 65534
+
+[services.job]
+image = "host"
+depends_on = { db = { condition = "service_completed_successfully" } }
+restart = "unless-stopped"
+healthcheck = { test = ["CMD-SHELL", "test -e /ready"], disable = true }
+
+[services.once]
+image = "host"
+restart = "on-failure"
+healthcheck = { test = ["NONE"] }
+"#;
+
+#[test]
+fn full_example() {
+    let compose = ok(FULL);
+    assert_eq!(compose.path, Path::new("compose.toml"));
+    let ms = Duration::from_millis;
+    let global = Backoff {
+        initial: ms(50),
+        max: ms(5000),
+        reset_after: ms(2000),
+    };
+    assert_eq!(compose.backoff, global);
+    assert_eq!(
+        compose.networks.keys().collect::<Vec<_>>(),
+        ["back", "default", "front"]
+    );
+    assert_eq!(
+        compose.networks["front"],
+        NetworkDef {
+            subnet: Some("10.89.7.0/24".parse().unwrap()),
+            gateway: Some(Ipv4Addr::new(10, 89, 7, 1)),
+            internal: false,
+        }
+    );
+    assert!(compose.networks["back"].internal);
+    assert_eq!(compose.networks["default"], NetworkDef::default());
+
+    let db = &compose.services["db"];
+    assert_eq!(db.command, Some(s(&["sleep", "1000"])));
+    assert_eq!(db.environment, s(&["A=1", "B=two=2"]));
+    assert_eq!(db.networks, s(&["back"]));
+    assert_eq!(
+        db.backoff,
+        Backoff {
+            max: ms(1000),
+            ..global
+        }
+    );
+    assert_eq!(
+        db.healthcheck,
+        Some(Healthcheck {
+            test: HealthTest::Cmd(s(&["true"])),
+            interval: ms(1000),
+            timeout: ms(500),
+            retries: 5,
+            start_period: ms(90_000),
+        })
+    );
+
+    let web = &compose.services["web"];
+    assert_eq!(web.name, "web");
+    assert_eq!(web.image, "host");
+    assert_eq!(web.entrypoint, Some(s(&["/bin/sh", "-c"])));
+    assert_eq!(web.command, Some(s(&["httpd", "-f", "-p", "8 0", "it's"])));
+    assert_eq!(
+        web.environment,
+        s(&["PORT=80", "RATIO=0.5", "DEBUG=true", "NAME=web"])
+    );
+    assert_eq!(web.working_dir.as_deref(), Some("/srv"));
+    assert_eq!(web.user.as_deref(), Some("1000:1000"));
+    assert_eq!(web.hostname.as_deref(), Some("www"));
+    assert!(web.init);
+    assert_eq!(
+        web.depends_on,
+        BTreeMap::from([("db".to_string(), Condition::Started)])
+    );
+    assert_eq!(
+        web.restart,
+        RestartPolicy::OnFailure {
+            max_restarts: Some(5)
+        }
+    );
+    assert_eq!(web.backoff, global);
+    assert_eq!(
+        web.limits,
+        Limits {
+            cpus: Some(0.5),
+            memory: Some(256 << 20),
+            memory_swap: None,
+            pids: Some(100),
+            storage: Some(512 << 20),
+        }
+    );
+    assert_eq!(web.networks, s(&["front", "back"]));
+    assert_eq!(
+        web.ports,
+        vec![
+            "8080:80".parse::<PortMapping>().unwrap(),
+            "127.0.0.1:53:53/udp".parse().unwrap()
+        ]
+    );
+    assert_eq!(web.stop_signal, Signal::SIGINT);
+    assert_eq!(web.stop_grace_period, ms(2500));
+    assert_eq!(
+        web.healthcheck.as_ref().unwrap().test,
+        HealthTest::Shell("nc -z 127.0.0.1 80".into())
+    );
+
+    let client = &compose.services["client"];
+    assert_eq!(
+        client.depends_on,
+        BTreeMap::from([
+            ("db".to_string(), Condition::Started),
+            ("web".to_string(), Condition::Healthy)
+        ])
+    );
+    assert_eq!(client.restart, RestartPolicy::Always);
+    assert_eq!(client.limits.cpus, Some(1.0));
+    assert_eq!(client.stop_signal, Signal::SIGKILL);
+    assert_eq!(client.user.as_deref(), Some("65534"));
+
+    let job = &compose.services["job"];
+    assert_eq!(job.depends_on["db"], Condition::CompletedSuccessfully);
+    assert_eq!(job.restart, RestartPolicy::UnlessStopped);
+    assert_eq!(job.healthcheck, None, "disable = true");
+
+    let once = &compose.services["once"];
+    assert_eq!(
+        once.restart,
+        RestartPolicy::OnFailure { max_restarts: None }
+    );
+    assert_eq!(once.healthcheck, None, "test = [\"NONE\"]");
+
+    assert_eq!(
+        compose.start_order(),
+        ["db", "job", "once", "web", "client"]
+    );
+    assert_eq!(compose.stop_order(), ["client", "web", "once", "job", "db"]);
+}
+
+#[test]
+fn defaults() {
+    let compose = ok("[services.app]\nimage = \"host\"\n");
+    assert_eq!(compose.backoff, Backoff::default());
+    assert_eq!(
+        Backoff::default(),
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(60),
+            reset_after: Duration::from_secs(10),
+        }
+    );
+    assert_eq!(
+        compose.networks,
+        BTreeMap::from([("default".to_string(), NetworkDef::default())])
+    );
+    let app = &compose.services["app"];
+    let expected = Service {
+        name: "app".into(),
+        image: "host".into(),
+        entrypoint: None,
+        command: None,
+        environment: vec![],
+        working_dir: None,
+        user: None,
+        hostname: None,
+        init: false,
+        depends_on: BTreeMap::new(),
+        restart: RestartPolicy::No,
+        backoff: Backoff::default(),
+        healthcheck: None,
+        limits: Limits::default(),
+        networks: s(&["default"]),
+        ports: vec![],
+        stop_signal: Signal::SIGTERM,
+        stop_grace_period: Duration::from_secs(10),
+    };
+    assert_eq!(app, &expected);
+
+    let check = ok("[services.app]\nimage = \"host\"\nhealthcheck.test = \"true\"\n");
+    assert_eq!(
+        check.services["app"].healthcheck,
+        Some(Healthcheck {
+            test: HealthTest::Shell("true".into()),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            start_period: Duration::ZERO,
+        })
+    );
+}
+
+#[test]
+fn stop_signal_forms() {
+    for (text, signal) in [
+        ("\"SIGTERM\"", Signal::SIGTERM),
+        ("\"TERM\"", Signal::SIGTERM),
+        ("\"sigquit\"", Signal::SIGQUIT),
+        ("\"9\"", Signal::SIGKILL),
+        ("2", Signal::SIGINT),
+    ] {
+        let compose = ok(&format!(
+            "[services.a]\nimage = \"host\"\nstop_signal = {text}\n"
+        ));
+        assert_eq!(compose.services["a"].stop_signal, signal, "{text}");
+    }
+}
+
+#[test]
+fn restart_policies_round_trip() {
+    for text in [
+        "no",
+        "always",
+        "on-failure",
+        "on-failure:3",
+        "unless-stopped",
+    ] {
+        let policy: RestartPolicy = text.parse().unwrap();
+        assert_eq!(policy.to_string(), text);
+    }
+    assert!("on-failure:0".parse::<RestartPolicy>().is_err());
+    assert!("on-failure:-1".parse::<RestartPolicy>().is_err());
+    assert_eq!(Condition::Healthy.to_string(), "service_healthy");
+}
+
+#[test]
+fn errors_name_file_line_column_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[services.web]\nimage = \"host\"\nrestart = \"sometimes\"\n",
+            "compose.toml:3:11: services.web.restart: unknown restart policy \"sometimes\" (expected no, always, on-failure[:N], unless-stopped)",
+        ),
+        (
+            "[services.web]\nimgae = \"host\"\n",
+            "compose.toml:2:1: services.web.imgae: unknown key \"imgae\" (did you mean \"image\"?)",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\ninit = \"yes\"\n",
+            "compose.toml:3:8: services.web.init: expected true or false, found a string",
+        ),
+        (
+            "[services.web]\ncommand = \"true\"\n",
+            "compose.toml:1:1: services.web: missing required key \"image\"",
+        ),
+        (
+            "networks = {}\n",
+            "compose.toml:1:1: services: no services defined (add a [services.NAME] table)",
+        ),
+        (
+            "[services.\"bad name\"]\nimage = \"host\"\n",
+            "compose.toml:1:11: services.\"bad name\": invalid service name \"bad name\"",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nenvironment = [\"NOEQUALS\"]\n",
+            "compose.toml:3:16: services.web.environment[0]: invalid variable \"NOEQUALS\": expected KEY=VALUE",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\ncommand = \"echo 'open\"\n",
+            "compose.toml:3:11: services.web.command: cannot split",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nhealthcheck = { test = \"true\", retries = 0 }\n",
+            "compose.toml:3:42: services.web.healthcheck.retries: retries must be at least 1",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nhealthcheck = { test = [\"CMD\"] }\n",
+            "services.web.healthcheck.test: [\"CMD\", ...] needs a program",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nhealthcheck = { interval = \"1s\" }\n",
+            "compose.toml:3:15: services.web.healthcheck: missing key \"test\"",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nlimits = { cpus = 100000 }\n",
+            "services.web.limits.cpus: invalid cpus \"100000\": this machine has",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nlimits = { memory_swap = \"1g\" }\n",
+            "services.web.limits.memory_swap: memory_swap needs memory",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nstop_signal = \"SIGNOPE\"\n",
+            "compose.toml:3:15: services.web.stop_signal: invalid signal \"SIGNOPE\"",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nstop_grace_period = 10\n",
+            "compose.toml:3:21: services.web.stop_grace_period: expected a duration like \"10s\" or \"1m30s\", found an integer",
+        ),
+        (
+            "[services.web]\nimage = \"host\"\nworking_dir = \"srv\"\n",
+            "services.web.working_dir: \"srv\" is not an absolute path",
+        ),
+        (
+            "[x-backoff]\ninitial = \"2s\"\nmax = \"1s\"\n[services.web]\nimage = \"host\"\n",
+            "compose.toml:3:7: x-backoff.max: max (1s) is less than initial (2s)",
+        ),
+        (
+            "[networks.n]\ngateway = \"10.0.0.1\"\n[services.web]\nimage = \"host\"\n",
+            "compose.toml:2:11: networks.n.gateway: a gateway needs a subnet",
+        ),
+        (
+            "[networks.n]\nsubnet = \"10.0.0.1/24\"\n[services.web]\nimage = \"host\"\n",
+            "compose.toml:2:10: networks.n.subnet: invalid subnet \"10.0.0.1/24\"",
+        ),
+        (
+            "[[services]]\nimage = \"host\"\n",
+            "services: expected a table of services, like [services.web], found an array of tables",
+        ),
+        (
+            "[services.a]\nimage = \"host\"\nports = [\"8080:80\"]\n[services.b]\nimage = \"host\"\nports = [\"0.0.0.0:8080:81\"]\n",
+            "compose.toml:6:10: services.b.ports[0]: host port 8080/tcp is already published by service a (services.a.ports[0])",
+        ),
+        (
+            "[services.a]\nimage = \"host\"\ndepends_on = [\"b\", \"b\"]\n[services.b]\nimage = \"host\"\n",
+            "compose.toml:3:20: services.a.depends_on[1]: service \"b\" is listed twice",
+        ),
+    ];
+    for (text, expected) in cases {
+        let got = err(text);
+        assert!(got.contains(expected), "\n got: {got}\nwant: {expected}");
+    }
+}
+
+#[test]
+fn a_cycle_is_reported_where_it_closes() {
+    let text = "[services.db]\nimage = \"host\"\ndepends_on = [\"web\"]\n\n[services.web]\nimage = \"host\"\ndepends_on = { db = { condition = \"service_healthy\" } }\n";
+    assert_eq!(
+        err(text),
+        "compose.toml:3:15: services.db.depends_on[0]: dependency cycle: db -> web -> db"
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    let err = load(Path::new("/nonexistent/compose.toml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/nonexistent/compose.toml: cannot read: No such file or directory"
+    );
+    assert!(err.source.is_some());
+}
+
+#[test]
+fn the_demo_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/demo.toml");
+    let compose = load(&path).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(compose.start_order(), ["flaky", "web", "client"]);
+    assert_eq!(
+        compose.services["client"].depends_on["web"],
+        Condition::Healthy
+    );
+    assert!(compose.services["web"].healthcheck.is_some());
+    assert_eq!(
+        compose.services["flaky"].restart,
+        RestartPolicy::OnFailure {
+            max_restarts: Some(5)
+        }
+    );
+}
+
+#[test]
+fn the_schema_in_the_module_doc_parses() {
+    let source = include_str!("../compose.rs");
+    let doc: Vec<&str> = source
+        .lines()
+        .filter_map(|line| line.strip_prefix("//!"))
+        .map(|line| line.strip_prefix(' ').unwrap_or(line))
+        .skip_while(|line| *line != "```toml")
+        .skip(1)
+        .take_while(|line| *line != "```")
+        .collect();
+    assert!(doc.len() > 30, "the schema block is in the module doc");
+    let compose = ok(&doc.join("\n"));
+    let web = &compose.services["web"];
+    assert_eq!(web.networks, s(&["back"]));
+    assert_eq!(web.limits.memory_swap, Some(512 << 20));
+}

@@ -1,0 +1,124 @@
+//! `forge-supervise compose.toml`: runs a set of services as Forge containers and keeps them
+//! running, like `docker compose up`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use forge_supervisor::output::Style;
+use forge_supervisor::run::Options;
+
+#[derive(Parser)]
+#[command(name = "forge-supervise", version, about)]
+struct Cli {
+    /// Validate the file and exit without starting anything
+    #[arg(long)]
+    check: bool,
+    /// Project name [default: the compose file's directory name]
+    #[arg(long, short = 'p')]
+    project_name: Option<String>,
+    /// No colours in the output
+    #[arg(long)]
+    no_color: bool,
+    /// No `service |` prefix on output lines
+    #[arg(long)]
+    no_log_prefix: bool,
+    /// Prefix output lines with a timestamp
+    #[arg(long)]
+    timestamps: bool,
+    /// Stop every service when one exits
+    #[arg(long)]
+    abort_on_container_exit: bool,
+    /// Exit with this service's exit code (implies --abort-on-container-exit)
+    #[arg(long, value_name = "SERVICE")]
+    exit_code_from: Option<String>,
+    /// Data root, as `forge --root`
+    #[arg(long, env = "FORGE_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Run root, as `forge --run-root`
+    #[arg(long, env = "FORGE_RUN_ROOT", value_name = "DIR")]
+    run_root: Option<PathBuf>,
+    /// The compose file
+    file: PathBuf,
+}
+
+fn main() -> ExitCode {
+    // Container inits and joins (exec, health checks) re-execute this binary: they must start
+    // no thread and parse nothing first.
+    forge_runtime::init::dispatch();
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+    let compose = match forge_supervisor::compose::load(&cli.file) {
+        Ok(compose) => compose,
+        Err(e) => {
+            eprintln!("forge-supervise: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = forge_supervisor::check_supported(&compose) {
+        eprintln!("forge-supervise: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(service) = &cli.exit_code_from {
+        if !compose.services.contains_key(service) {
+            eprintln!(
+                "forge-supervise: --exit-code-from: no service {service:?} in {}",
+                cli.file.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if cli.check {
+        println!(
+            "{}: {} services, valid",
+            cli.file.display(),
+            compose.services.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "forge-supervise: must be run as root (uid 0): containers need namespaces and mounts"
+        );
+        return ExitCode::from(1);
+    }
+    let project = cli
+        .project_name
+        .clone()
+        .unwrap_or_else(|| forge_supervisor::project_name(&cli.file));
+    let opts = Options {
+        project,
+        style: Style {
+            color: !cli.no_color && std::io::stdout().is_terminal(),
+            prefix: !cli.no_log_prefix,
+            timestamps: cli.timestamps,
+        },
+        abort_on_container_exit: cli.abort_on_container_exit || cli.exit_code_from.is_some(),
+        exit_code_from: cli.exit_code_from.clone(),
+    };
+    let runtime = forge_runtime::Runtime::new(forge_runtime::Roots::new(cli.root, cli.run_root));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let lock = match forge_supervisor::lock_project(&runtime, &opts.project) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("forge-supervise: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = tokio.block_on(forge_supervisor::run::up(runtime, compose, opts));
+    drop(lock);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,148 @@
+//! Service output multiplexed on stdout like `docker compose up`: `name | line`, the prefix padded
+//! to the longest name and coloured per service; each line also goes to the container's log file,
+//! which `forge logs -f NAME` follows.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub color: bool,
+    pub prefix: bool,
+    pub timestamps: bool,
+}
+
+/// Prints whole lines of every service to stdout, one line at a time.
+pub struct Printer {
+    style: Style,
+    width: usize,
+    stdout: Mutex<std::io::Stdout>,
+}
+
+/// Colours that read on dark and light terminals, assigned by the service's position.
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "91"];
+
+impl Printer {
+    pub fn new(names: &[&str], style: Style) -> Self {
+        Self {
+            style,
+            width: names.iter().map(|n| n.len()).max().unwrap_or(0),
+            stdout: Mutex::new(std::io::stdout()),
+        }
+    }
+
+    /// The prefix for service number `index` named `name`.
+    pub fn prefix(&self, name: &str, index: usize) -> String {
+        if !self.style.prefix {
+            return String::new();
+        }
+        let padded = format!("{name:<width$} | ", width = self.width);
+        if self.style.color {
+            format!("\x1b[{}m{padded}\x1b[0m", COLOURS[index % COLOURS.len()])
+        } else {
+            padded
+        }
+    }
+
+    pub fn line(&self, prefix: &str, text: &str) {
+        let stamp = if self.style.timestamps {
+            format!("{} ", timestamp())
+        } else {
+            String::new()
+        };
+        let mut out = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{prefix}{stamp}{text}");
+        let _ = out.flush();
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, without a date crate: days since the epoch to a civil date.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Copies `reader` line by line to the printer (with `prefix`) and to `log`, until EOF.
+pub async fn pump(
+    reader: impl AsyncRead + Unpin,
+    printer: &Printer,
+    prefix: &str,
+    mut log: Option<std::fs::File>,
+) {
+    let mut lines = BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if let Some(file) = log.as_mut() {
+            if file.write_all(&line).is_err() {
+                log = None;
+            }
+        }
+        let text = String::from_utf8_lossy(&line);
+        printer.line(prefix, text.trim_end_matches(['\n', '\r']));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_padded_and_coloured_only_when_asked() {
+        let plain = Printer::new(
+            &["web", "client"],
+            Style {
+                prefix: true,
+                ..Style::default()
+            },
+        );
+        assert_eq!(plain.prefix("web", 0), "web    | ");
+        let coloured = Printer::new(
+            &["web", "client"],
+            Style {
+                prefix: true,
+                color: true,
+                timestamps: false,
+            },
+        );
+        assert_eq!(coloured.prefix("web", 1), "\x1b[33mweb    | \x1b[0m");
+        let bare = Printer::new(&["web"], Style::default());
+        assert_eq!(bare.prefix("web", 0), "");
+    }
+
+    #[test]
+    fn timestamps_look_like_rfc3339() {
+        let t = timestamp();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{t}"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The project: its name, its lock, and what of the compose vocabulary Forge cannot run yet.
+
+use std::path::Path;
+
+use forge_runtime::Runtime;
+
+use crate::compose::Compose;
+
+/// The compose file's directory name, as `docker compose` picks it: lowercase letters, digits,
+/// `_` and `-` only.
+pub fn project_name(file: &Path) -> String {
+    let dir = std::fs::canonicalize(file)
+        .ok()
+        .and_then(|p| p.parent()?.file_name()?.to_str().map(str::to_string))
+        .unwrap_or_default();
+    let name: String = dir
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    if name.is_empty() {
+        "default".into()
+    } else {
+        name
+    }
+}
+
+/// Held while a supervisor runs the project: a second one would fight over its containers.
+pub fn lock_project(
+    runtime: &Runtime,
+    project: &str,
+) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let dir = runtime.roots().data.join("projects");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{project}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        format!(
+            "project {project} is already being supervised (lock {} is held)",
+            path.display()
+        )
+    })
+}
+
+/// Refuses what parses but Forge cannot run yet, before anything starts.
+pub fn check_supported(compose: &Compose) -> Result<(), String> {
+    let file = compose.path.display();
+    for (name, svc) in &compose.services {
+        if svc.user.is_some() {
+            return Err(format!(
+                "{file}: services.{name}.user: not supported yet (containers run as root)"
+            ));
+        }
+        if svc.init {
+            return Err(format!("{file}: services.{name}.init: not supported yet"));
+        }
+        if svc.networks.len() > 1 {
+            return Err(format!(
+                "{file}: services.{name}.networks: one network per service for now, got {}",
+                svc.networks.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names_come_from_the_directory() {
+        let dir = tempfile::Builder::new()
+            .prefix("My.App_1-")
+            .tempdir()
+            .unwrap();
+        let file = dir.path().join("compose.toml");
+        std::fs::write(&file, "").unwrap();
+        let name = project_name(&file);
+        assert!(name.starts_with("myapp_1-"), "{name}");
+    }
+}
