@@ -498,6 +498,9 @@ impl Netd {
         netns: BorrowedFd<'_>,
     ) -> Result<(), NetError> {
         let bridge = self.bring_up(nl, locked, network)?;
+        // A restarted container reuses its id, so its veth's name: the old pair may still be
+        // waiting for the kernel to tear down the old namespace.
+        nl.delete_link(&endpoint.veth)?;
         nl.add_veth(&endpoint.veth, bridge, CONTAINER_IFNAME, netns)?;
         Netlink::in_netns(netns)?.configure_interface(
             CONTAINER_IFNAME,

@@ -301,6 +301,10 @@ async fn supervise(shared: Arc<Shared>, name: String, index: usize) {
     };
     if let Err(why) = ready {
         say(&format!("{name}: not starting: {why}"));
+        // A service that could not start makes the exit code non-zero, unless we are stopping.
+        if !*stopping.borrow() {
+            *shared.failed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        }
         set_phase(
             &shared,
             &name,

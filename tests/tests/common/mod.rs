@@ -31,6 +31,22 @@ pub fn forge_bin() -> PathBuf {
     bin
 }
 
+/// The forge-supervise binary under test: `$FORGE_SUPERVISE_BIN`, else the workspace's
+/// `target/debug/forge-supervise`.
+pub fn supervise_bin() -> PathBuf {
+    let bin = std::env::var_os("FORGE_SUPERVISE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/forge-supervise")
+        });
+    assert!(
+        bin.is_file(),
+        "forge-supervise binary not found at {} (run `cargo build` first or set FORGE_SUPERVISE_BIN)",
+        bin.display()
+    );
+    bin
+}
+
 /// Fails the calling test when not root: these tests need the real kernel's privileges.
 pub fn require_root() {
     assert!(
@@ -450,6 +466,19 @@ impl Forge {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = forge_command(self.root());
         cmd.args(args);
+        self.netns.enter(&mut cmd);
+        cmd
+    }
+
+    /// `forge-supervise --root ROOT ARGS...` inside the test's network namespace, stdin from
+    /// /dev/null, with a clean environment for the variables it reads; not yet started.
+    pub fn supervise(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(supervise_bin());
+        cmd.arg("--root").arg(self.root());
+        for var in ["FORGE_ROOT", "FORGE_RUN_ROOT", "FORGE_INIT_EXE", "RUST_LOG"] {
+            cmd.env_remove(var);
+        }
+        cmd.args(args).stdin(Stdio::null());
         self.netns.enter(&mut cmd);
         cmd
     }

@@ -1,0 +1,1476 @@
+//! `forge-supervise` end to end, against the real kernel: the demo, `depends_on` conditions,
+//! restart policies and backoff, the stop sequence, recovery after a SIGKILL, the corpus of
+//! malformed files, and `--abort-on-container-exit` / `--exit-code-from`.
+//!
+//! Each test writes its compose file into a temp dir and runs the supervisor in the background
+//! inside its Forge's private network namespace (see `common::Forge::supervise`), reading its
+//! stdout (service output, `name | line`) and stderr (its own events, `INFO name: started ...`)
+//! line by line as they come, each line stamped with the time it arrived.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{cgroups_named, process_alive, Forge, COMMAND_TIMEOUT};
+use nix::sys::signal::Signal;
+
+/// How long a supervisor may take to bring something up or to stop, before the test fails.
+const UP: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// A supervisor running in the background, its output read line by line.
+
+/// The lines of one output stream as they arrive.
+#[derive(Default)]
+struct Stream {
+    lines: Mutex<Vec<(Instant, String)>>,
+    closed: AtomicBool,
+}
+
+impl Stream {
+    fn read(pipe: impl std::io::Read + Send + 'static) -> Arc<Self> {
+        let stream = Arc::new(Stream::default());
+        let writer = Arc::clone(&stream);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                writer
+                    .lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((Instant::now(), line));
+            }
+            writer.closed.store(true, Ordering::SeqCst);
+        });
+        stream
+    }
+
+    fn lines(&self) -> Vec<(Instant, String)> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn text(&self) -> String {
+        self.lines()
+            .into_iter()
+            .map(|(_, l)| l + "\n")
+            .collect::<String>()
+    }
+}
+
+/// One of the supervisor's own log lines: `service: message`.
+#[derive(Debug, Clone)]
+struct Event {
+    /// Position among all stderr lines (for ordering).
+    index: usize,
+    at: Instant,
+    /// What follows `service: `.
+    message: String,
+}
+
+/// A line of a service's output: `service | text`.
+#[derive(Debug, Clone)]
+struct Line {
+    index: usize,
+    at: Instant,
+    text: String,
+}
+
+/// The message of a tracing line, without its level: ` INFO web: started` -> `web: started`.
+fn message(line: &str) -> &str {
+    let line = line.trim_start();
+    for level in ["INFO ", "WARN ", "ERROR ", "DEBUG ", "TRACE "] {
+        if let Some(rest) = line.strip_prefix(level) {
+            return rest.trim_start();
+        }
+    }
+    line
+}
+
+struct Supervisor {
+    child: Child,
+    what: String,
+    out: Arc<Stream>,
+    err: Arc<Stream>,
+    code: Option<i32>,
+}
+
+impl Supervisor {
+    /// `forge-supervise --root ROOT -p PROJECT EXTRA... FILE` in the test's network namespace.
+    fn start(forge: &Forge, project: &str, file: &Path, extra: &[&str]) -> Self {
+        let file = file.to_str().expect("utf-8 path");
+        let mut args = vec!["-p", project];
+        args.extend_from_slice(extra);
+        args.push(file);
+        let mut cmd = forge.supervise(&args);
+        let what = format!("forge-supervise {}", args.join(" "));
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning forge-supervise");
+        let out = Stream::read(child.stdout.take().expect("piped"));
+        let err = Stream::read(child.stderr.take().expect("piped"));
+        Self {
+            child,
+            what,
+            out,
+            err,
+            code: None,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn signal(&self, sig: Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
+            .expect("signalling forge-supervise");
+    }
+
+    /// The exit code (128 + N for signal N) once it has exited.
+    fn exited(&mut self) -> Option<i32> {
+        if self.code.is_none() {
+            if let Some(status) = self.child.try_wait().expect("waiting for forge-supervise") {
+                self.code = Some(common::exit_code(status));
+            }
+        }
+        self.code
+    }
+
+    /// Everything it printed so far, for failure messages.
+    fn dump(&self) -> String {
+        format!(
+            "{} ({})\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.what,
+            match self.code {
+                Some(code) => format!("exited {code}"),
+                None => "running".into(),
+            },
+            self.out.text(),
+            self.err.text()
+        )
+    }
+
+    /// The supervisor's events about `service`, in order.
+    fn events(&self, service: &str) -> Vec<Event> {
+        let prefix = format!("{service}: ");
+        self.err
+            .lines()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, (at, line))| {
+                let message = message(&line).strip_prefix(&prefix)?.to_string();
+                Some(Event { index, at, message })
+            })
+            .collect()
+    }
+
+    /// Events of `service` whose message starts with `start`.
+    fn events_starting(&self, service: &str, start: &str) -> Vec<Event> {
+        self.events(service)
+            .into_iter()
+            .filter(|e| e.message.starts_with(start))
+            .collect()
+    }
+
+    /// `service`'s output lines, in order.
+    fn output(&self, service: &str) -> Vec<Line> {
+        self.out
+            .lines()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, (at, line))| {
+                let (name, text) = line.split_once(" | ")?;
+                (name.trim() == service).then(|| Line {
+                    index,
+                    at,
+                    text: text.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Polls `check` until it gives `Some`; fails with the output so far after `timeout`, or
+    /// as soon as the supervisor has exited and said all it will say without `check` holding.
+    fn until<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ended = self.exited().is_some()
+                && self.out.closed.load(Ordering::SeqCst)
+                && self.err.closed.load(Ordering::SeqCst);
+            if let Some(value) = check(self) {
+                return value;
+            }
+            if ended {
+                panic!(
+                    "forge-supervise ended while waiting for {what}:\n{}",
+                    self.dump()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}:\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the `n`th (1-based) event of `service` starting with `start`.
+    fn wait_event(&mut self, service: &str, start: &str, n: usize) -> Event {
+        self.until(UP, &format!("event #{n} `{service}: {start}`"), |s| {
+            s.events_starting(service, start).into_iter().nth(n - 1)
+        })
+    }
+
+    /// Waits for an output line of `service` for which `pred` holds.
+    fn wait_output(&mut self, service: &str, what: &str, pred: impl Fn(&str) -> bool) -> Line {
+        self.until(UP, &format!("{service} to print {what}"), |s| {
+            s.output(service).into_iter().find(|l| pred(&l.text))
+        })
+    }
+
+    /// Host pid of the latest start of `service`, from its `started (pid N)` event.
+    fn started_pid(&self, service: &str) -> i64 {
+        let event = self
+            .events_starting(service, "started (pid ")
+            .pop()
+            .unwrap_or_else(|| panic!("{service} never started:\n{}", self.dump()));
+        event
+            .message
+            .trim_start_matches("started (pid ")
+            .trim_end_matches(')')
+            .parse()
+            .unwrap_or_else(|_| panic!("a pid in {:?}", event.message))
+    }
+
+    /// Waits for the supervisor to exit and for its output to end; its exit code.
+    fn finish(&mut self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        let code = loop {
+            if let Some(code) = self.exited() {
+                break code;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not exit within {timeout:?}:\n{}",
+                    self.what,
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // A process that outlives the supervisor (a leaked container) would hold its pipes open.
+        let closed = Instant::now() + Duration::from_secs(5);
+        while !(self.out.closed.load(Ordering::SeqCst) && self.err.closed.load(Ordering::SeqCst)) {
+            if Instant::now() >= closed {
+                panic!(
+                    "forge-supervise exited but something still holds its output open:\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        code
+    }
+}
+
+impl Drop for Supervisor {
+    /// A test that failed half-way still stops its supervisor: SIGTERM, then SIGKILL.
+    fn drop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.exited().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compose files and checks.
+
+/// A compose file written into a temp dir of its own.
+struct ComposeFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn compose_file(text: &str) -> ComposeFile {
+    let dir = tempfile::Builder::new()
+        .prefix("forge-compose-")
+        .tempdir()
+        .expect("compose tempdir");
+    let path = dir.path().join("compose.toml");
+    std::fs::write(&path, text).expect("writing compose.toml");
+    ComposeFile { _dir: dir, path }
+}
+
+fn workspace_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// A `command` for a service that says `NAME up`, then waits; on SIGTERM it says
+/// `NAME stopping`, takes `stop_secs` to finish, says `NAME stopped` and exits 0.
+fn daemon(name: &str, stop_secs: &str) -> String {
+    format!(
+        r#"["sh", "-c", '''
+trap 'echo {name} stopping; sleep {stop_secs}; echo {name} stopped; exit 0' TERM
+echo {name} up
+while true; do sleep 1 & wait $!; done
+''']"#
+    )
+}
+
+/// The lines of `forge ps -a` below its header.
+fn ps_all(forge: &Forge) -> Vec<String> {
+    forge
+        .ok(&["ps", "-a"])
+        .stdout
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `forge ps -a` line of container `name`.
+fn ps_line(forge: &Forge, name: &str) -> String {
+    let all = ps_all(forge);
+    all.iter()
+        .find(|l| l.split_whitespace().last() == Some(name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in forge ps -a:\n{}", all.join("\n")))
+}
+
+/// Fails unless everything the supervisor made is gone: containers, links, nftables rules,
+/// processes, mounts, cgroups and address leases.
+fn assert_torn_down(forge: &Forge) {
+    assert_eq!(
+        ps_all(forge),
+        Vec::<String>::new(),
+        "forge ps -a after the stop"
+    );
+    forge.assert_no_containers();
+    assert_eq!(
+        forge.netns.links(),
+        vec!["lo".to_string()],
+        "links left in the test's network namespace"
+    );
+    let ruleset = forge.netns.ok("nft", &["list", "ruleset"]);
+    assert!(
+        !ruleset.contains("forge"),
+        "nftables rules left behind:\n{ruleset}"
+    );
+    let left = forge.leftovers();
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
+}
+
+/// Sends SIGTERM and waits for the supervisor to exit; its exit code and how long it took.
+fn terminate(sup: &mut Supervisor) -> (i32, Duration) {
+    let t0 = Instant::now();
+    sup.signal(Signal::SIGTERM);
+    let code = sup.finish(UP);
+    let took = t0.elapsed();
+    eprintln!("{}: stopped in {took:?}, exit code {code}", sup.what);
+    (code, took)
+}
+
+/// `restarting in DELAY (...)` -> `DELAY`.
+fn restart_delay(message: &str) -> &str {
+    message
+        .strip_prefix("restarting in ")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("not a restart event: {message:?}"))
+}
+
+/// Parses Rust's `Debug` of a `Duration` as the supervisor prints it (`50ms`, `1.6s`).
+fn parse_debug_duration(text: &str) -> Duration {
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .map(|i| text.split_at(i))
+        .unwrap_or_else(|| panic!("a duration: {text:?}"));
+    let number: f64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("a duration: {text:?}"));
+    let secs = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" | "us" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => panic!("a duration unit: {text:?}"),
+    };
+    Duration::from_secs_f64(secs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The demo.
+
+#[test]
+fn the_demo_comes_up_client_reaches_web_by_name_and_sigterm_cleans_up() {
+    let forge = Forge::new();
+    let demo = workspace_file("configs/demo.toml");
+    let mut sup = Supervisor::start(&forge, "demo", &demo, &[]);
+
+    let hello = sup.wait_output("client", "the page from web", |t| t == "hello from web");
+    let ping = sup.wait_output("client", "a ping reply", |t| {
+        t.starts_with("64 bytes from ")
+    });
+    let web_ip = forge.inspect("demo-web")["State"]["ip"]
+        .as_str()
+        .expect("web has an address")
+        .to_string();
+    assert!(
+        ping.text.starts_with(&format!("64 bytes from {web_ip}: ")),
+        "client pinged `web` but the reply is not from web's address {web_ip}: {:?}\n{}",
+        ping.text,
+        sup.dump()
+    );
+    let healthy = sup.wait_event("web", "healthy", 1);
+    let client = sup.wait_event("client", "started (pid", 1);
+    assert!(
+        healthy.index < client.index,
+        "client (service_healthy) started before web was healthy:\n{}",
+        sup.dump()
+    );
+    assert!(hello.at >= client.at, "{}", sup.dump());
+    // Output is prefixed with the service name padded to the longest one, without colour.
+    sup.wait_output("flaky", "its first line", |t| t == "up; failing in 2 s");
+    assert!(
+        sup.out.text().contains("flaky  | up; failing in 2 s\n"),
+        "{}",
+        sup.dump()
+    );
+    assert!(
+        !sup.out.text().contains('\x1b'),
+        "colour on a pipe:\n{}",
+        sup.dump()
+    );
+
+    let web = ps_line(&forge, "demo-web");
+    assert!(
+        web.contains("Up ") && web.contains("(healthy)"),
+        "forge ps: {web}"
+    );
+    assert!(ps_line(&forge, "demo-client").contains("Up "));
+    let web_pid = sup.started_pid("web");
+    assert!(process_alive(web_pid));
+
+    let (code, took) = terminate(&mut sup);
+    assert_eq!(code, 0, "exit code after SIGTERM:\n{}", sup.dump());
+    assert!(
+        sup.err
+            .text()
+            .contains("stopping, press Ctrl-C again to force"),
+        "{}",
+        sup.dump()
+    );
+    // Every service traps SIGTERM: nothing waits for a grace period (web's is 3 s).
+    assert!(
+        took < Duration::from_secs(3),
+        "the stop took {took:?}:\n{}",
+        sup.dump()
+    );
+    assert!(!process_alive(web_pid), "web's process survived the stop");
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn the_demos_flaky_service_restarts_with_growing_delays_and_gives_up_after_five() {
+    let forge = Forge::new();
+    // The demo with flaky failing after 0.2 s instead of 2 s.
+    let demo = std::fs::read_to_string(workspace_file("configs/demo.toml")).expect("the demo");
+    let (head, flaky) = demo
+        .split_once("[services.flaky]")
+        .expect("the demo has a flaky service");
+    let quick = flaky.replace("sleep 2 & wait $!", "sleep 0.2 & wait $!");
+    assert_ne!(
+        quick, flaky,
+        "the demo's flaky service no longer sleeps 2 s"
+    );
+    let file = compose_file(&format!("{head}[services.flaky]{quick}"));
+    let mut sup = Supervisor::start(&forge, "demo", &file.path, &[]);
+
+    sup.wait_event("flaky", "exited with code", 6);
+    // A restart would be announced right after the exit; give it ample time not to come.
+    std::thread::sleep(Duration::from_millis(500));
+    let exits = sup.events_starting("flaky", "exited with code");
+    assert_eq!(exits.len(), 6, "{}", sup.dump());
+    for exit in &exits {
+        assert_eq!(
+            exit.message,
+            "exited with code 1 (exited)",
+            "{}",
+            sup.dump()
+        );
+    }
+    let restarts = sup.events_starting("flaky", "restarting in ");
+    let delays: Vec<&str> = restarts.iter().map(|e| restart_delay(&e.message)).collect();
+    assert_eq!(
+        delays,
+        ["100ms", "200ms", "400ms", "800ms", "1.6s"],
+        "{}",
+        sup.dump()
+    );
+    for (n, restart) in restarts.iter().enumerate() {
+        assert!(
+            restart
+                .message
+                .ends_with(&format!("(exit code 1, exited; restart {})", n + 1)),
+            "restart {}: {:?}",
+            n + 1,
+            restart.message
+        );
+    }
+    let starts = sup.events_starting("flaky", "started (pid ");
+    assert_eq!(starts.len(), 6, "{}", sup.dump());
+    // Each restart really waited its delay (and not much longer).
+    for (restart, next) in restarts.iter().zip(&starts[1..]) {
+        let delay = parse_debug_duration(restart_delay(&restart.message));
+        let waited = next.at.duration_since(restart.at);
+        assert!(
+            waited + Duration::from_millis(50) >= delay,
+            "restarted after {waited:?}, announced {delay:?}:\n{}",
+            sup.dump()
+        );
+        assert!(
+            waited < delay + Duration::from_secs(2),
+            "restarted after {waited:?}, announced {delay:?}:\n{}",
+            sup.dump()
+        );
+    }
+    assert_eq!(
+        sup.output("flaky")
+            .iter()
+            .filter(|l| l.text == "exiting with 1")
+            .count(),
+        6
+    );
+    let flaky_ps = ps_line(&forge, "demo-flaky");
+    assert!(
+        flaky_ps.contains("Exited (1)") && flaky_ps.contains("5 restarts"),
+        "forge ps -a: {flaky_ps}"
+    );
+
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. depends_on.
+
+#[test]
+fn depends_on_service_started_waits_for_the_start_only() {
+    let forge = Forge::new();
+    // base's health check would first run after 30 s: started, but neither healthy nor done.
+    let file = compose_file(&format!(
+        r#"
+[services.base]
+image = "host"
+command = {base}
+healthcheck = {{ test = ["CMD", "true"], interval = "30s" }}
+
+[services.table]
+image = "host"
+depends_on = {{ base = {{ condition = "service_started" }} }}
+command = {table}
+
+[services.list]
+image = "host"
+depends_on = ["base"]
+command = {list}
+"#,
+        base = daemon("base", "0"),
+        table = daemon("table", "0"),
+        list = daemon("list", "0"),
+    ));
+    let mut sup = Supervisor::start(&forge, "started", &file.path, &[]);
+    let base = sup.wait_event("base", "started (pid", 1);
+    for dependant in ["table", "list"] {
+        let started = sup.wait_event(dependant, "started (pid", 1);
+        assert!(
+            base.index < started.index,
+            "{dependant} started before base:\n{}",
+            sup.dump()
+        );
+        sup.wait_output(dependant, "that it is up", |t| t.ends_with(" up"));
+    }
+    assert!(
+        sup.events_starting("base", "healthy").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn depends_on_service_healthy_starts_the_dependant_only_once_healthy() {
+    let forge = Forge::new();
+    // web turns healthy once /tmp/ready exists, a second after it started; failed probes in
+    // the start period do not count.
+    let file = compose_file(&format!(
+        r#"
+[services.web]
+image = "host"
+command = ["sh", "-c", '''
+trap 'exit 0' TERM
+sleep 1
+touch /tmp/ready
+echo web ready
+while true; do sleep 1 & wait $!; done
+''']
+
+[services.web.healthcheck]
+test = ["CMD-SHELL", "test -f /tmp/ready"]
+interval = "200ms"
+retries = 2
+start_period = "5s"
+
+[services.app]
+image = "host"
+depends_on = {{ web = {{ condition = "service_healthy" }} }}
+command = {app}
+"#,
+        app = daemon("app", "0"),
+    ));
+    let mut sup = Supervisor::start(&forge, "healthy", &file.path, &[]);
+    let web = sup.wait_event("web", "started (pid", 1);
+    let app = sup.wait_event("app", "started (pid", 1);
+    let healthy = sup.wait_event("web", "healthy", 1);
+    assert!(
+        healthy.index < app.index,
+        "app started before web was healthy:\n{}",
+        sup.dump()
+    );
+    assert!(
+        app.at.duration_since(web.at) >= Duration::from_millis(900),
+        "app started {:?} after web, which needs 1 s to be ready:\n{}",
+        app.at.duration_since(web.at),
+        sup.dump()
+    );
+    assert!(
+        sup.events_starting("web", "unhealthy").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    sup.wait_output("app", "that it is up", |t| t == "app up");
+    assert!(ps_line(&forge, "healthy-web").contains("(healthy)"));
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn depends_on_service_completed_successfully_waits_for_a_zero_exit() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        r#"
+[services.job]
+image = "host"
+command = ["sh", "-c", "sleep 0.5; echo job done; true"]
+
+[services.app]
+image = "host"
+depends_on = {{ job = {{ condition = "service_completed_successfully" }} }}
+command = {app}
+
+[services.failing]
+image = "host"
+command = ["sh", "-c", "sleep 0.3; exit 1"]
+
+[services.blocked]
+image = "host"
+depends_on = {{ failing = {{ condition = "service_completed_successfully" }} }}
+command = {blocked}
+"#,
+        app = daemon("app", "0"),
+        blocked = daemon("blocked", "0"),
+    ));
+    let mut sup = Supervisor::start(&forge, "completed", &file.path, &[]);
+    let done = sup.wait_event("job", "exited with code 0", 1);
+    let app = sup.wait_event("app", "started (pid", 1);
+    assert!(
+        done.index < app.index,
+        "app started before job completed:\n{}",
+        sup.dump()
+    );
+    sup.wait_output("app", "that it is up", |t| t == "app up");
+    let refused = sup.wait_event("blocked", "not starting", 1);
+    assert!(
+        refused.message.contains("failing") && refused.message.contains("code 1"),
+        "blocked should say that failing exited with code 1: {:?}",
+        refused.message
+    );
+    assert!(
+        sup.events_starting("blocked", "started").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    assert!(
+        sup.events_starting("job", "restarting").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    sup.signal(Signal::SIGTERM);
+    let code = sup.finish(UP);
+    assert_torn_down(&forge);
+    // "non-zero when a service could not be started" (issue 5), as `docker compose up` does.
+    assert_ne!(
+        code,
+        0,
+        "a service could not be started, yet the exit code is 0:\n{}",
+        sup.dump()
+    );
+}
+
+#[test]
+fn a_dependency_that_never_becomes_healthy_keeps_its_dependant_from_starting() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        r#"
+[services.sick]
+image = "host"
+command = {sick}
+healthcheck = {{ test = ["CMD", "false"], retries = 1, interval = "200ms" }}
+
+[services.app]
+image = "host"
+depends_on = {{ sick = {{ condition = "service_healthy" }} }}
+command = {app}
+"#,
+        sick = daemon("sick", "0"),
+        app = daemon("app", "0"),
+    ));
+    let mut sup = Supervisor::start(&forge, "sick", &file.path, &[]);
+    let unhealthy = sup.wait_event("sick", "unhealthy", 1);
+    let refused = sup.wait_event("app", "not starting", 1);
+    assert!(
+        refused.message.contains("sick") && refused.message.contains("unhealthy"),
+        "app should say that sick is unhealthy: {:?}",
+        refused.message
+    );
+    assert!(unhealthy.index < refused.index, "{}", sup.dump());
+    assert!(
+        refused.at.duration_since(unhealthy.at) < Duration::from_secs(2),
+        "{}",
+        sup.dump()
+    );
+    // Still not started a while later, and no container for it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        sup.events_starting("app", "started").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    assert!(sup.output("app").is_empty(), "{}", sup.dump());
+    let ps = ps_all(&forge);
+    assert!(
+        !ps.iter().any(|l| l.ends_with(" sick-app")),
+        "forge ps -a:\n{}",
+        ps.join("\n")
+    );
+    assert!(ps_line(&forge, "sick-sick").contains("(unhealthy)"));
+    sup.signal(Signal::SIGTERM);
+    let code = sup.finish(UP);
+    assert_torn_down(&forge);
+    // "non-zero when a service could not be started" (issue 5), as `docker compose up` does.
+    assert_ne!(
+        code,
+        0,
+        "app could not be started, yet the exit code is 0:\n{}",
+        sup.dump()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Restart policies and backoff.
+
+#[test]
+fn restart_always_restarts_after_exit_zero_with_the_global_backoff() {
+    let forge = Forge::new();
+    let file = compose_file(
+        r#"
+[x-backoff]
+initial = "50ms"
+
+[services.again]
+image = "host"
+command = ["sh", "-c", "echo run; sleep 0.1; exit 0"]
+restart = "always"
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "always", &file.path, &[]);
+    sup.wait_event("again", "started (pid", 4);
+    let restarts = sup.events_starting("again", "restarting in ");
+    assert!(restarts.len() >= 3, "{}", sup.dump());
+    let delays: Vec<&str> = restarts[..3]
+        .iter()
+        .map(|e| restart_delay(&e.message))
+        .collect();
+    assert_eq!(delays, ["50ms", "100ms", "200ms"], "{}", sup.dump());
+    for restart in &restarts {
+        assert!(
+            restart.message.contains("(exit code 0, exited; "),
+            "{}",
+            sup.dump()
+        );
+    }
+    assert!(sup.output("again").len() >= 3, "{}", sup.dump());
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn quick_restarts_of_the_same_container_keep_working() {
+    let forge = Forge::new();
+    // A restarted service reuses its container (and so its veth's name) right after the
+    // previous run's network namespace died.
+    let file = compose_file(
+        r#"
+[services.rapid]
+image = "host"
+command = ["true"]
+restart = "always"
+x-backoff = { initial = "1ms", max = "1ms" }
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "rapid", &file.path, &[]);
+    sup.until(UP, "30 starts, or an error", |s| {
+        let started = s.events_starting("rapid", "started (pid").len();
+        let failed = s.events_starting("rapid", "cannot start").len();
+        (started >= 30 || failed > 0).then_some(())
+    });
+    forge.note_ids(forge.container_ids());
+    assert!(
+        sup.events_starting("rapid", "cannot start").is_empty(),
+        "a restart failed:\n{}",
+        sup.dump()
+    );
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn restart_no_never_restarts_and_the_supervisor_ends_when_all_are_done() {
+    let forge = Forge::new();
+    let file = compose_file(
+        r#"
+[services.ok]
+image = "host"
+command = ["sh", "-c", "echo once; exit 0"]
+restart = "no"
+
+[services.fails]
+image = "host"
+command = ["sh", "-c", "echo once; exit 1"]
+
+[services.fine]
+image = "host"
+command = ["sh", "-c", "echo once; exit 0"]
+restart = "on-failure"
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "never", &file.path, &[]);
+    // Nothing to restart, nothing left running: the supervisor ends by itself.
+    let code = sup.finish(UP);
+    for (service, exit) in [("ok", 0), ("fails", 1), ("fine", 0)] {
+        assert_eq!(
+            sup.events_starting(service, "started (pid").len(),
+            1,
+            "{service}:\n{}",
+            sup.dump()
+        );
+        let exits = sup.events_starting(service, "exited with code");
+        assert_eq!(exits.len(), 1, "{service}:\n{}", sup.dump());
+        assert!(
+            exits[0]
+                .message
+                .starts_with(&format!("exited with code {exit} ")),
+            "{}",
+            sup.dump()
+        );
+        assert!(
+            sup.events_starting(service, "restarting").is_empty(),
+            "{service} restarted:\n{}",
+            sup.dump()
+        );
+        let lines: Vec<String> = sup.output(service).into_iter().map(|l| l.text).collect();
+        assert_eq!(lines, ["once"], "{service}:\n{}", sup.dump());
+    }
+    eprintln!("forge-supervise exited {code} after its services ended by themselves");
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn backoff_grows_and_resets_after_a_run_longer_than_reset_after() {
+    let forge = Forge::new();
+    // Runs 3 and 6 last 0.6 s (longer than reset_after), the others exit at once; the counter
+    // lives in the container's writable layer, which persists across restarts.
+    let file = compose_file(
+        r#"
+[services.bouncy]
+image = "host"
+command = ["sh", "-c", '''
+n=$(cat /tmp/n 2>/dev/null || echo 0)
+n=$((n + 1))
+echo $n > /tmp/n
+echo run $n
+if [ $((n % 3)) -eq 0 ]; then sleep 0.6; fi
+exit 1
+''']
+restart = "on-failure"
+x-backoff = { initial = "50ms", reset_after = "300ms" }
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "bouncy", &file.path, &[]);
+    sup.wait_event("bouncy", "restarting in ", 6);
+    let delays: Vec<String> = sup
+        .events_starting("bouncy", "restarting in ")
+        .iter()
+        .take(6)
+        .map(|e| restart_delay(&e.message).to_string())
+        .collect();
+    assert_eq!(
+        delays,
+        ["50ms", "100ms", "50ms", "100ms", "200ms", "50ms"],
+        "{}",
+        sup.dump()
+    );
+    let runs: Vec<String> = sup
+        .output("bouncy")
+        .into_iter()
+        .take(6)
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(
+        runs,
+        ["run 1", "run 2", "run 3", "run 4", "run 5", "run 6"],
+        "{}",
+        sup.dump()
+    );
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Stopping, and recovering from a killed supervisor.
+
+#[test]
+fn sigterm_stops_in_reverse_dependency_order_within_the_grace_periods() {
+    let forge = Forge::new();
+    // a <- b <- c; each takes 0.3 s to stop. d ignores SIGTERM and is killed after 1 s.
+    let file = compose_file(&format!(
+        r#"
+[services.a]
+image = "host"
+command = {a}
+stop_grace_period = "2s"
+
+[services.b]
+image = "host"
+depends_on = ["a"]
+command = {b}
+stop_grace_period = "2s"
+
+[services.c]
+image = "host"
+depends_on = ["b"]
+command = {c}
+stop_grace_period = "2s"
+
+[services.d]
+image = "host"
+command = ["sh", "-c", "trap '' TERM; echo d up; while true; do sleep 1; done"]
+stop_grace_period = "1s"
+"#,
+        a = daemon("a", "0.3"),
+        b = daemon("b", "0.3"),
+        c = daemon("c", "0.3"),
+    ));
+    let mut sup = Supervisor::start(&forge, "order", &file.path, &[]);
+    for service in ["a", "b", "c", "d"] {
+        sup.wait_output(service, "that it is up", |t| t.ends_with(" up"));
+    }
+    let start_order: Vec<usize> = ["a", "b", "c"]
+        .iter()
+        .map(|s| sup.wait_event(s, "started (pid", 1).index)
+        .collect();
+    assert!(
+        start_order.windows(2).all(|w| w[0] < w[1]),
+        "not started in dependency order:\n{}",
+        sup.dump()
+    );
+    let pids: Vec<i64> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|s| sup.started_pid(s))
+        .collect();
+    forge.note_ids(forge.container_ids());
+
+    let (code, took) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    let stdout: Vec<String> = sup.out.lines().into_iter().map(|(_, l)| l).collect();
+    let position = |service: &str, text: &str| {
+        sup.output(service)
+            .iter()
+            .find(|l| l.text == text)
+            .map(|l| l.index)
+            .unwrap_or_else(|| panic!("{service} never printed {text:?}:\n{}", sup.dump()))
+    };
+    let sequence: Vec<usize> = ["c", "b", "a"]
+        .iter()
+        .flat_map(|s| {
+            [
+                position(s, &format!("{s} stopping")),
+                position(s, &format!("{s} stopped")),
+            ]
+        })
+        .collect();
+    assert!(
+        sequence.windows(2).all(|w| w[0] < w[1]),
+        "not stopped one after the other in the order c, b, a:\n{}",
+        stdout.join("\n")
+    );
+    let killed = sup.events_starting("d", "did not stop within 1s");
+    assert_eq!(killed.len(), 1, "{}", sup.dump());
+    let d_exit = sup.wait_event("d", "exited with code", 1);
+    assert!(
+        d_exit.message.contains("137") && d_exit.message.contains("SIGKILL"),
+        "{}",
+        sup.dump()
+    );
+    // c, b and a one after the other (0.9 s), d killed after 1 s at the same time: far less
+    // than the 7 s the grace periods add up to.
+    assert!(
+        took >= Duration::from_millis(900),
+        "the stop took only {took:?}:\n{}",
+        sup.dump()
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the stop took {took:?}:\n{}",
+        sup.dump()
+    );
+    for pid in pids {
+        assert!(!process_alive(pid), "pid {pid} survived the stop");
+    }
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn a_second_signal_kills_at_once_without_waiting_for_the_grace_period() {
+    let forge = Forge::new();
+    let file = compose_file(
+        r#"
+[services.stubborn]
+image = "host"
+command = ["sh", "-c", "trap '' TERM INT; echo stubborn up; while true; do sleep 1; done"]
+stop_grace_period = "30s"
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "stubborn", &file.path, &[]);
+    sup.wait_output("stubborn", "that it is up", |t| t == "stubborn up");
+    let pid = sup.started_pid("stubborn");
+    forge.note_ids(forge.container_ids());
+    let t0 = Instant::now();
+    // Ctrl-C: a clean stop, which this service ignores...
+    sup.signal(Signal::SIGINT);
+    sup.wait_event("stubborn", "stopping (SIGTERM)", 1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(sup.exited().is_none(), "{}", sup.dump());
+    // ...and a second signal kills it at once.
+    sup.signal(Signal::SIGTERM);
+    let code = sup.finish(UP);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the forced stop took {took:?} (grace period 30 s):\n{}",
+        sup.dump()
+    );
+    assert!(
+        sup.err
+            .text()
+            .contains("stopping, press Ctrl-C again to force"),
+        "{}",
+        sup.dump()
+    );
+    assert!(!process_alive(pid), "pid {pid} survived");
+    eprintln!("forge-supervise exited {code} after a forced stop");
+    assert_torn_down(&forge);
+}
+
+/// What of a supervisor's run could leak, for a before/after comparison.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    links: Vec<String>,
+    ruleset: String,
+}
+
+fn snapshot(forge: &Forge) -> Snapshot {
+    let mut links = forge.netns.links();
+    links.sort();
+    Snapshot {
+        links,
+        ruleset: forge.netns.ok("nft", &["list", "ruleset"]),
+    }
+}
+
+/// Mounts in any mount namespace whose line names one of `ids`.
+fn mounts_naming(ids: &BTreeSet<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok())
+    {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            continue;
+        };
+        if !seen.insert(ns) {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+            continue;
+        };
+        for line in info.lines() {
+            if ids.iter().any(|id| line.contains(id.as_str())) {
+                found.push(format!("pid {pid}: {line}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn after_a_sigkill_the_next_start_cleans_up_what_the_killed_run_left() {
+    let forge = Forge::new();
+    let before = snapshot(&forge);
+    let file = compose_file(&format!(
+        r#"
+[services.web]
+image = "host"
+command = {web}
+ports = ["8080:80"]
+
+[services.worker]
+image = "host"
+depends_on = ["web"]
+command = {worker}
+"#,
+        web = daemon("web", "0"),
+        worker = daemon("worker", "0"),
+    ));
+
+    let mut first = Supervisor::start(&forge, "killed", &file.path, &[]);
+    for service in ["web", "worker"] {
+        first.wait_output(service, "that it is up", |t| t.ends_with(" up"));
+    }
+    let old_pids: Vec<i64> = ["web", "worker"]
+        .iter()
+        .map(|s| first.started_pid(s))
+        .collect();
+    let old_ids: BTreeSet<String> = forge.container_ids().into_iter().collect();
+    assert_eq!(old_ids.len(), 2, "{old_ids:?}");
+    forge.note_ids(old_ids.clone());
+    let old_veths: Vec<String> = forge
+        .netns
+        .links()
+        .into_iter()
+        .filter(|l| l.starts_with("fg"))
+        .collect();
+    assert_eq!(old_veths.len(), 2, "veths of the first run: {old_veths:?}");
+    assert!(
+        !cgroups_named(&old_ids).is_empty(),
+        "the containers have cgroups"
+    );
+    assert!(
+        !mounts_naming(&old_ids).is_empty(),
+        "the containers have mounts"
+    );
+
+    let first_rules = forge.netns.ok("nft", &["list", "ruleset"]);
+    assert!(first_rules.contains("dport 8080"), "{first_rules}");
+    first.signal(Signal::SIGKILL);
+    assert_eq!(first.finish(UP), 128 + 9, "{}", first.dump());
+    // The containers die with the supervisor.
+    common::eventually(
+        Duration::from_secs(5),
+        "the first run's processes to die",
+        || {
+            old_pids
+                .iter()
+                .all(|&pid| !process_alive(pid))
+                .then_some(())
+        },
+    );
+
+    let mut second = Supervisor::start(&forge, "killed", &file.path, &[]);
+    for service in ["web", "worker"] {
+        second.wait_output(service, "that it is up", |t| t == format!("{service} up"));
+    }
+    let new_ids: BTreeSet<String> = forge.container_ids().into_iter().collect();
+    forge.note_ids(new_ids.clone());
+    assert_eq!(new_ids.len(), 2, "{new_ids:?}");
+    assert!(
+        new_ids.is_disjoint(&old_ids),
+        "the killed run's containers are still there: old {old_ids:?}, now {new_ids:?}"
+    );
+    for pid in &old_pids {
+        assert!(!process_alive(*pid), "pid {pid} of the killed run is alive");
+    }
+    let left = common::settled(|| {
+        let mut found = cgroups_named(&old_ids);
+        found.extend(mounts_naming(&old_ids));
+        let links = forge.netns.links();
+        found.extend(
+            old_veths
+                .iter()
+                .filter(|v| links.contains(v))
+                .map(|v| format!("veth {v}")),
+        );
+        let state =
+            std::fs::read_to_string(forge.root().join("networks/state.json")).unwrap_or_default();
+        found.extend(
+            old_ids
+                .iter()
+                .filter(|id| state.contains(id.as_str()))
+                .map(|id| format!("address lease of {id}")),
+        );
+        found
+    });
+    assert!(
+        left.is_empty(),
+        "left by the killed run:\n{}\n{}",
+        left.join("\n"),
+        second.dump()
+    );
+    let links = forge.netns.links();
+    assert_eq!(
+        links.iter().filter(|l| l.starts_with("fg")).count(),
+        2,
+        "veths during the second run: {links:?}"
+    );
+    assert_eq!(
+        links
+            .iter()
+            .filter(|l| !l.starts_with("fg") && *l != "lo")
+            .count(),
+        1,
+        "one bridge during the second run: {links:?}"
+    );
+    // The same rules as in the first run: no stale port mapping, no address still leased.
+    assert_eq!(
+        forge.netns.ok("nft", &["list", "ruleset"]),
+        first_rules,
+        "nftables rules of the second run differ from the first's"
+    );
+    // The second run works: web is published and the services run.
+    assert!(ps_line(&forge, "killed-web").contains("Up "));
+    assert!(ps_line(&forge, "killed-worker").contains("Up "));
+
+    let (code, _) = terminate(&mut second);
+    assert_eq!(code, 0, "{}", second.dump());
+    assert_eq!(
+        snapshot(&forge),
+        before,
+        "the namespace differs from before"
+    );
+    let all: BTreeSet<String> = old_ids.union(&new_ids).cloned().collect();
+    assert_eq!(cgroups_named(&all), Vec::<String>::new());
+    assert_eq!(mounts_naming(&all), Vec::<String>::new());
+    assert_torn_down(&forge);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Malformed files.
+
+/// `(LINE:COL, phrase)` from a corpus file's `# expect: LINE:COL phrase` first line.
+fn expectation(path: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(path).expect("reading a corpus file");
+    let first = text.lines().next().unwrap_or_default();
+    let rest = first
+        .strip_prefix("# expect: ")
+        .unwrap_or_else(|| panic!("{}: no `# expect:` line", path.display()));
+    let (position, phrase) = rest.split_once(' ').expect("LINE:COL then a phrase");
+    (position.to_string(), phrase.to_string())
+}
+
+#[test]
+fn every_malformed_file_exits_2_with_one_located_error_and_starts_nothing() {
+    let forge = Forge::new();
+    let dir = workspace_file("supervisor/tests/bad");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the corpus")
+        .map(|e| e.expect("a corpus entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "the corpus has {} files", files.len());
+
+    // A valid file passes --check and starts nothing either.
+    let demo = workspace_file("configs/demo.toml");
+    let demo = demo.to_str().expect("utf-8 path");
+    let out = common::output(&mut forge.supervise(&["--check", demo]), COMMAND_TIMEOUT);
+    assert_eq!(out.code, 0, "--check of the demo: {out}");
+    assert!(out.stdout.contains("valid"), "{out}");
+
+    let mut failures = Vec::new();
+    for path in &files {
+        let (position, phrase) = expectation(path);
+        let file = path.to_str().expect("utf-8 path");
+        for check in [true, false] {
+            let mut args = vec!["-p", "bad"];
+            if check {
+                args.push("--check");
+            }
+            args.push(file);
+            let out = common::output(&mut forge.supervise(&args), COMMAND_TIMEOUT);
+            let lines = out.stderr_lines();
+            let located = format!("{file}:{position}: ");
+            let ok = out.code == 2
+                && lines.len() == 1
+                && lines[0].contains(&located)
+                && lines[0].contains(&phrase)
+                && out.stdout.is_empty();
+            if !ok {
+                failures.push(format!(
+                    "forge-supervise {}: want exit 2 and one stderr line with {located:?} and {phrase:?}; got {out}",
+                    args.join(" ")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+
+    // --exit-code-from a service that does not exist is refused the same way.
+    let out = common::output(
+        &mut forge.supervise(&["-p", "bad", "--exit-code-from", "nosuch", demo]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(out.code, 2, "{out}");
+    assert_eq!(out.stderr_lines().len(), 1, "{out}");
+    assert!(out.stderr.contains("nosuch"), "{out}");
+
+    assert_eq!(ps_all(&forge), Vec::<String>::new());
+    forge.assert_no_containers();
+    assert_eq!(forge.netns.links(), vec!["lo".to_string()]);
+    let ruleset = forge.netns.ok("nft", &["list", "ruleset"]);
+    assert!(!ruleset.contains("forge"), "{ruleset}");
+    assert!(
+        !forge.root().join("networks").exists() || forge.entries("networks").is_empty(),
+        "networks under the root: {:?}",
+        forge.entries("networks")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. --abort-on-container-exit and --exit-code-from.
+
+#[test]
+fn exit_code_from_a_service_that_exits_3_stops_the_others_and_exits_3() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        r#"
+[services.worker]
+image = "host"
+command = ["sh", "-c", "echo working; sleep 0.5; exit 3"]
+
+[services.server]
+image = "host"
+command = {server}
+
+[services.client]
+image = "host"
+depends_on = ["server"]
+command = {client}
+"#,
+        server = daemon("server", "0"),
+        client = daemon("client", "0"),
+    ));
+    let mut sup = Supervisor::start(&forge, "abort", &file.path, &["--exit-code-from", "worker"]);
+    sup.wait_output("server", "that it is up", |t| t == "server up");
+    sup.wait_output("client", "that it is up", |t| t == "client up");
+    forge.note_ids(forge.container_ids());
+    let pids: Vec<i64> = ["server", "client"]
+        .iter()
+        .map(|s| sup.started_pid(s))
+        .collect();
+    let code = sup.finish(UP);
+    assert_eq!(code, 3, "{}", sup.dump());
+    let exit = sup.wait_event("worker", "exited with code 3", 1);
+    let server = sup.wait_output("server", "that it stops", |t| t == "server stopping");
+    let client = sup.wait_output("client", "that it stops", |t| t == "client stopping");
+    assert!(client.index < server.index, "{}", sup.dump());
+    // Stopped at once (the default grace period is 10 s).
+    assert!(
+        server.at.duration_since(exit.at) < Duration::from_secs(5),
+        "{}",
+        sup.dump()
+    );
+    assert!(
+        sup.events_starting("server", "restarting").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    for pid in pids {
+        assert!(!process_alive(pid), "pid {pid} survived");
+    }
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn abort_on_container_exit_stops_everything_when_one_service_exits() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        r#"
+[services.oneshot]
+image = "host"
+command = ["sh", "-c", "sleep 0.5; exit 0"]
+
+[services.server]
+image = "host"
+command = {server}
+"#,
+        server = daemon("server", "0"),
+    ));
+    let mut sup = Supervisor::start(&forge, "abort", &file.path, &["--abort-on-container-exit"]);
+    sup.wait_output("server", "that it is up", |t| t == "server up");
+    forge.note_ids(forge.container_ids());
+    let code = sup.finish(UP);
+    sup.wait_event("oneshot", "exited with code 0", 1);
+    sup.wait_output("server", "that it stops", |t| t == "server stopping");
+    assert!(
+        sup.err.text().contains("--abort-on-container-exit"),
+        "{}",
+        sup.dump()
+    );
+    eprintln!("forge-supervise --abort-on-container-exit exited {code}");
+    assert_torn_down(&forge);
+}
