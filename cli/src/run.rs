@@ -28,6 +28,12 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     name: Option<String>,
+    /// Run the command as NAME|UID[:GROUP|GID] (resolved in the image)
+    #[arg(long, short = 'u', value_name = "USER")]
+    user: Option<String>,
+    /// Run a small init as PID 1 that forwards signals and reaps orphans
+    #[arg(long)]
+    init: bool,
     /// Container hostname [default: the container's name]
     #[arg(long, short = 'h')]
     hostname: Option<String>,
@@ -125,6 +131,8 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         cgroup_parent: args.cgroup_parent.clone(),
         net,
         labels: Default::default(),
+        user: args.user.clone(),
+        init: args.init,
     };
     runtime.create(&opts).map_err(|e| e.to_string())
 }

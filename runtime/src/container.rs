@@ -70,6 +70,8 @@ pub enum RuntimeError {
         #[source]
         source: NetError,
     },
+    #[error(transparent)]
+    User(#[from] crate::user::UserError),
     #[error("{0} needs a network; it cannot be used with --net none")]
     NeedsNetwork(&'static str),
     #[error("signalling container {name}: {source}")]
@@ -104,6 +106,10 @@ pub struct CreateOptions {
     pub net: NetSpec,
     /// Free-form key/value pairs (the supervisor records project and service).
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `NAME|UID[:GROUP|GID]` to run the command as, resolved in the image.
+    pub user: Option<String>,
+    /// Run a reaping init as PID 1, with the command as its child.
+    pub init: bool,
 }
 
 /// How a container is networked.
@@ -143,6 +149,10 @@ pub struct ContainerConfig {
     pub net: NetSpec,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::user::User>,
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// The message for an exit caused by the memory cgroup's OOM killer.
@@ -341,6 +351,10 @@ impl Runtime {
                 image: opts.image.clone(),
             });
         }
+        let user = match &opts.user {
+            Some(spec) => Some(crate::user::resolve(&image.rootfs, spec)?),
+            None => None,
+        };
         let id = names::new_id();
         let cgroup = CgroupPaths::for_this_process(opts.cgroup_parent.as_deref(), &id).map_err(
             |source| RuntimeError::Cgroup {
@@ -351,9 +365,13 @@ impl Runtime {
         let name = self.claim_name(opts.name.as_deref(), &id)?;
         let hostname = opts.hostname.clone().unwrap_or_else(|| name.clone());
         let mut env = merge_env(&[format!("PATH={DEFAULT_PATH}")], &image.config.env);
+        let home = user
+            .as_ref()
+            .and_then(|u| u.home.clone())
+            .unwrap_or_else(|| "/root".to_string());
         env = merge_env(
             &env,
-            &[format!("HOSTNAME={hostname}"), "HOME=/root".to_string()],
+            &[format!("HOSTNAME={hostname}"), format!("HOME={home}")],
         );
         if opts.tty {
             env = merge_env(&env, &["TERM=xterm".to_string()]);
@@ -379,6 +397,8 @@ impl Runtime {
             cgroup,
             net: opts.net.clone(),
             labels: opts.labels.clone(),
+            user,
+            init: opts.init,
         };
         let container = Container {
             config,
@@ -505,6 +525,8 @@ impl Runtime {
             cwd: c.config.cwd.clone(),
             tty: c.config.tty,
             die_with_parent,
+            user: c.config.user.clone(),
+            init: c.config.init,
         })
     }
 
@@ -873,6 +895,7 @@ impl Runtime {
             cgroup: c.config.cgroup.clone(),
             cwd: c.config.cwd.clone(),
             env: merge_env(&c.config.env, env),
+            user: c.config.user.clone(),
         };
         let mut cmd = std::process::Command::new(launch::init_exe());
         cmd.arg0("forge-exec")

@@ -19,6 +19,7 @@ pub mod spec;
 pub mod status;
 pub mod sys;
 pub mod tty;
+pub mod user;
 
 pub use container::{Container, CreateOptions, NetSpec, Runtime, RuntimeError};
 pub use forge_netd as netd;

@@ -32,6 +32,12 @@ pub struct InitSpec {
     pub tty: bool,
     /// Kill the container when the process that started it dies (the CLI in the foreground).
     pub die_with_parent: bool,
+    /// Run the command as this user instead of root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::user::User>,
+    /// PID 1 stays a small reaper that runs the command as its child (`--init`).
+    #[serde(default)]
+    pub init: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

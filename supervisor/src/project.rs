@@ -51,14 +51,6 @@ pub fn lock_project(
 pub fn check_supported(compose: &Compose) -> Result<(), String> {
     let file = compose.path.display();
     for (name, svc) in &compose.services {
-        if svc.user.is_some() {
-            return Err(format!(
-                "{file}: services.{name}.user: not supported yet (containers run as root)"
-            ));
-        }
-        if svc.init {
-            return Err(format!("{file}: services.{name}.init: not supported yet"));
-        }
         if svc.networks.len() > 1 {
             return Err(format!(
                 "{file}: services.{name}.networks: one network per service for now, got {}",

@@ -268,6 +268,8 @@ fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
         workdir: svc.working_dir.clone(),
         hostname: Some(svc.hostname.clone().unwrap_or_else(|| name.to_string())),
         limits: svc.limits.clone(),
+        user: svc.user.clone(),
+        init: svc.init,
         net: NetSpec {
             network: Some(network_name(project, network)),
             ip: None,

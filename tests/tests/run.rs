@@ -536,3 +536,104 @@ fn concurrent_starts_all_succeed() {
         }
     });
 }
+
+// ---- --user and --init ----
+
+#[test]
+fn user_drops_root_for_the_command() {
+    let forge = Forge::new();
+    let out = forge.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "-u",
+        "1000:1000",
+        "host",
+        "sh",
+        "-c",
+        "id -u; id -g; grep CapEff /proc/self/status; touch /etc/forge-x 2>/dev/null && echo wrote; true",
+    ]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(&lines[..2], ["1000", "1000"], "{out}");
+    assert!(
+        lines[2].ends_with("0000000000000000"),
+        "capabilities kept: {out}"
+    );
+    assert!(
+        !out.stdout.contains("wrote"),
+        "uid 1000 wrote to /etc: {out}"
+    );
+    let named = forge.ok(&[
+        "run", "--rm", "--net", "none", "-u", "nobody", "host", "id", "-un",
+    ]);
+    assert_eq!(named.stdout.trim(), "nobody");
+}
+
+#[test]
+fn unknown_user_is_refused_before_anything_runs() {
+    let forge = Forge::new();
+    let out = forge.run(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "-u",
+        "no-such-user",
+        "host",
+        "true",
+    ]);
+    assert_eq!(out.code, 125, "{out}");
+    assert!(out.stderr.contains("no-such-user"), "{out}");
+    forge.assert_no_containers();
+}
+
+#[test]
+fn init_forwards_signals_and_reaps_orphans() {
+    let forge = Forge::new();
+    // An orphan (the backgrounded sleep's subshell exits at once) must be reaped by PID 1.
+    let out = forge.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--init",
+        "host",
+        "sh",
+        "-c",
+        "(sleep 0.2 &); sleep 0.6; echo pid=$$; ps -o pid,stat,comm",
+    ]);
+    assert!(
+        out.stdout.contains("pid=2"),
+        "the command is not PID 1's child: {out}"
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.contains(" Z")),
+        "a zombie is left: {out}"
+    );
+    // A shell as PID 1 ignores SIGTERM; behind --init it gets it and stop is quick.
+    forge.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--net",
+        "none",
+        "--init",
+        "host",
+        "sh",
+        "-c",
+        "sleep 100",
+    ]);
+    let started = std::time::Instant::now();
+    forge.ok(&["stop", "-t", "10", "box"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "SIGTERM was not forwarded"
+    );
+    assert_eq!(forge.exit_of("box")["code"], 143);
+    let code = forge.run(&[
+        "run", "--rm", "--net", "none", "--init", "host", "sh", "-c", "exit 4",
+    ]);
+    assert_eq!(code.code, 4, "{code}");
+}

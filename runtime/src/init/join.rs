@@ -24,6 +24,8 @@ pub struct JoinSpec {
     pub cgroup: CgroupPaths,
     pub cwd: String,
     pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<crate::user::User>,
 }
 
 /// The namespaces to join, in order; the mount namespace last, since it changes what paths mean.
@@ -116,6 +118,11 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
             "working directory {cwd:?} in the container: {}",
             e.desc()
         ));
+    }
+    if let Some(user) = &spec.user {
+        if let Err(e) = crate::user::switch_to(user) {
+            die(e);
+        }
     }
     let path = crate::spec::path_var(&spec.env);
     let failure = match super::exec::resolve(Path::new("/"), &command[0], path) {

@@ -9,6 +9,7 @@
 
 mod exec;
 pub mod join;
+mod reaper;
 pub mod rootfs;
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -96,10 +97,24 @@ fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
     if let Err(message) = enter(spec) {
         fail(channel, EXIT_FORGE_ERROR, message);
     }
-    let failure = match exec::resolve(Path::new("/"), &spec.args[0], spec.path_var()) {
-        Ok(file) => exec::exec(&file, &spec.args, &spec.env),
-        Err(failure) => failure,
+    let file = match exec::resolve(Path::new("/"), &spec.args[0], spec.path_var()) {
+        Ok(file) => file,
+        Err(failure) => fail(channel, failure.code, failure.message),
     };
+    if spec.init {
+        reaper::run(channel, spec, &file)
+    }
+    exec_command(channel, spec, &file)
+}
+
+/// Becomes the user's command (as its user); reports over the channel if that fails.
+fn exec_command(channel: &Channel, spec: &InitSpec, file: &Path) -> ! {
+    if let Some(user) = &spec.user {
+        if let Err(message) = crate::user::switch_to(user) {
+            fail(channel, EXIT_FORGE_ERROR, message);
+        }
+    }
+    let failure = exec::exec(file, &spec.args, &spec.env);
     fail(channel, failure.code, failure.message)
 }
 

@@ -379,6 +379,8 @@ mod tests {
             cwd: "/".into(),
             tty: false,
             die_with_parent: false,
+            user: None,
+            init: false,
         }
     }
 
