@@ -5,13 +5,19 @@ set -euo pipefail
 
 packages=(busybox-static runc hyperfine jq iproute2 tmux strace e2fsprogs
     pkg-config libnftnl-dev libmnl-dev nftables)
+tools=(runc hyperfine jq ip tmux strace mkfs.ext4)
+# --bench: also the peers the benchmarks compare against (bench/*.sh).
+if [[ ${1:-} == --bench ]]; then
+    packages+=(podman netavark iperf3 iptables podman-compose)
+    tools+=(podman iperf3 iptables podman-compose)
+fi
 need=()
 # Built against by the nftnl crate (through pkg-config); nft itself is only used by tests.
 for pkg in pkg-config libnftnl-dev libmnl-dev nftables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v busybox >/dev/null || need+=(busybox-static)
-for tool in runc hyperfine jq ip tmux strace mkfs.ext4; do
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || need+=("$tool")
 done
 # busybox must be the static build: the default image copies it without libraries.
