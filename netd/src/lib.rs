@@ -446,14 +446,21 @@ impl Netd {
             .insert(endpoint.container_id.clone(), endpoint.clone());
         locked.save()?;
         let nl = Netlink::here()?;
-        if let Err(e) = self.plug(&nl, &locked, &network, &endpoint, req.netns) {
-            locked.state.endpoints.remove(req.container_id);
-            let _ = nl.delete_link(&endpoint.veth);
-            locked.save()?;
-            if !endpoint.ports.is_empty() {
-                let _ = self.apply_rules(&nl, &locked);
-            }
-            return Err(e);
+        let bridge = match self.bring_up(&nl, &locked, &network) {
+            Ok(bridge) => bridge,
+            Err(e) => return Err(self.undo_attach(locked, &nl, &endpoint, e)),
+        };
+        // Creating and configuring the veth is the slow part: it runs without the lock, so
+        // concurrent starts do not queue behind it. The lease recorded above keeps it ours.
+        drop(locked);
+        let plugged = self.plug(&nl, bridge, &network, &endpoint, req.netns);
+        let locked = self.store.lock()?;
+        let ruled = match (&plugged, endpoint.ports.is_empty()) {
+            (Ok(()), false) => self.apply_rules(&nl, &locked),
+            _ => Ok(()),
+        };
+        if let Err(e) = plugged.and(ruled) {
+            return Err(self.undo_attach(locked, &nl, &endpoint, e));
         }
         hosts::update_network(&locked.state, &network.name);
         Ok(Attachment {
@@ -489,15 +496,34 @@ impl Netd {
         Ok(())
     }
 
+    /// Takes back a failed attachment: its lease, its veth and its rules; returns `error`.
+    fn undo_attach(
+        &self,
+        mut locked: Locked,
+        nl: &Netlink,
+        endpoint: &Endpoint,
+        error: NetError,
+    ) -> NetError {
+        locked.state.endpoints.remove(&endpoint.container_id);
+        let _ = nl.delete_link(&endpoint.veth);
+        if let Err(e) = locked.save() {
+            tracing::warn!("{e}");
+        }
+        if !endpoint.ports.is_empty() {
+            let _ = self.apply_rules(nl, &locked);
+        }
+        error
+    }
+
+    /// The container's side: a veth pair on `bridge`, eth0 addressed and routed.
     fn plug(
         &self,
         nl: &Netlink,
-        locked: &Locked,
+        bridge: u32,
         network: &Network,
         endpoint: &Endpoint,
         netns: BorrowedFd<'_>,
     ) -> Result<(), NetError> {
-        let bridge = self.bring_up(nl, locked, network)?;
         // A restarted container reuses its id, so its veth's name: the old pair may still be
         // waiting for the kernel to tear down the old namespace.
         nl.delete_link(&endpoint.veth)?;
@@ -508,9 +534,6 @@ impl Netd {
             network.subnet.prefix,
             network.gateway,
         )?;
-        if !endpoint.ports.is_empty() {
-            self.apply_rules(nl, locked)?;
-        }
         Ok(())
     }
 
