@@ -73,14 +73,15 @@ pub struct RunArgs {
     /// Cgroup to create the container's cgroups in [default: forge/ below forge's own cgroup]
     #[arg(long, value_name = "PATH")]
     cgroup_parent: Option<String>,
-    /// Network to connect to: `bridge` (the default network), a network's name, or `none`
+    /// Network to connect to: `bridge` (the default network), a network's name, or `none`;
+    /// repeat it to join several (the first one routes to the outside)
     #[arg(
         long,
         alias = "network",
         default_value = "bridge",
         value_name = "NETWORK"
     )]
-    net: String,
+    net: Vec<String>,
     /// A fixed IPv4 address on the network
     #[arg(long, value_name = "IP")]
     ip: Option<std::net::Ipv4Addr>,
@@ -143,8 +144,12 @@ fn parse_net(args: &RunArgs) -> Result<NetSpec, String> {
         .iter()
         .map(|p| p.parse().map_err(|e: PortError| e.to_string()))
         .collect::<Result<_, _>>()?;
+    let none = args.net.iter().any(|n| n == "none");
+    if none && args.net.len() > 1 {
+        return Err("--net none cannot be combined with other networks".into());
+    }
     Ok(NetSpec {
-        network: (args.net != "none").then(|| args.net.clone()),
+        networks: if none { Vec::new() } else { args.net.clone() },
         ip: args.ip,
         ports,
         aliases: args.network_alias.clone(),

@@ -9,17 +9,24 @@ use crate::store::{Endpoint, State};
 
 const LOCALHOST: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
-/// The `/etc/hosts` of container `id`: localhost, itself, then every other container that shares
-/// one of its networks (by name and hostname).
+/// The `/etc/hosts` of container `id`: localhost, itself (its first network's address), then
+/// every other container that shares one of its networks, by its address on that network.
 pub fn render(state: &State, id: &str) -> String {
     let mut text = LOCALHOST.to_string();
-    let Some(me) = state.endpoints.get(id) else {
+    let mine = state.of_container(id);
+    let Some(first) = mine.first() else {
         return text;
     };
     let line = |e: &Endpoint| format!("{}\t{}\n", e.ip, e.names.join(" "));
-    text.push_str(&line(me));
-    for other in state.members(&me.network).filter(|e| e.container_id != id) {
-        text.push_str(&line(other));
+    text.push_str(&line(first));
+    let mut named = vec![id];
+    for network in &mine {
+        for other in state.members(&network.network) {
+            if !named.contains(&other.container_id.as_str()) {
+                named.push(&other.container_id);
+                text.push_str(&line(other));
+            }
+        }
     }
     text
 }
@@ -72,6 +79,7 @@ mod tests {
     fn endpoint(id: &str, network: &str, last: u8) -> Endpoint {
         Endpoint {
             container_id: id.into(),
+            index: 0,
             names: vec![format!("{id}-name"), format!("{id}-host")],
             network: network.into(),
             ip: Ipv4Addr::new(10, 89, 0, last),
@@ -87,13 +95,22 @@ mod tests {
     fn hosts_name_the_neighbours_on_the_same_network_only() {
         let mut state = State::default();
         for (id, net, last) in [("a", "n1", 2), ("b", "n1", 3), ("c", "n2", 4)] {
-            state.endpoints.insert(id.into(), endpoint(id, net, last));
+            let e = endpoint(id, net, last);
+            state.endpoints.insert(e.key(), e);
         }
         let hosts = render(&state, "a");
         assert!(hosts.starts_with(LOCALHOST));
         assert!(hosts.contains("10.89.0.2\ta-name a-host\n"));
         assert!(hosts.contains("10.89.0.3\tb-name b-host\n"));
         assert!(!hosts.contains("c-name"), "{hosts}");
+        // Once a is also on n2, c is its neighbour there.
+        let mut second = endpoint("a", "n2", 5);
+        second.index = 1;
+        state.endpoints.insert(second.key(), second);
+        let hosts = render(&state, "a");
+        assert!(hosts.contains("10.89.0.2\ta-name a-host\n"), "{hosts}");
+        assert!(hosts.contains("10.89.0.4\tc-name c-host\n"), "{hosts}");
+        assert!(!hosts.contains("10.89.0.5"), "{hosts}");
     }
 
     #[test]

@@ -27,8 +27,10 @@ use store::{Endpoint, Locked, Network, Store, StoreError};
 /// The network `forge run` uses unless told otherwise, created on first use.
 pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "forge0";
-/// The interface name a container sees.
-pub const CONTAINER_IFNAME: &str = "eth0";
+/// The interface a container sees for its `index`-th network: eth0, eth1, ...
+pub fn container_ifname(index: usize) -> String {
+    format!("eth{index}")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -91,6 +93,9 @@ pub struct AttachRequest<'a> {
     /// Names its neighbours reach it by.
     pub names: Vec<String>,
     pub network: &'a str,
+    /// Its position among the container's networks: the interface is `eth{index}`, and only
+    /// the first network gets the default route.
+    pub index: usize,
     pub ip: Option<Ipv4Addr>,
     pub ports: &'a [PortMapping],
     pub pid: i32,
@@ -126,12 +131,14 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-/// The host end of a container's veth pair: fixed by its id, so a crashed set-up is found again.
-pub fn veth_name(container_id: &str) -> String {
-    format!(
-        "{VETH_PREFIX}{}",
-        &container_id[..container_id.len().min(12)]
-    )
+/// The host end of a container's veth pair: fixed by its id and network position, so a crashed
+/// set-up is found again (at most 15 bytes, IFNAMSIZ).
+pub fn veth_name(container_id: &str, index: usize) -> String {
+    let id = &container_id[..container_id.len().min(12)];
+    match index {
+        0 => format!("{VETH_PREFIX}{id}"),
+        n => format!("{VETH_PREFIX}{}{}", &id[..id.len().min(11)], n % 10),
+    }
 }
 
 const VETH_PREFIX: &str = "fg";
@@ -366,7 +373,7 @@ impl Netd {
         for e in &stale {
             tracing::info!(container = %e.container_id, ip = %e.ip, "releasing a stale attachment");
             nl.delete_link(&e.veth)?;
-            locked.state.endpoints.remove(&e.container_id);
+            locked.state.endpoints.remove(&e.key());
         }
         locked.save()?;
         self.apply_rules(&nl, locked)?;
@@ -433,7 +440,8 @@ impl Netd {
             network: network.name.clone(),
             ip,
             ports: req.ports.to_vec(),
-            veth: veth_name(req.container_id),
+            index: req.index,
+            veth: veth_name(req.container_id, req.index),
             pid: req.pid,
             pid_start: req.pid_start,
             hosts_file: req.hosts_file.clone(),
@@ -443,7 +451,7 @@ impl Netd {
         locked
             .state
             .endpoints
-            .insert(endpoint.container_id.clone(), endpoint.clone());
+            .insert(endpoint.key(), endpoint.clone());
         locked.save()?;
         let nl = Netlink::here()?;
         let bridge = match self.bring_up(&nl, &locked, &network) {
@@ -504,7 +512,7 @@ impl Netd {
         endpoint: &Endpoint,
         error: NetError,
     ) -> NetError {
-        locked.state.endpoints.remove(&endpoint.container_id);
+        locked.state.endpoints.remove(&endpoint.key());
         let _ = nl.delete_link(&endpoint.veth);
         if let Err(e) = locked.save() {
             tracing::warn!("{e}");
@@ -527,12 +535,14 @@ impl Netd {
         // A restarted container reuses its id, so its veth's name: the old pair may still be
         // waiting for the kernel to tear down the old namespace.
         nl.delete_link(&endpoint.veth)?;
-        nl.add_veth(&endpoint.veth, bridge, CONTAINER_IFNAME, netns)?;
+        let ifname = container_ifname(endpoint.index);
+        nl.add_veth(&endpoint.veth, bridge, &ifname, netns)?;
+        let default_route = (endpoint.index == 0).then_some(network.gateway);
         Netlink::in_netns(netns)?.configure_interface(
-            CONTAINER_IFNAME,
+            &ifname,
             endpoint.ip,
             network.subnet.prefix,
-            network.gateway,
+            default_route,
         )?;
         Ok(())
     }
@@ -543,14 +553,25 @@ impl Netd {
     /// costs); one that outlives it is swept by [`Netd::list`]. Never attached is fine.
     pub fn detach(&self, container_id: &str) -> Result<(), NetError> {
         let mut locked = self.store.lock()?;
-        let Some(endpoint) = locked.state.endpoints.remove(container_id) else {
+        let gone: Vec<Endpoint> = locked
+            .state
+            .of_container(container_id)
+            .into_iter()
+            .cloned()
+            .collect();
+        if gone.is_empty() {
             return Ok(());
-        };
+        }
+        for endpoint in &gone {
+            locked.state.endpoints.remove(&endpoint.key());
+        }
         locked.save()?;
-        if !endpoint.ports.is_empty() {
+        if gone.iter().any(|e| !e.ports.is_empty()) {
             self.apply_rules(&Netlink::here()?, &locked)?;
         }
-        hosts::update_network(&locked.state, &endpoint.network);
+        for endpoint in &gone {
+            hosts::update_network(&locked.state, &endpoint.network);
+        }
         Ok(())
     }
 
@@ -597,9 +618,11 @@ mod tests {
         for bad in ["", "-x", "a b", "a/b", &"x".repeat(65)] {
             assert!(!valid_name(bad), "{bad}");
         }
-        let veth = veth_name("0123456789abcdef0123");
+        let veth = veth_name("0123456789abcdef0123", 0);
         assert_eq!(veth, "fg0123456789ab");
-        assert!(veth.len() <= 15, "IFNAMSIZ");
+        let second = veth_name("0123456789abcdef0123", 1);
+        assert_eq!(second, "fg0123456789a1");
+        assert!(veth.len() <= 15 && second.len() <= 15, "IFNAMSIZ");
     }
 
     #[test]

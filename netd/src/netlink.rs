@@ -241,14 +241,14 @@ impl Netlink {
         )
     }
 
-    /// Gives link `name` (in this socket's namespace) its address, brings it up and routes
-    /// everything else through `gateway`.
+    /// Gives link `name` (in this socket's namespace) its address, brings it up and, with a
+    /// `gateway`, routes everything else through it.
     pub fn configure_interface(
         &self,
         name: &str,
         ip: Ipv4Addr,
         prefix: u8,
-        gateway: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
     ) -> Result<(), NetlinkError> {
         let index = self.link_index(name)?.ok_or_else(|| NetlinkError {
             action: format!("finding {name} in the container"),
@@ -256,6 +256,9 @@ impl Netlink {
         })?;
         self.ensure_address(index, name, ip, prefix)?;
         self.set_up(index, name)?;
+        let Some(gateway) = gateway else {
+            return Ok(());
+        };
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gateway)
             .output_interface(index)

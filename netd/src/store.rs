@@ -26,10 +26,13 @@ pub struct Network {
     pub builtin: bool,
 }
 
-/// A container attached to a network.
+/// A container attached to a network (a container on several networks has one per network).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub container_id: String,
+    /// Its interface in the container: `eth{index}`.
+    #[serde(default)]
+    pub index: usize,
     /// Names the others reach it by (the container's name, its hostname, aliases).
     pub names: Vec<String>,
     pub network: String,
@@ -47,8 +50,15 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub networks: BTreeMap<String, Network>,
-    /// Keyed by container id.
+    /// Keyed by [`Endpoint::key`].
     pub endpoints: BTreeMap<String, Endpoint>,
+}
+
+impl Endpoint {
+    /// Where the state keeps it: one per container and network.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.container_id, self.network)
+    }
 }
 
 impl State {
@@ -56,6 +66,17 @@ impl State {
         self.endpoints
             .values()
             .filter(move |e| e.network == network)
+    }
+
+    /// The attachments of container `id`, first network first.
+    pub fn of_container<'a>(&'a self, id: &'a str) -> Vec<&'a Endpoint> {
+        let mut found: Vec<&Endpoint> = self
+            .endpoints
+            .values()
+            .filter(|e| e.container_id == id)
+            .collect();
+        found.sort_by_key(|e| e.index);
+        found
     }
 
     /// The address leases of `network`: address → container id.
@@ -150,6 +171,7 @@ mod tests {
     fn endpoint(id: &str, ip: Ipv4Addr) -> Endpoint {
         Endpoint {
             container_id: id.into(),
+            index: 0,
             names: vec![id.into()],
             network: "n".into(),
             ip,
@@ -167,7 +189,8 @@ mod tests {
         let store = Store::new(tmp.path());
         let mut locked = store.lock().unwrap();
         let ip = Ipv4Addr::new(10, 89, 1, 2);
-        locked.state.endpoints.insert("a".into(), endpoint("a", ip));
+        let a = endpoint("a", ip);
+        locked.state.endpoints.insert(a.key(), a);
         locked.save().unwrap();
         drop(locked);
         let again = store.lock().unwrap();
@@ -191,7 +214,8 @@ mod tests {
                     let id = format!("c{n}");
                     let leases = locked.state.leases("n");
                     let ip = choose(&leases, subnet, subnet.first_host(), &id, None).unwrap();
-                    locked.state.endpoints.insert(id.clone(), endpoint(&id, ip));
+                    let e = endpoint(&id, ip);
+                    locked.state.endpoints.insert(e.key(), e);
                     locked.save().unwrap();
                 });
             }

@@ -74,6 +74,8 @@ pub enum RuntimeError {
     User(#[from] crate::user::UserError),
     #[error("{0} needs a network; it cannot be used with --net none")]
     NeedsNetwork(&'static str),
+    #[error("network {0} is given twice")]
+    NetworkTwice(String),
     #[error("signalling container {name}: {source}")]
     Signal {
         name: String,
@@ -115,9 +117,11 @@ pub struct CreateOptions {
 /// How a container is networked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetSpec {
-    /// The network to attach to; `None` is `--net none` (a namespace with only `lo`).
-    pub network: Option<String>,
-    /// A fixed address instead of the next free one.
+    /// The networks to attach to, the first one routing everything else; none is `--net none`
+    /// (a namespace with only `lo`).
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// A fixed address on the first network instead of the next free one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<std::net::Ipv4Addr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -413,21 +417,25 @@ impl Runtime {
 
     /// Refuses network options that cannot work before anything is created.
     fn check_net(&self, net: &NetSpec, name: Option<&str>) -> Result<(), RuntimeError> {
-        let Some(network) = &net.network else {
+        if net.networks.is_empty() {
             if net.ip.is_some() {
                 return Err(RuntimeError::NeedsNetwork("--ip"));
             }
             if !net.ports.is_empty() {
                 return Err(RuntimeError::NeedsNetwork("-p"));
             }
-            return Ok(());
-        };
+        }
         let err = |source| RuntimeError::Network {
             name: name.unwrap_or_default().to_string(),
             source,
         };
-        if network != forge_netd::DEFAULT_NETWORK {
-            self.netd.inspect(network).map_err(err)?;
+        for (n, network) in net.networks.iter().enumerate() {
+            if net.networks[..n].contains(network) {
+                return Err(RuntimeError::NetworkTwice(network.clone()));
+            }
+            if network != forge_netd::DEFAULT_NETWORK {
+                self.netd.inspect(network).map_err(err)?;
+            }
         }
         Ok(())
     }
@@ -465,11 +473,12 @@ impl Runtime {
             "127.0.0.1\tlocalhost {h}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
             h = c.config.hostname
         );
-        let resolv_conf = match c.config.net.network {
-            Some(_) => forge_netd::hosts::container_resolv_conf(
+        let resolv_conf = if c.config.net.networks.is_empty() {
+            "# no network: this container runs with --net none\n".to_string()
+        } else {
+            forge_netd::hosts::container_resolv_conf(
                 &fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            ),
-            None => "# no network: this container runs with --net none\n".to_string(),
+            )
         };
         let files = [
             ("hostname", format!("{}\n", c.config.hostname)),
@@ -608,7 +617,8 @@ impl Runtime {
         }
     }
 
-    /// Plugs the set-up container (PID `pid`) into its network; its address, if it has one.
+    /// Plugs the set-up container (PID `pid`) into its networks; its address on the first one.
+    /// On failure it is on none of them.
     fn attach_network(
         &self,
         c: &Container,
@@ -616,9 +626,9 @@ impl Runtime {
         pid_start: u64,
     ) -> Result<Option<std::net::Ipv4Addr>, RuntimeError> {
         let net = &c.config.net;
-        let Some(network) = &net.network else {
+        if net.networks.is_empty() {
             return Ok(None);
-        };
+        }
         let err = |source| RuntimeError::Network {
             name: c.name().to_string(),
             source,
@@ -631,24 +641,38 @@ impl Runtime {
                 names.push(name.clone());
             }
         }
-        let request = AttachRequest {
-            container_id: c.id(),
-            names,
-            network,
-            ip: net.ip,
-            ports: &net.ports,
-            pid,
-            pid_start,
-            netns: std::os::fd::AsFd::as_fd(&netns),
-            hosts_file: self.roots.container_data(c.id()).join("hosts"),
-        };
-        let attachment = self.netd.attach(&request).map_err(err)?;
-        Ok(Some(attachment.ip))
+        let mut first = None;
+        for (index, network) in net.networks.iter().enumerate() {
+            let primary = index == 0;
+            let request = AttachRequest {
+                container_id: c.id(),
+                names: names.clone(),
+                network,
+                index,
+                ip: net.ip.filter(|_| primary),
+                // Published ports lead to the container's address on its first network.
+                ports: if primary { &net.ports } else { &[] },
+                pid,
+                pid_start,
+                netns: std::os::fd::AsFd::as_fd(&netns),
+                hosts_file: self.roots.container_data(c.id()).join("hosts"),
+            };
+            match self.netd.attach(&request) {
+                Ok(attachment) => {
+                    first.get_or_insert(attachment.ip);
+                }
+                Err(e) => {
+                    self.release_network(c);
+                    return Err(err(e));
+                }
+            }
+        }
+        Ok(first)
     }
 
     /// Unplugs the container from its network (its veth, address, ports and hosts entries).
     fn release_network(&self, c: &Container) {
-        if c.config.net.network.is_some() {
+        if !c.config.net.networks.is_empty() {
             if let Err(e) = self.netd.detach(c.id()) {
                 tracing::warn!("detaching {} from its network: {e}", c.name());
             }

@@ -9,7 +9,7 @@
 //! - [`health`]: the health-check state machine.
 //!
 //! And the supervisor itself: [`run`] (one tokio task per service), [`launcher`] (the threads
-//! that start containers), [`output`] (multiplexed logs), [`project`] (name, lock, limits).
+//! that start containers), [`output`] (multiplexed logs), [`project`] (name, lock).
 
 pub mod backoff;
 pub mod compose;
@@ -21,4 +21,4 @@ pub mod output;
 pub mod project;
 pub mod run;
 
-pub use project::{check_supported, lock_project, project_name};
+pub use project::{lock_project, project_name};

@@ -64,10 +64,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = forge_supervisor::check_supported(&compose) {
-        eprintln!("forge-supervise: {e}");
-        return ExitCode::from(2);
-    }
     if let Some(service) = &cli.exit_code_from {
         if !compose.services.contains_key(service) {
             eprintln!(

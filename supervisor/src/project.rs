@@ -1,10 +1,8 @@
-//! The project: its name, its lock, and what of the compose vocabulary Forge cannot run yet.
+//! The project: its name and its lock.
 
 use std::path::Path;
 
 use forge_runtime::Runtime;
-
-use crate::compose::Compose;
 
 /// The compose file's directory name, as `docker compose` picks it: lowercase letters, digits,
 /// `_` and `-` only.
@@ -45,20 +43,6 @@ pub fn lock_project(
             path.display()
         )
     })
-}
-
-/// Refuses what parses but Forge cannot run yet, before anything starts.
-pub fn check_supported(compose: &Compose) -> Result<(), String> {
-    let file = compose.path.display();
-    for (name, svc) in &compose.services {
-        if svc.networks.len() > 1 {
-            return Err(format!(
-                "{file}: services.{name}.networks: one network per service for now, got {}",
-                svc.networks.len()
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

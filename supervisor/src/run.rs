@@ -259,7 +259,6 @@ fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
         (None, Some(cmd)) => cmd.clone(),
         (None, None) => Vec::new(),
     };
-    let network = svc.networks.first().map_or("default", String::as_str);
     CreateOptions {
         name: Some(container_name(project, name)),
         image: svc.image.clone(),
@@ -271,7 +270,11 @@ fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
         user: svc.user.clone(),
         init: svc.init,
         net: NetSpec {
-            network: Some(network_name(project, network)),
+            networks: svc
+                .networks
+                .iter()
+                .map(|n| network_name(project, n))
+                .collect(),
             ip: None,
             ports: svc.ports.clone(),
             aliases: vec![name.to_string()],

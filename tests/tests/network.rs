@@ -502,3 +502,48 @@ fn bad_addresses_and_ports_are_refused() {
     );
     refused(&forge, &["network", "rm", "bridge"], "bridge");
 }
+
+#[test]
+fn a_container_on_two_networks_reaches_both_and_routes_through_the_first() {
+    let forge = Forge::new();
+    forge.ok(&["network", "create", "--subnet", "10.89.80.0/24", "front"]);
+    forge.ok(&["network", "create", "--subnet", "10.89.81.0/24", "back"]);
+    forge.ok(&[
+        "run", "-d", "--net", "back", "--name", "db", "host", "sleep", "60",
+    ]);
+    forge.ok(&[
+        "run", "-d", "--net", "front", "--name", "web", "host", "sleep", "60",
+    ]);
+    let out = forge.ok(&[
+        "run", "--rm", "--net", "front", "--net", "back", "host", "sh", "-c",
+        "ip -4 -o addr show eth0; ip -4 -o addr show eth1; ip route | grep default; ping -c1 -W2 db && ping -c1 -W2 web",
+    ]);
+    assert!(out.stdout.contains("eth0    inet 10.89.80."), "{out}");
+    assert!(out.stdout.contains("eth1    inet 10.89.81."), "{out}");
+    assert!(
+        out.stdout.contains("default via 10.89.80.1 dev eth0"),
+        "{out}"
+    );
+    assert_eq!(out.stdout.matches("1 packets received").count(), 2, "{out}");
+    let other = forge.run(&[
+        "run",
+        "--rm",
+        "--net",
+        "back",
+        "host",
+        "ping",
+        "-c1",
+        "-W1",
+        &ip_of(&forge, "web"),
+    ]);
+    assert_ne!(other.code, 0, "back reached front: {other}");
+    let mixed = forge.run(&[
+        "run", "--rm", "--net", "none", "--net", "front", "host", "true",
+    ]);
+    assert_eq!(mixed.code, 125, "{mixed}");
+    let twice = forge.run(&[
+        "run", "--rm", "--net", "front", "--net", "front", "host", "true",
+    ]);
+    assert_eq!(twice.code, 125, "{twice}");
+    assert!(twice.stderr.contains("front"), "{twice}");
+}

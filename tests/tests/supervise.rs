@@ -1474,3 +1474,45 @@ command = {server}
     eprintln!("forge-supervise --abort-on-container-exit exited {code}");
     assert_torn_down(&forge);
 }
+
+#[test]
+fn services_on_several_networks_reach_each_network_by_service_name() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        r#"
+[networks.front]
+[networks.back]
+
+[services.db]
+image = "host"
+networks = ["back"]
+command = {db}
+
+[services.web]
+image = "host"
+networks = ["front"]
+command = {web}
+
+[services.app]
+image = "host"
+networks = ["front", "back"]
+depends_on = ["db", "web"]
+command = ["sh", "-c", "ping -c1 -W2 db >/dev/null && echo reached db; ping -c1 -W2 web >/dev/null && echo reached web; sleep 60"]
+
+[services.probe]
+image = "host"
+networks = ["back"]
+depends_on = ["web"]
+command = ["sh", "-c", "ping -c1 -W1 web >/dev/null 2>&1 || echo web unreachable; sleep 60"]
+"#,
+        db = daemon("db", "0"),
+        web = daemon("web", "0"),
+    ));
+    let mut sup = Supervisor::start(&forge, "multi", &file.path, &[]);
+    sup.wait_output("app", "app to reach db", |t| t == "reached db");
+    sup.wait_output("app", "app to reach web", |t| t == "reached web");
+    sup.wait_output("probe", "probe to miss web", |t| t == "web unreachable");
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
