@@ -336,47 +336,21 @@ async fn supervise(shared: Arc<Shared>, name: String, index: usize) {
                 }
             }
         };
-        let (mut c, started) = match start(&shared, c).await {
-            Ok(started) => started,
-            Err(why) => return give_up(&shared, &name, why),
-        };
         let began = Instant::now();
-        say(&format!("{name}: started (pid {})", started.pid));
-        let pumps = spawn_pumps(&shared, &c, &prefix, started.output);
-        set_phase(
-            &shared,
-            &name,
-            Phase::Running(svc.healthcheck.as_ref().map(|_| Health::Starting)),
-        );
-        let health = svc.healthcheck.clone().map(|check| {
-            tokio::spawn(check_health(
-                Arc::clone(&shared),
-                name.clone(),
-                c.clone(),
-                check,
-            ))
-        });
-        let exit = wait_exit(&started.pidfd).await;
-        if let Some(task) = health {
-            task.abort();
-            let _ = task.await;
-        }
-        shared
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&name);
-        let runtime = shared.runtime.clone();
-        let (c_back, exit) = tokio::task::spawn_blocking(move || {
-            let exit = runtime.record_exit(&mut c, exit);
-            (c, exit)
-        })
-        .await
-        .expect("recording an exit does not panic");
-        c = c_back;
-        for pump in pumps {
-            let _ = pump.await;
-        }
+        let (mut c, exit) = match start(&shared, c).await {
+            Ok((c, started)) => run_once(&shared, &name, &svc, &prefix, c, started).await,
+            // A restart that cannot start counts as a failed run: it is retried with backoff.
+            Err((c, why)) if tracker.restarts() > 0 => {
+                tracing::error!("{name}: restart failed: {why}");
+                let exit = ExitInfo {
+                    code: forge_runtime::channel::EXIT_FORGE_ERROR,
+                    signal: None,
+                    reason: format!("restart failed: {why}"),
+                };
+                (c, exit)
+            }
+            Err((_, why)) => return give_up(&shared, &name, why),
+        };
         say(&format!(
             "{name}: exited with code {} ({})",
             exit.code, exit.reason
@@ -412,6 +386,55 @@ async fn supervise(shared: Arc<Shared>, name: String, index: usize) {
     }
 }
 
+/// One run of a started container: output, health checks, exit; returns it with its exit
+/// recorded (its cgroups and network released).
+async fn run_once(
+    shared: &Arc<Shared>,
+    name: &str,
+    svc: &Service,
+    prefix: &str,
+    c: Container,
+    started: Running,
+) -> (Container, ExitInfo) {
+    say(&format!("{name}: started (pid {})", started.pid));
+    let pumps = spawn_pumps(shared, &c, prefix, started.output);
+    set_phase(
+        shared,
+        name,
+        Phase::Running(svc.healthcheck.as_ref().map(|_| Health::Starting)),
+    );
+    let health = svc.healthcheck.clone().map(|check| {
+        tokio::spawn(check_health(
+            Arc::clone(shared),
+            name.to_string(),
+            c.clone(),
+            check,
+        ))
+    });
+    let exit = wait_exit(&started.pidfd).await;
+    if let Some(task) = health {
+        task.abort();
+        let _ = task.await;
+    }
+    shared
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(name);
+    let runtime = shared.runtime.clone();
+    let mut c = c;
+    let recorded = tokio::task::spawn_blocking(move || {
+        let exit = runtime.record_exit(&mut c, exit);
+        (c, exit)
+    })
+    .await
+    .expect("recording an exit does not panic");
+    for pump in pumps {
+        let _ = pump.await;
+    }
+    recorded
+}
+
 fn give_up(shared: &Shared, name: &str, why: String) {
     tracing::error!("{name}: cannot start: {why}");
     *shared.failed.lock().unwrap_or_else(|e| e.into_inner()) = true;
@@ -425,9 +448,15 @@ struct Running {
 }
 
 /// Starts the container on a launcher thread, its output going to pipes of ours.
-async fn start(shared: &Arc<Shared>, mut c: Container) -> Result<(Container, Running), String> {
-    let (out_read, out_write) = output_pipe().map_err(|e| format!("creating a pipe: {e}"))?;
-    let (err_read, err_write) = output_pipe().map_err(|e| format!("creating a pipe: {e}"))?;
+async fn start(
+    shared: &Arc<Shared>,
+    mut c: Container,
+) -> Result<(Container, Running), (Container, String)> {
+    let pipes = output_pipe().and_then(|out| Ok((out, output_pipe()?)));
+    let ((out_read, out_write), (err_read, err_write)) = match pipes {
+        Ok(pipes) => pipes,
+        Err(e) => return Err((c, format!("creating a pipe: {e}"))),
+    };
     let io = LaunchIo {
         stdin: Stdio::null(),
         stdout: out_write.into(),
@@ -441,31 +470,33 @@ async fn start(shared: &Arc<Shared>, mut c: Container) -> Result<(Container, Run
             (c, started)
         })
         .await;
-    let started = started.map_err(|e| e.to_string())?;
-    let pidfd = started
-        .pidfd
-        .try_clone()
-        .map_err(|e| format!("duplicating the pidfd: {e}"))?;
-    let live = Live {
-        pidfd: started.pidfd,
-        container: c.clone(),
+    let started = match started {
+        Ok(started) => started,
+        Err(e) => return Err((c, e.to_string())),
     };
-    let service = c
-        .config
-        .labels
-        .get("forge.service")
-        .cloned()
-        .unwrap_or_default();
-    shared
-        .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(service, live);
+    // The stop sequence signals through its own duplicate of the pidfd.
+    if let Ok(pidfd) = started.pidfd.try_clone() {
+        let service = c
+            .config
+            .labels
+            .get("forge.service")
+            .cloned()
+            .unwrap_or_default();
+        let live = Live {
+            pidfd,
+            container: c.clone(),
+        };
+        shared
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(service, live);
+    }
     Ok((
         c,
         Running {
             pid: started.pid,
-            pidfd,
+            pidfd: started.pidfd,
             output: [out_read, err_read],
         },
     ))
