@@ -3,6 +3,7 @@
 
 mod exec;
 mod format;
+mod images;
 mod manage;
 mod network;
 mod run;
@@ -60,7 +61,17 @@ enum Command {
     /// Show a container's configuration and state as JSON
     Inspect(manage::InspectArgs),
     /// List images
-    Images,
+    Images {
+        /// Show manifest digests
+        #[arg(long)]
+        digests: bool,
+    },
+    /// Load images from an OCI-layout or `docker save` archive
+    Load(images::LoadArgs),
+    /// Save an image as an OCI-layout archive
+    Save(images::SaveArgs),
+    /// Remove images (and the layers no other image needs)
+    Rmi(images::RmiArgs),
     /// Manage images
     #[command(subcommand)]
     Image(manage::ImageCommand),
@@ -109,7 +120,10 @@ fn main() -> ExitCode {
         Command::Logs(args) => manage::logs(&runtime, &args),
         Command::Stats(args) => manage::stats(&runtime, &args),
         Command::Inspect(args) => manage::inspect(&runtime, &args),
-        Command::Images => manage::images(&runtime),
+        Command::Images { digests } => images::list(&runtime, digests),
+        Command::Load(args) => images::load(&runtime, &args),
+        Command::Save(args) => images::save(&runtime, &args),
+        Command::Rmi(args) => images::rmi(&runtime, &args),
         Command::Image(cmd) => manage::image(&runtime, cmd),
         Command::Network(cmd) => network::network(&runtime, cmd),
     };

@@ -280,30 +280,9 @@ pub fn inspect(runtime: &Runtime, args: &InspectArgs) -> i32 {
     code
 }
 
-pub fn images(runtime: &Runtime) -> i32 {
-    let images = match runtime.images().list() {
-        Ok(images) => images,
-        Err(e) => {
-            report(&e);
-            return EXIT_FAILED;
-        }
-    };
-    let now = now_secs();
-    println!("{:<24}  {:<16}  SIZE", "NAME", "CREATED");
-    for image in images {
-        println!(
-            "{:<24}  {:<16}  {}",
-            image.name,
-            format::ago(image.config.created, now),
-            format::size(image.config.size)
-        );
-    }
-    0
-}
-
 pub fn image(runtime: &Runtime, cmd: ImageCommand) -> i32 {
     match cmd {
-        ImageCommand::Ls => images(runtime),
+        ImageCommand::Ls => crate::images::list(runtime, false),
         ImageCommand::BuildHost { name, bins } => {
             if let Err(e) = crate::require_root() {
                 report(&e);
@@ -320,32 +299,7 @@ pub fn image(runtime: &Runtime, cmd: ImageCommand) -> i32 {
                 }
             }
         }
-        ImageCommand::Rm { name } => {
-            let users: Vec<String> = runtime
-                .list()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|c| c.config.image == name)
-                .map(|c| c.name().to_string())
-                .collect();
-            if !users.is_empty() {
-                report(&format!(
-                    "image {name} is used by containers: {} (remove them first)",
-                    users.join(", ")
-                ));
-                return EXIT_FAILED;
-            }
-            match runtime.images().remove(&name) {
-                Ok(()) => {
-                    println!("{name}");
-                    0
-                }
-                Err(e) => {
-                    report(&e);
-                    EXIT_FAILED
-                }
-            }
-        }
+        ImageCommand::Rm { name } => crate::images::remove(runtime, &[name], false),
     }
 }
 

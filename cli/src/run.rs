@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Run a small init as PID 1 that forwards signals and reaps orphans
     #[arg(long)]
     init: bool,
+    /// Replace the image's entrypoint ("" clears it)
+    #[arg(long, value_name = "CMD")]
+    entrypoint: Option<String>,
     /// Container hostname [default: the container's name]
     #[arg(long, short = 'h')]
     hostname: Option<String>,
@@ -121,6 +124,13 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     let opts = CreateOptions {
         name: args.name.clone(),
         image: args.image.clone(),
+        entrypoint: args.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            }
+        }),
         args: args.command.clone(),
         env: args.env.clone(),
         workdir: args.workdir.clone(),

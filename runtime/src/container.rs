@@ -94,6 +94,8 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RuntimeE
 pub struct CreateOptions {
     pub name: Option<String>,
     pub image: String,
+    /// Replaces the image's entrypoint (`Some(vec![])` clears it).
+    pub entrypoint: Option<Vec<String>>,
     /// The command; empty means the image's.
     pub args: Vec<String>,
     pub env: Vec<String>,
@@ -349,14 +351,20 @@ impl Runtime {
             None if image.config.working_dir.is_empty() => "/".to_string(),
             None => image.config.working_dir.clone(),
         };
-        if !image_has_dir(&image.rootfs, &cwd) {
+        // Layers are searched top-down (whiteouts in between are not considered).
+        if !image
+            .layers
+            .iter()
+            .rev()
+            .any(|layer| image_has_dir(layer, &cwd))
+        {
             return Err(RuntimeError::NoWorkdir {
                 dir: cwd,
                 image: opts.image.clone(),
             });
         }
-        let user = match &opts.user {
-            Some(spec) => Some(crate::user::resolve(&image.rootfs, spec)?),
+        let user = match opts.user.as_ref().or(image.config.user.as_ref()) {
+            Some(spec) => Some(crate::user::resolve(&image, spec)?),
             None => None,
         };
         let id = names::new_id();
@@ -386,11 +394,19 @@ impl Runtime {
             name: name.clone(),
             image: opts.image.clone(),
             created: now_secs(),
-            args: if opts.args.is_empty() {
-                image.config.cmd.clone()
-            } else {
-                opts.args.clone()
-            },
+            // As `docker run`: the entrypoint, then the given command or the image's.
+            args: opts
+                .entrypoint
+                .as_ref()
+                .unwrap_or(&image.config.entrypoint)
+                .iter()
+                .chain(if opts.args.is_empty() && opts.entrypoint.is_none() {
+                    &image.config.cmd
+                } else {
+                    &opts.args
+                })
+                .cloned()
+                .collect(),
             env,
             cwd,
             hostname,
@@ -523,7 +539,8 @@ impl Runtime {
         Ok(InitSpec {
             id: c.config.id.clone(),
             hostname: c.config.hostname.clone(),
-            lower: vec![image.rootfs],
+            // overlayfs lists lower layers top-most first.
+            lower: image.layers.iter().rev().cloned().collect(),
             upper: writable.join("upper"),
             work: writable.join("work"),
             storage,

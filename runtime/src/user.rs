@@ -2,9 +2,9 @@
 //! `/etc/group` when the container is created, as Docker does; the init process then drops to
 //! that user right before it executes the command.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
+
+use crate::image::Image;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -28,21 +28,24 @@ pub enum UserError {
     NoSuchGroup { group: String },
 }
 
-/// Reads `etc/NAME` of an image without following a symlink out of it (a missing or symlinked
-/// file reads as empty: names then cannot be resolved, numbers still can).
-fn image_file(root: &Path, name: &str) -> String {
-    let path = root.join("etc").join(name);
+/// Reads `etc/NAME` of an image (its top-most layer that has it) without following a symlink
+/// out of it: a missing or symlinked file reads as empty, so names cannot be resolved but
+/// numbers still can.
+fn image_file(image: &Image, name: &str) -> String {
+    let Some(path) = image.find(&format!("etc/{name}")) else {
+        return String::new();
+    };
     match std::fs::symlink_metadata(&path) {
         Ok(meta) if meta.is_file() => std::fs::read_to_string(&path).unwrap_or_default(),
         _ => String::new(),
     }
 }
 
-/// Resolves `spec` against the image rooted at `root`.
-pub fn resolve(root: &Path, spec: &str) -> Result<User, UserError> {
+/// Resolves `spec` against the image's /etc/passwd and /etc/group.
+pub fn resolve(image: &Image, spec: &str) -> Result<User, UserError> {
     resolve_in(
-        &image_file(root, "passwd"),
-        &image_file(root, "group"),
+        &image_file(image, "passwd"),
+        &image_file(image, "group"),
         spec,
     )
 }

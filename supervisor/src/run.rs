@@ -253,16 +253,12 @@ fn dependency_verdict(phase: &Phase, condition: Condition) -> Option<Result<(), 
 
 fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
     let project = &shared.opts.project;
-    let args = match (&svc.entrypoint, &svc.command) {
-        (Some(entry), Some(cmd)) => entry.iter().chain(cmd).cloned().collect(),
-        (Some(entry), None) => entry.clone(),
-        (None, Some(cmd)) => cmd.clone(),
-        (None, None) => Vec::new(),
-    };
+
     CreateOptions {
         name: Some(container_name(project, name)),
         image: svc.image.clone(),
-        args,
+        entrypoint: svc.entrypoint.clone(),
+        args: svc.command.clone().unwrap_or_default(),
         env: svc.environment.clone(),
         workdir: svc.working_dir.clone(),
         hostname: Some(svc.hostname.clone().unwrap_or_else(|| name.to_string())),

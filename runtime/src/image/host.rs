@@ -243,7 +243,7 @@ fn config_for(plan: &Plan, first_binary: &Path) -> ImageConfig {
         cmd: vec![cmd.to_string_lossy().into_owned()],
         working_dir: "/".into(),
         created,
-        size: 0,
+        ..ImageConfig::default()
     }
 }
 
@@ -581,7 +581,7 @@ mod tests {
     }
 
     fn assert_skeleton(image: &Image) {
-        let root = &image.rootfs;
+        let root = &image.layers[0];
         for dir in ["proc", "sys", "dev", "etc", "home", "run", "var"] {
             assert!(root.join(dir).is_dir(), "{dir}");
         }
@@ -633,19 +633,19 @@ mod tests {
         assert_eq!(image.config.cmd, ["/bin/bash"]);
         let script = "echo ok; ls / >/dev/null; PATH=/usr/local/bin; mytrue && echo path-ok";
         assert_eq!(
-            chroot(&image.rootfs, &["/bin/bash", "-c", script]),
+            chroot(&image.layers[0], &["/bin/bash", "-c", script]),
             "ok\npath-ok\n"
         );
         // Merged /usr and the loader's link are mirrored, not flattened.
         for link in ["bin", "lib64"] {
             let host = Path::new("/").join(link);
             if host.is_symlink() {
-                let got = fs::read_link(image.rootfs.join(link)).unwrap();
+                let got = fs::read_link(image.layers[0].join(link)).unwrap();
                 assert_eq!(got, fs::read_link(&host).unwrap(), "{link}");
             }
         }
         assert_eq!(
-            mode(&image.rootfs.join("usr/bin/bash")),
+            mode(&image.layers[0].join("usr/bin/bash")),
             mode(Path::new("/usr/bin/bash"))
         );
         assert!(
@@ -665,7 +665,7 @@ mod tests {
         );
         let image = build_host_image(&store, "bb", &[]).unwrap();
         assert_skeleton(&image);
-        let root = &image.rootfs;
+        let root = &image.layers[0];
         assert!(fs::symlink_metadata(root.join("bin/busybox"))
             .unwrap()
             .is_file());
@@ -701,7 +701,10 @@ mod tests {
         assert_skeleton(&image);
         assert_eq!(image.config.cmd, ["/bin/sh"]);
         let script = "cd /etc && ls >/dev/null && grep -c root passwd | head -n1 && id -u";
-        assert_eq!(chroot(&image.rootfs, &["/bin/sh", "-c", script]), "1\n0\n");
+        assert_eq!(
+            chroot(&image.layers[0], &["/bin/sh", "-c", script]),
+            "1\n0\n"
+        );
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! The image store: read-only root filesystems that containers are made from.
 //!
-//! Layout under the data root: `images/NAME/rootfs/` (the tree, used as the overlay's lower layer
-//! and never written once built) and `images/NAME/image.json` (the config below). An image appears
-//! by an atomic rename of a fully built temporary directory, so a crash never leaves half an image.
+//! Layout under the data root: `images/NAME/image.json` (the config below) and either
+//! `images/NAME/rootfs/` (an image built from the host's binaries: one tree, the overlay's lower
+//! layer, never written once built) or a list of layers shared in `layers/` (pulled and loaded OCI
+//! images, see [`oci`]; NAME is then the reference's [`reference::Reference::store_key`]). An
+//! image appears by an atomic rename, so a crash never leaves half an image.
 
 pub mod elf;
 pub mod host;
+pub mod oci;
+pub mod reference;
+pub mod unpack;
 
 use std::fs;
 use std::io;
@@ -60,16 +65,56 @@ pub struct ImageConfig {
     /// Seconds since the epoch when the image was built.
     #[serde(default)]
     pub created: u64,
-    /// Total bytes of regular files in the root filesystem.
+    /// Total bytes of regular files in the root filesystem (compressed layers for OCI images).
     #[serde(default)]
     pub size: u64,
+    /// Prepended to the command (OCI Entrypoint).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+    /// The user the command runs as unless `--user` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
+    /// OCI images: the diff ids of their layers in `layers/`, lowest first (empty: `rootfs/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
+    /// OCI images: the canonical reference and the manifest digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// What the user calls it: `host`, or a reference's short form (`busybox:latest`).
     pub name: String,
-    pub rootfs: PathBuf,
+    /// The directory name in the store.
+    pub key: String,
+    /// The trees stacked to make its root filesystem, lowest first.
+    pub layers: Vec<PathBuf>,
     pub config: ImageConfig,
+}
+
+impl Image {
+    /// `rel` (a path inside the image) in the top-most layer that has it, `None` if no layer has
+    /// it or the top-most mention is an overlay whiteout. Symlinks are not followed.
+    pub fn find(&self, rel: &str) -> Option<PathBuf> {
+        use std::os::unix::fs::FileTypeExt;
+        let rel = rel.trim_start_matches('/');
+        for layer in self.layers.iter().rev() {
+            let path = layer.join(rel);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_char_device() => return None,
+                Ok(_) => return Some(path),
+                Err(_) => continue,
+            }
+        }
+        None
+    }
 }
 
 /// The images directory of one data root.
@@ -109,11 +154,37 @@ impl ImageStore {
     }
 
     pub fn exists(&self, name: &str) -> bool {
-        validate_name(name).is_ok() && self.image_dir(name).join("image.json").is_file()
+        self.key_of(name).is_some()
+    }
+
+    /// The store key of `name`: itself for an image built from the host's binaries, else the key
+    /// of the reference it parses as (`busybox` → docker.io/library/busybox:latest's).
+    fn key_of(&self, name: &str) -> Option<String> {
+        let has = |key: &str| self.image_dir(key).join("image.json").is_file();
+        if validate_name(name).is_ok() && has(name) {
+            return Some(name.to_string());
+        }
+        let key = reference::Reference::parse(name).ok()?.store_key();
+        has(&key).then_some(key)
+    }
+
+    /// The data root this store lives in (blobs and layers sit beside `images/`).
+    pub fn data_root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
+    pub fn blobs(&self) -> oci::Blobs {
+        oci::Blobs::new(self.data_root())
     }
 
     pub fn get(&self, name: &str) -> Result<Image, ImageError> {
-        validate_name(name)?;
+        let key = self.key_of(name).ok_or_else(|| ImageError::NotFound {
+            name: name.to_string(),
+        })?;
+        self.get_key(&key)
+    }
+
+    fn get_key(&self, name: &str) -> Result<Image, ImageError> {
         let dir = self.image_dir(name);
         let raw = match fs::read(dir.join("image.json")) {
             Ok(raw) => raw,
@@ -129,15 +200,53 @@ impl ImageStore {
                 })
             }
         };
-        let config = serde_json::from_slice(&raw).map_err(|source| ImageError::Corrupt {
-            name: name.to_string(),
-            source,
-        })?;
+        let config: ImageConfig =
+            serde_json::from_slice(&raw).map_err(|source| ImageError::Corrupt {
+                name: name.to_string(),
+                source,
+            })?;
+        let layers = if config.layers.is_empty() {
+            vec![dir.join("rootfs")]
+        } else {
+            let blobs = self.blobs();
+            config
+                .layers
+                .iter()
+                .map(|d| {
+                    blobs.layer_path(d).ok_or_else(|| ImageError::Read {
+                        name: name.to_string(),
+                        source: io::Error::other(format!("bad layer digest {d}")),
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let shown = match &config.reference {
+            Some(r) => reference::Reference::parse(r).map_or(r.clone(), |r| r.familiar()),
+            None => name.to_string(),
+        };
         Ok(Image {
-            name: name.to_string(),
-            rootfs: dir.join("rootfs"),
+            name: shown,
+            key: name.to_string(),
+            layers,
             config,
         })
+    }
+
+    /// Records an OCI image under `key` (replacing an older record, as a re-tag does).
+    pub fn put_record(&self, key: &str, config: &ImageConfig) -> Result<(), ImageError> {
+        let write_err = |path: &Path, source| ImageError::Write {
+            name: key.to_string(),
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = self.image_dir(key);
+        fs::create_dir_all(&dir).map_err(|e| write_err(&dir, e))?;
+        let path = dir.join("image.json");
+        let tmp = dir.join("image.json.tmp");
+        let json = serde_json::to_vec_pretty(config).expect("image config serialises");
+        fs::write(&tmp, json)
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| write_err(&path, e))
     }
 
     /// All images, sorted by name. Unreadable entries (a build in progress) are skipped.
@@ -155,7 +264,7 @@ impl ImageStore {
         let mut images: Vec<Image> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|name| !name.starts_with('.'))
-            .filter_map(|name| self.get(&name).ok())
+            .filter_map(|name| self.get_key(&name).ok())
             .collect();
         images.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(images)
@@ -209,13 +318,10 @@ impl ImageStore {
 
     /// Removes an image's directory. The caller checks that no container uses it.
     pub fn remove(&self, name: &str) -> Result<(), ImageError> {
-        validate_name(name)?;
+        let name = &self.key_of(name).ok_or_else(|| ImageError::NotFound {
+            name: name.to_string(),
+        })?;
         let dir = self.image_dir(name);
-        if !dir.join("image.json").is_file() {
-            return Err(ImageError::NotFound {
-                name: name.to_string(),
-            });
-        }
         // Rename first so that a half-removed tree is never visible under the image's name.
         let doomed = self.dir.join(format!(".rm-{name}-{}", std::process::id()));
         fs::rename(&dir, &doomed)
@@ -252,7 +358,7 @@ mod tests {
         };
         let image = store.publish("one", &staging, &config).unwrap();
         assert_eq!(image.config, config);
-        assert!(image.rootfs.is_dir());
+        assert!(image.layers[0].is_dir());
         assert_eq!(store.list().unwrap().len(), 1);
         assert!(matches!(store.get("two"), Err(ImageError::NotFound { .. })));
 

@@ -1,0 +1,153 @@
+//! `forge load`, `forge save`, `forge rmi` and the image list: OCI archives in and out of the
+//! store.
+
+use std::path::PathBuf;
+
+use forge_runtime::image::oci;
+use forge_runtime::Runtime;
+
+use crate::{format, report};
+
+const EXIT_FAILED: i32 = 1;
+
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// The archive: an OCI layout or a `docker save` tar (optionally gzip- or zstd-compressed)
+    #[arg(long, short = 'i', value_name = "ARCHIVE")]
+    input: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct SaveArgs {
+    /// Where to write the OCI-layout tar archive
+    #[arg(long, short = 'o', value_name = "ARCHIVE")]
+    output: PathBuf,
+    image: String,
+}
+
+#[derive(clap::Args)]
+pub struct RmiArgs {
+    /// Remove even when containers use the image (they keep running on its layers)
+    #[arg(long, short = 'f')]
+    force: bool,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+pub fn load(runtime: &Runtime, args: &LoadArgs) -> i32 {
+    if let Err(e) = crate::require_root() {
+        report(&e);
+        return EXIT_FAILED;
+    }
+    let store = runtime.images();
+    match oci::load_archive(store, &store.blobs(), &args.input) {
+        Ok(names) => {
+            for name in names {
+                println!("Loaded image: {name}");
+            }
+            0
+        }
+        Err(e) => {
+            report(&format!("loading {}: {e}", args.input.display()));
+            EXIT_FAILED
+        }
+    }
+}
+
+pub fn save(runtime: &Runtime, args: &SaveArgs) -> i32 {
+    let store = runtime.images();
+    let saved = store
+        .get(&args.image)
+        .map_err(|e| e.to_string())
+        .and_then(|image| {
+            oci::save_archive(&store.blobs(), &image.config, &image.name, &args.output)
+                .map_err(|e| e.to_string())
+        });
+    match saved {
+        Ok(()) => 0,
+        Err(e) => {
+            report(&format!("saving {}: {e}", args.image));
+            EXIT_FAILED
+        }
+    }
+}
+
+pub fn rmi(runtime: &Runtime, args: &RmiArgs) -> i32 {
+    remove(runtime, &args.images, args.force)
+}
+
+/// Removes images unless containers use them (or `force`), then the layers nothing needs.
+pub fn remove(runtime: &Runtime, names: &[String], force: bool) -> i32 {
+    let store = runtime.images();
+    let containers = runtime.list().unwrap_or_default();
+    let mut code = 0;
+    for name in names {
+        let image = match store.get(name) {
+            Ok(image) => image,
+            Err(e) => {
+                report(&e);
+                code = EXIT_FAILED;
+                continue;
+            }
+        };
+        let users: Vec<&str> = containers
+            .iter()
+            .filter(|c| store.get(&c.config.image).is_ok_and(|i| i.key == image.key))
+            .map(|c| c.name())
+            .collect();
+        if !users.is_empty() && !force {
+            report(&format!(
+                "image {name} is used by containers: {} (remove them first, or use -f)",
+                users.join(", ")
+            ));
+            code = EXIT_FAILED;
+            continue;
+        }
+        match store.remove(name) {
+            Ok(()) => println!("Untagged: {}", image.name),
+            Err(e) => {
+                report(&e);
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    // Layers of a removed image that a running container still stacks stay until the next rmi
+    // without users: a forced removal must not pull a layer from under a container.
+    let in_use = containers.iter().any(|c| c.is_running());
+    if !(force && in_use) {
+        if let Err(e) = oci::collect_garbage(store, &store.blobs()) {
+            report(&format!("removing unused layers: {e}"));
+            code = EXIT_FAILED;
+        }
+    }
+    code
+}
+
+/// `forge images`: name, digest, age and size of every image.
+pub fn list(runtime: &Runtime, digests: bool) -> i32 {
+    let images = match runtime.images().list() {
+        Ok(images) => images,
+        Err(e) => {
+            report(&e);
+            return EXIT_FAILED;
+        }
+    };
+    let now = forge_runtime::status::now_secs();
+    if digests {
+        println!("{:<40}  {:<20}  {:<16}  SIZE", "NAME", "DIGEST", "CREATED");
+    } else {
+        println!("{:<40}  {:<16}  SIZE", "NAME", "CREATED");
+    }
+    for image in images {
+        let age = format::ago(image.config.created, now);
+        let size = format::size(image.config.size);
+        if digests {
+            let digest = image.config.digest.as_deref().unwrap_or("-");
+            let short = &digest[..digest.len().min(19)];
+            println!("{:<40}  {short:<20}  {age:<16}  {size}", image.name);
+        } else {
+            println!("{:<40}  {age:<16}  {size}", image.name);
+        }
+    }
+    0
+}
