@@ -18,6 +18,65 @@ pub struct LoadArgs {
 }
 
 #[derive(clap::Args)]
+pub struct PullArgs {
+    /// Pull for this platform instead of the host's, e.g. linux/arm64
+    #[arg(long, value_name = "OS/ARCH")]
+    platform: Option<String>,
+    /// busybox, library/alpine:3.20, host:5000/app@sha256:...
+    image: String,
+}
+
+/// `os/arch[/variant]` → a platform.
+fn parse_platform(text: &str) -> Result<oci::Platform, String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(oci::Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        }),
+        _ => Err(format!(
+            "invalid platform {text:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64"
+        )),
+    }
+}
+
+/// Pulls `image`, printing progress as plain lines on stderr; the short name pulled.
+pub fn pull_image(
+    runtime: &Runtime,
+    image: &str,
+    platform: Option<&str>,
+) -> Result<String, String> {
+    use forge_runtime::image::{pull, reference::Reference};
+    let reference = Reference::parse(image).map_err(|e| e.to_string())?;
+    let platform = platform.map(parse_platform).transpose()?;
+    let progress = |line: &str| eprintln!("{}: {line}", reference.familiar());
+    let pulled = pull::pull(runtime.images(), &reference, platform.as_ref(), &progress)
+        .map_err(|e| e.to_string())?;
+    if pulled.up_to_date {
+        eprintln!("{}: image is up to date ({})", pulled.name, pulled.digest);
+    } else {
+        eprintln!("{}: pulled {}", pulled.name, pulled.digest);
+    }
+    Ok(pulled.name)
+}
+
+pub fn pull(runtime: &Runtime, args: &PullArgs) -> i32 {
+    match crate::require_root()
+        .and_then(|()| pull_image(runtime, &args.image, args.platform.as_deref()))
+    {
+        Ok(name) => {
+            println!("{name}");
+            0
+        }
+        Err(e) => {
+            report(&e);
+            EXIT_FAILED
+        }
+    }
+}
+
+#[derive(clap::Args)]
 pub struct SaveArgs {
     /// Where to write the OCI-layout tar archive
     #[arg(long, short = 'o', value_name = "ARCHIVE")]

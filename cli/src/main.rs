@@ -66,6 +66,8 @@ enum Command {
         #[arg(long)]
         digests: bool,
     },
+    /// Pull an image from a registry
+    Pull(images::PullArgs),
     /// Load images from an OCI-layout or `docker save` archive
     Load(images::LoadArgs),
     /// Save an image as an OCI-layout archive
@@ -122,6 +124,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => manage::inspect(&runtime, &args),
         Command::Images { digests } => images::list(&runtime, digests),
         Command::Load(args) => images::load(&runtime, &args),
+        Command::Pull(args) => images::pull(&runtime, &args),
         Command::Save(args) => images::save(&runtime, &args),
         Command::Rmi(args) => images::rmi(&runtime, &args),
         Command::Image(cmd) => manage::image(&runtime, cmd),

@@ -34,6 +34,9 @@ pub struct RunArgs {
     /// Run a small init as PID 1 that forwards signals and reaps orphans
     #[arg(long)]
     init: bool,
+    /// Pull the image: missing (when not in the store), always, or never
+    #[arg(long, default_value = "missing", value_name = "WHEN", value_parser = ["missing", "always", "never"])]
+    pull: String,
     /// Replace the image's entrypoint ("" clears it)
     #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
@@ -120,6 +123,23 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
         ensure_default_image(runtime.images(), DEFAULT_IMAGE).map_err(|e| e.to_string())?;
+    } else {
+        let present = runtime.images().exists(&args.image);
+        match args.pull.as_str() {
+            "always" => {
+                crate::images::pull_image(runtime, &args.image, None)?;
+            }
+            "missing" if !present => {
+                crate::images::pull_image(runtime, &args.image, None)?;
+            }
+            "never" if !present => {
+                return Err(format!(
+                    "image {} is not in the store and --pull=never forbids pulling it",
+                    args.image
+                ))
+            }
+            _ => {}
+        }
     }
     let opts = CreateOptions {
         name: args.name.clone(),

@@ -1,0 +1,398 @@
+//! `forge pull`: the OCI distribution API. Manifests and indexes (the host's platform is picked),
+//! OCI and Docker schema 2 media types, Bearer-token and basic authentication, plain HTTP for
+//! loopback registries (and those in `FORGE_INSECURE_REGISTRIES`), HTTPS otherwise. Blobs are
+//! verified while they stream into the store ([`Blobs::put_blob`]); layers download at once, a
+//! thread each; a failed pull takes back everything it added.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+use super::oci::{
+    self, Assembled, Blobs, Descriptor, Index, Manifest, OciConfig, OciError, Platform,
+    MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+};
+use super::reference::Reference;
+use super::ImageStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("pulling {reference}: {message}")]
+    Registry { reference: String, message: String },
+    #[error("pulling {reference}: {source}")]
+    Store {
+        reference: String,
+        #[source]
+        source: OciError,
+    },
+}
+
+/// What a pull did.
+pub struct Pulled {
+    pub name: String,
+    pub digest: String,
+    /// The manifest was already in the store (nothing downloaded).
+    pub up_to_date: bool,
+}
+
+/// An authenticated conversation with one registry about one repository.
+struct Session {
+    agent: ureq::Agent,
+    base: String,
+    repository: String,
+    reference: String,
+    /// `Authorization` header value, once known.
+    auth: Option<String>,
+    basic: Option<String>,
+}
+
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// Basic credentials for `host` from a Docker-format config.json (`auths.HOST.auth`).
+fn credentials(host: &str) -> Option<String> {
+    let path = match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => std::path::PathBuf::from(dir).join("config.json"),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"),
+    };
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let auths = config.get("auths")?.as_object()?;
+    let wanted = [
+        host.to_string(),
+        format!("https://{host}"),
+        format!("http://{host}"),
+    ];
+    let entry = auths
+        .iter()
+        .find(|(k, _)| wanted.iter().any(|w| w == k.trim_end_matches('/')))?;
+    entry.1.get("auth")?.as_str().map(str::to_string)
+}
+
+fn insecure(reference: &Reference) -> bool {
+    reference.is_insecure_default()
+        || std::env::var("FORGE_INSECURE_REGISTRIES")
+            .unwrap_or_default()
+            .split(',')
+            .any(|h| !h.is_empty() && h == reference.registry)
+}
+
+/// `key="value"` pairs of a `WWW-Authenticate: Bearer ...` header.
+fn challenge_params(header: &str) -> BTreeMap<String, String> {
+    let rest = header
+        .trim_start_matches("Bearer")
+        .trim_start_matches("bearer");
+    let mut params = BTreeMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        let key: String = chars
+            .by_ref()
+            .skip_while(|c| *c == ',' || c.is_whitespace())
+            .take_while(|c| *c != '=')
+            .collect();
+        if key.is_empty() {
+            return params;
+        }
+        let value: String = if chars.peek() == Some(&'"') {
+            chars.next();
+            chars.by_ref().take_while(|c| *c != '"').collect()
+        } else {
+            chars.by_ref().take_while(|c| *c != ',').collect()
+        };
+        params.insert(key.trim().to_string(), value);
+    }
+}
+
+impl Session {
+    fn new(reference: &Reference) -> Self {
+        let scheme = if insecure(reference) { "http" } else { "https" };
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(60))
+            .redirects(5)
+            .build();
+        Self {
+            agent,
+            base: format!("{scheme}://{}", reference.api_host()),
+            repository: reference.repository.clone(),
+            reference: reference.familiar(),
+            auth: None,
+            basic: credentials(&reference.registry),
+        }
+    }
+
+    fn fail(&self, message: impl Into<String>) -> PullError {
+        PullError::Registry {
+            reference: self.reference.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// GETs `path` below `/v2/REPOSITORY/`, authenticating once when the registry asks to.
+    fn get(&mut self, path: &str, accept: &str) -> Result<ureq::Response, PullError> {
+        let url = format!("{}/v2/{}/{path}", self.base, self.repository);
+        for attempt in 0..2 {
+            let mut request = self.agent.get(&url).set("Accept", accept);
+            if let Some(auth) = &self.auth {
+                request = request.set("Authorization", auth);
+            }
+            match request.call() {
+                Ok(response) => return Ok(response),
+                Err(ureq::Error::Status(401, response)) if attempt == 0 => {
+                    let header = response.header("WWW-Authenticate").unwrap_or("").to_string();
+                    self.authenticate(&header)?;
+                }
+                Err(ureq::Error::Status(401, _)) => {
+                    return Err(self.fail(match self.basic {
+                        Some(_) => "authentication refused: the credentials in config.json were not accepted",
+                        None => "authentication required: add credentials for this registry to ~/.docker/config.json (auths)",
+                    }))
+                }
+                Err(ureq::Error::Status(404, _)) => {
+                    return Err(self.fail(format!("not found in the registry ({path})")))
+                }
+                Err(ureq::Error::Status(code, response)) => {
+                    let body = response.into_string().unwrap_or_default();
+                    return Err(self.fail(format!("registry answered {code}: {}", body.trim())));
+                }
+                Err(ureq::Error::Transport(t)) => {
+                    return Err(self.fail(format!("cannot reach {}: {t}", self.base)))
+                }
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// Answers a 401: basic credentials as they are, or a Bearer token from the realm.
+    fn authenticate(&mut self, challenge: &str) -> Result<(), PullError> {
+        if challenge.to_ascii_lowercase().starts_with("basic") {
+            let basic = self.basic.clone().ok_or_else(|| {
+                self.fail("authentication required: add credentials for this registry to ~/.docker/config.json (auths)")
+            })?;
+            self.auth = Some(format!("Basic {basic}"));
+            return Ok(());
+        }
+        let params = challenge_params(challenge);
+        let realm = params.get("realm").ok_or_else(|| {
+            self.fail(format!(
+                "unsupported authentication challenge {challenge:?}"
+            ))
+        })?;
+        let mut request = self.agent.get(realm);
+        if let Some(service) = params.get("service") {
+            request = request.query("service", service);
+        }
+        let scope = params
+            .get("scope")
+            .cloned()
+            .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+        request = request.query("scope", &scope);
+        if let Some(basic) = &self.basic {
+            request = request.set("Authorization", &format!("Basic {basic}"));
+        }
+        let body: serde_json::Value = request
+            .call()
+            .map_err(|e| self.fail(format!("getting a token from {realm}: {e}")))?
+            .into_json()
+            .map_err(|e| self.fail(format!("reading the token from {realm}: {e}")))?;
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| self.fail(format!("{realm} returned no token")))?;
+        self.auth = Some(format!("Bearer {token}"));
+        Ok(())
+    }
+
+    /// The manifest or index at `reference`, with its media type and digest.
+    fn manifest(&mut self, reference: &str) -> Result<(Vec<u8>, String, String), PullError> {
+        let response = self.get(&format!("manifests/{reference}"), ACCEPT)?;
+        let media_type = response
+            .header("Content-Type")
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let mut body = Vec::new();
+        response
+            .into_reader()
+            .take(8 << 20)
+            .read_to_end(&mut body)
+            .map_err(|e| self.fail(format!("reading the manifest: {e}")))?;
+        let digest = format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(&body));
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(self.fail(format!(
+                "manifest digest mismatch: asked for {reference}, got {digest}"
+            )));
+        }
+        Ok((body, media_type, digest))
+    }
+
+    /// Streams blob `desc` into the store (verified on the way).
+    fn blob(&mut self, blobs: &Blobs, desc: &Descriptor) -> Result<(), PullError> {
+        if blobs.blob_path(&desc.digest).is_some_and(|p| p.is_file()) {
+            return Ok(());
+        }
+        let response = self.get(&format!("blobs/{}", desc.digest), "*/*")?;
+        blobs
+            .put_blob(desc, response.into_reader())
+            .map_err(|source| PullError::Store {
+                reference: self.reference.clone(),
+                source,
+            })?;
+        Ok(())
+    }
+}
+
+fn store_err(reference: &Reference) -> impl Fn(OciError) -> PullError + '_ {
+    move |source| PullError::Store {
+        reference: reference.familiar(),
+        source,
+    }
+}
+
+/// Pulls `reference` for `platform` (the host's by default) and records it in `store`.
+/// `progress` gets one line per step (a terminal UI can draw bars from them).
+pub fn pull(
+    store: &ImageStore,
+    reference: &Reference,
+    platform: Option<&Platform>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Pulled, PullError> {
+    let blobs = store.blobs();
+    let result = pull_into(store, &blobs, reference, platform, progress);
+    if result.is_err() {
+        blobs.take_back();
+    }
+    result
+}
+
+fn pull_into(
+    store: &ImageStore,
+    blobs: &Blobs,
+    reference: &Reference,
+    platform: Option<&Platform>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Pulled, PullError> {
+    let mut session = Session::new(reference);
+    let (mut body, mut media_type, mut digest) = session.manifest(reference.reference_for_api())?;
+    if matches!(media_type.as_str(), MEDIA_OCI_INDEX | MEDIA_DOCKER_LIST) {
+        let index: Index = serde_json::from_slice(&body)
+            .map_err(|e| session.fail(format!("bad image index: {e}")))?;
+        let wanted = platform.cloned().unwrap_or_else(oci::host_platform);
+        let chosen = index
+            .manifests
+            .iter()
+            .find(|m| {
+                m.platform.as_ref().is_some_and(|p| {
+                    p.os == wanted.os
+                        && p.architecture == wanted.architecture
+                        && (wanted.variant.is_none() || p.variant == wanted.variant)
+                })
+            })
+            .ok_or_else(|| {
+                session.fail(format!(
+                    "no image for {}/{} in the index",
+                    wanted.os, wanted.architecture
+                ))
+            })?
+            .clone();
+        (body, media_type, digest) = session.manifest(&chosen.digest)?;
+    }
+    if !matches!(
+        media_type.as_str(),
+        MEDIA_OCI_MANIFEST | MEDIA_DOCKER_MANIFEST | ""
+    ) {
+        return Err(session.fail(format!("unsupported manifest type {media_type:?}")));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&body).map_err(|e| session.fail(format!("bad manifest: {e}")))?;
+    let up_to_date = store
+        .get(&reference.familiar())
+        .is_ok_and(|i| i.config.digest.as_deref() == Some(digest.as_str()));
+    if up_to_date {
+        return Ok(Pulled {
+            name: reference.familiar(),
+            digest,
+            up_to_date: true,
+        });
+    }
+    let manifest_desc = Descriptor {
+        media_type: media_type.clone(),
+        digest: digest.clone(),
+        size: body.len() as u64,
+        platform: None,
+        annotations: BTreeMap::new(),
+    };
+    blobs
+        .put_blob(&manifest_desc, &body[..])
+        .map_err(store_err(reference))?;
+    session.blob(blobs, &manifest.config)?;
+    let config: OciConfig = serde_json::from_slice(
+        &blobs
+            .read_blob(&manifest.config.digest)
+            .map_err(store_err(reference))?,
+    )
+    .map_err(|e| session.fail(format!("bad image config: {e}")))?;
+    // Layers download at once, each on its own connection.
+    let auth = session.auth.clone();
+    let results: Vec<Result<(), PullError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = manifest
+            .layers
+            .iter()
+            .map(|layer| {
+                let mut layer_session = Session::new(reference);
+                layer_session.auth = auth.clone();
+                scope.spawn(move || {
+                    let short = &layer.digest[7..19];
+                    progress(&format!("{short}: downloading {} bytes", layer.size));
+                    let done = layer_session.blob(blobs, layer);
+                    if done.is_ok() {
+                        progress(&format!("{short}: done"));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a download thread does not panic"))
+            .collect()
+    });
+    results.into_iter().collect::<Result<(), _>>()?;
+    progress("unpacking");
+    let name = oci::record(
+        store,
+        blobs,
+        &Assembled {
+            reference: reference.clone(),
+            manifest_digest: digest.clone(),
+            config,
+            layers: manifest.layers,
+        },
+    )
+    .map_err(store_err(reference))?;
+    Ok(Pulled {
+        name,
+        digest,
+        up_to_date: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_parse() {
+        let p = challenge_params(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        );
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/busybox:pull");
+    }
+}
