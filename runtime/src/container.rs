@@ -159,6 +159,9 @@ pub struct ContainerConfig {
     pub user: Option<crate::user::User>,
     #[serde(default)]
     pub init: bool,
+    /// What `forge stop` sends first: the image's StopSignal, else SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<i32>,
 }
 
 /// The message for an exit caused by the memory cgroup's OOM killer.
@@ -190,6 +193,23 @@ pub struct Runtime {
     roots: Roots,
     images: ImageStore,
     netd: Netd,
+}
+
+/// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
+fn parse_signal(text: &str) -> Option<i32> {
+    use std::str::FromStr;
+    if let Ok(n) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).ok().map(|s| s as i32);
+    }
+    let name = text.to_ascii_uppercase();
+    let name = if name.starts_with("SIG") {
+        name
+    } else {
+        format!("SIG{name}")
+    };
+    nix::sys::signal::Signal::from_str(&name)
+        .ok()
+        .map(|s| s as i32)
 }
 
 /// For netd: whether a container's PID 1 still runs (its attachment is stale otherwise).
@@ -419,6 +439,7 @@ impl Runtime {
             labels: opts.labels.clone(),
             user,
             init: opts.init,
+            stop_signal: image.config.stop_signal.as_deref().and_then(parse_signal),
         };
         let container = Container {
             config,
@@ -890,7 +911,8 @@ impl Runtime {
             name: c.name().to_string(),
             source,
         };
-        crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGTERM).map_err(signal_err)?;
+        let first = c.config.stop_signal.unwrap_or(libc::SIGTERM);
+        crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), first).map_err(signal_err)?;
         if !wait_readable(&pidfd, grace) {
             crate::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL).map_err(signal_err)?;
             let _ = c.config.cgroup.driver().kill_all();
@@ -993,6 +1015,14 @@ fn wait_readable(pidfd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_stop_signals_parse() {
+        assert_eq!(parse_signal("SIGQUIT"), Some(libc::SIGQUIT));
+        assert_eq!(parse_signal("quit"), Some(libc::SIGQUIT));
+        assert_eq!(parse_signal("9"), Some(libc::SIGKILL));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
 
     #[test]
     fn env_is_checked_and_later_keys_win() {

@@ -38,7 +38,8 @@ ln -s busybox b1/rootfs/bin/sh
 echo a > b1/rootfs/a.txt; echo x > b1/rootfs/dir/x; echo k > b1/rootfs/keep
 umoci repack --image lay:v1 b1
 umoci config --image lay:v1 --config.env FROM_IMAGE=yes --config.workingdir /dir \
-    --config.entrypoint /bin/sh --config.entrypoint -c --config.cmd 'echo default-cmd'
+    --config.entrypoint /bin/sh --config.entrypoint -c --config.cmd 'echo default-cmd' \
+    --config.stopsignal SIGUSR1
 umoci unpack --image lay:v1 b2 >/dev/null
 rm b2/rootfs/a.txt; rm -rf b2/rootfs/dir; mkdir b2/rootfs/dir; echo y > b2/rootfs/dir/y
 umoci repack --image lay:v2 b2
@@ -99,6 +100,26 @@ fn loaded_layers_stack_with_their_whiteouts_and_the_config_applies() {
         layers, 2,
         "two distinct layers for two images that share one"
     );
+}
+
+#[test]
+fn stop_sends_the_images_stop_signal() {
+    let forge = Forge::new();
+    let tmp = tools_dir();
+    build_images(tmp.path());
+    forge.ok(&["load", "-i", tmp.path().join("oci.tar").to_str().unwrap()]);
+    // PID 1 ignores SIGTERM (no handler) but traps the image's SIGUSR1.
+    let script = "trap 'exit 7' USR1; while true; do sleep 0.1; done";
+    forge.ok(&[
+        "run", "-d", "--name", "box", "--net", "none", "oci:v1", script,
+    ]);
+    let started = std::time::Instant::now();
+    forge.ok(&["stop", "-t", "10", "box"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "SIGUSR1 was not sent"
+    );
+    assert_eq!(forge.exit_of("box")["code"], 7);
 }
 
 #[test]
