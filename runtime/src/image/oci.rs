@@ -217,6 +217,30 @@ impl Blobs {
             .push(path.to_path_buf());
     }
 
+    /// Removes what a killed load or pull left half-written: temporaries (`.tmp-PID-N`) of
+    /// processes that no longer run. Called before each load and pull.
+    pub fn sweep_stale(&self) {
+        for dir in ["blobs/sha256", "layers/sha256", "load"] {
+            let Ok(entries) = fs::read_dir(self.data.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix(".tmp-")
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|pid| pid.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                if crate::sys::running_since(pid).is_none() {
+                    let path = entry.path();
+                    let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+                }
+            }
+        }
+    }
+
     /// Removes every blob and layer this handle added (after a failed load or pull).
     pub fn take_back(&self) {
         let added = std::mem::take(&mut *self.added.lock().unwrap_or_else(|e| e.into_inner()));
@@ -429,6 +453,7 @@ pub fn load_archive(
         archive: name.clone(),
         message,
     };
+    blobs.sweep_stale();
     let file = fs::File::open(archive).map_err(io_err("opening", archive))?;
     // The archive is untrusted: extract it with the same hostile-archive rules as layers.
     let scratch = blobs.tmp_path("load");
@@ -832,6 +857,22 @@ mod tests {
         ] {
             assert_eq!(digest_hex(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn temporaries_of_dead_processes_are_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = Blobs::new(tmp.path());
+        let dir = tmp.path().join("blobs/sha256");
+        fs::create_dir_all(&dir).unwrap();
+        let mine = dir.join(format!(".tmp-{}-0", std::process::id()));
+        // Pid 0x7ffffffe is above pid_max: never a running process.
+        let dead = dir.join(".tmp-2147483646-0");
+        fs::write(&mine, b"x").unwrap();
+        fs::write(&dead, b"x").unwrap();
+        blobs.sweep_stale();
+        assert!(mine.exists(), "a live process's temporary was removed");
+        assert!(!dead.exists(), "a dead process's temporary stays");
     }
 
     #[test]

@@ -263,6 +263,7 @@ pub fn pull(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<Pulled, PullError> {
     let blobs = store.blobs();
+    blobs.sweep_stale();
     let result = pull_into(store, &blobs, reference, platform, progress);
     if result.is_err() {
         blobs.take_back();
