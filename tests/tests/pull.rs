@@ -1012,9 +1012,8 @@ fn a_corrupted_blob_fails_the_pull_and_leaves_no_trace() {
         errors[0].contains(&reference) && errors[0].contains("digest mismatch"),
         "{pulled}"
     );
-    assert_eq!(
-        server.served(&bad).len(),
-        1,
+    assert!(
+        !server.served(&bad).is_empty(),
         "the bad blob was not asked for"
     );
     let hex = &bad[7..];

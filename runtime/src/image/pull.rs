@@ -311,9 +311,11 @@ fn pull_into(
     }
     let manifest: Manifest =
         serde_json::from_slice(&body).map_err(|e| session.fail(format!("bad manifest: {e}")))?;
-    let up_to_date = store
-        .get(&reference.familiar())
-        .is_ok_and(|i| i.config.digest.as_deref() == Some(digest.as_str()));
+    // With an explicit platform the config is read (already stored: cheap) to check it.
+    let up_to_date = platform.is_none()
+        && store
+            .get(&reference.familiar())
+            .is_ok_and(|i| i.config.digest.as_deref() == Some(digest.as_str()));
     if up_to_date {
         return Ok(Pulled {
             name: reference.familiar(),
@@ -338,6 +340,16 @@ fn pull_into(
             .map_err(store_err(reference))?,
     )
     .map_err(|e| session.fail(format!("bad image config: {e}")))?;
+    if let Some(wanted) = platform {
+        if (config.os.as_str(), config.architecture.as_str())
+            != (wanted.os.as_str(), wanted.architecture.as_str())
+        {
+            return Err(session.fail(format!(
+                "no image for {}/{}: this image is for {}/{}",
+                wanted.os, wanted.architecture, config.os, config.architecture
+            )));
+        }
+    }
     // Layers download at once, each on its own connection.
     let auth = session.auth.clone();
     let results: Vec<Result<(), PullError>> = std::thread::scope(|scope| {
