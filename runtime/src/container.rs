@@ -76,6 +76,9 @@ pub enum RuntimeError {
     NeedsNetwork(&'static str),
     #[error("network {0} is given twice")]
     NetworkTwice(String),
+    /// A network option refused before the container exists.
+    #[error(transparent)]
+    NetworkOption(NetError),
     #[error("signalling container {name}: {source}")]
     Signal {
         name: String,
@@ -361,7 +364,7 @@ impl Runtime {
         if let Some(name) = &opts.name {
             names::validate(name)?;
         }
-        self.check_net(&opts.net, opts.name.as_deref())?;
+        self.check_net(&opts.net)?;
         let image = self.images.get(&opts.image)?;
         let cwd = match &opts.workdir {
             Some(dir) if !dir.starts_with('/') => {
@@ -453,7 +456,7 @@ impl Runtime {
     }
 
     /// Refuses network options that cannot work before anything is created.
-    fn check_net(&self, net: &NetSpec, name: Option<&str>) -> Result<(), RuntimeError> {
+    fn check_net(&self, net: &NetSpec) -> Result<(), RuntimeError> {
         if net.networks.is_empty() {
             if net.ip.is_some() {
                 return Err(RuntimeError::NeedsNetwork("--ip"));
@@ -462,16 +465,14 @@ impl Runtime {
                 return Err(RuntimeError::NeedsNetwork("-p"));
             }
         }
-        let err = |source| RuntimeError::Network {
-            name: name.unwrap_or_default().to_string(),
-            source,
-        };
         for (n, network) in net.networks.iter().enumerate() {
             if net.networks[..n].contains(network) {
                 return Err(RuntimeError::NetworkTwice(network.clone()));
             }
             if network != forge_netd::DEFAULT_NETWORK {
-                self.netd.inspect(network).map_err(err)?;
+                self.netd
+                    .inspect(network)
+                    .map_err(RuntimeError::NetworkOption)?;
             }
         }
         Ok(())
