@@ -77,6 +77,40 @@ pub fn pull(runtime: &Runtime, args: &PullArgs) -> i32 {
 }
 
 #[derive(clap::Args)]
+pub struct LoginArgs {
+    #[arg(long, short = 'u')]
+    username: String,
+    /// Read the password from stdin (a single line)
+    #[arg(long)]
+    password_stdin: bool,
+    /// The registry, e.g. 127.0.0.1:5000 or ghcr.io
+    registry: String,
+}
+
+pub fn login(args: &LoginArgs) -> i32 {
+    if !args.password_stdin {
+        report(&"give the password on stdin with --password-stdin (it must not be an argument)");
+        return EXIT_FAILED;
+    }
+    let mut password = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut password) {
+        report(&format!("reading the password from stdin: {e}"));
+        return EXIT_FAILED;
+    }
+    let password = password.trim_end_matches(['\n', '\r']);
+    match forge_runtime::image::pull::login(&args.registry, &args.username, password) {
+        Ok(path) => {
+            println!("Login Succeeded (credentials in {})", path.display());
+            0
+        }
+        Err(e) => {
+            report(&e);
+            EXIT_FAILED
+        }
+    }
+}
+
+#[derive(clap::Args)]
 pub struct SaveArgs {
     /// Where to write the OCI-layout tar archive
     #[arg(long, short = 'o', value_name = "ARCHIVE")]

@@ -68,6 +68,8 @@ enum Command {
     },
     /// Pull an image from a registry
     Pull(images::PullArgs),
+    /// Store credentials for a registry (checked first) in ~/.docker/config.json
+    Login(images::LoginArgs),
     /// Load images from an OCI-layout or `docker save` archive
     Load(images::LoadArgs),
     /// Save an image as an OCI-layout archive
@@ -125,6 +127,7 @@ fn main() -> ExitCode {
         Command::Images { digests } => images::list(&runtime, digests),
         Command::Load(args) => images::load(&runtime, &args),
         Command::Pull(args) => images::pull(&runtime, &args),
+        Command::Login(args) => images::login(&args),
         Command::Save(args) => images::save(&runtime, &args),
         Command::Rmi(args) => images::rmi(&runtime, &args),
         Command::Image(cmd) => manage::image(&runtime, cmd),

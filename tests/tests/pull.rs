@@ -1127,3 +1127,55 @@ fn a_single_platform_image_is_refused_for_another_platform() {
     let host = format!("linux/{}", host_arch());
     forge.ok(&["pull", "--platform", &host, &reference]);
 }
+
+/// `forge login -u USER --password-stdin REGISTRY` with `password` on stdin, in `config_dir`.
+fn login(forge: &Forge, config_dir: &Path, user: &str, password: &str, registry: &str) -> Out {
+    use std::io::Write;
+    let mut cmd = forge.command(&["login", "-u", user, "--password-stdin", registry]);
+    cmd.env("DOCKER_CONFIG", config_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("forge login");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: common::exit_code(out.status),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn login_checks_the_password_and_stores_it_for_pulls() {
+    let forge = Forge::new();
+    let tmp = tools_dir();
+    build_images(tmp.path());
+    let registry = Registry::start(&forge.netns, Some(("forge-user", "s3cret-pass")));
+    registry.push(&tmp.path().join("lay"), "v2", "app:v2", false);
+    let config = tmp.path().join("login");
+    std::fs::create_dir(&config).unwrap();
+    let wrong = login(&forge, &config, "forge-user", "nope", &registry.host());
+    assert_ne!(wrong.code, 0, "{wrong}");
+    assert!(wrong.stderr.contains("refused"), "{wrong}");
+    assert!(
+        !config.join("config.json").exists(),
+        "a refused login was stored"
+    );
+    let right = login(
+        &forge,
+        &config,
+        "forge-user",
+        "s3cret-pass",
+        &registry.host(),
+    );
+    assert_eq!(right.code, 0, "{right}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(config.join("config.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "credentials readable by others");
+    let out = forge_with_config(&forge, &config, &["pull", &registry.reference("app:v2")]);
+    assert_eq!(out.code, 0, "{out}");
+}

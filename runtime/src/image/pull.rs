@@ -53,11 +53,8 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 
 /// Basic credentials for `host` from a Docker-format config.json (`auths.HOST.auth`).
 fn credentials(host: &str) -> Option<String> {
-    let path = match std::env::var_os("DOCKER_CONFIG") {
-        Some(dir) => std::path::PathBuf::from(dir).join("config.json"),
-        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"),
-    };
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(auth_file()?).ok()?).ok()?;
     let auths = config.get("auths")?.as_object()?;
     let wanted = [
         host.to_string(),
@@ -68,6 +65,86 @@ fn credentials(host: &str) -> Option<String> {
         .iter()
         .find(|(k, _)| wanted.iter().any(|w| w == k.trim_end_matches('/')))?;
     entry.1.get("auth")?.as_str().map(str::to_string)
+}
+
+/// Where credentials live: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn auth_file() -> Option<std::path::PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => Some(std::path::PathBuf::from(dir).join("config.json")),
+        None => {
+            Some(std::path::PathBuf::from(std::env::var_os("HOME")?).join(".docker/config.json"))
+        }
+    }
+}
+
+/// `forge login`: checks `user`/`password` against `registry` (its `/v2/` endpoint, through a
+/// token realm when it has one) and stores them in the credentials file; returns its path.
+pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::PathBuf, PullError> {
+    use base64::Engine;
+    let reference =
+        Reference::parse(&format!("{registry}/login-check")).map_err(|e| PullError::Registry {
+            reference: registry.to_string(),
+            message: e.to_string(),
+        })?;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut session = Session::new(&reference);
+    session.reference = registry.to_string();
+    session.basic = Some(basic.clone());
+    let url = format!("{}/v2/", session.base);
+    let agent = session.agent.clone();
+    let check = |auth: Option<&str>| {
+        let mut request = agent.get(&url);
+        if let Some(auth) = auth {
+            request = request.set("Authorization", auth);
+        }
+        request.call()
+    };
+    match check(None) {
+        Ok(_) => {}
+        Err(ureq::Error::Status(401, response)) => {
+            let challenge = response
+                .header("WWW-Authenticate")
+                .unwrap_or("")
+                .to_string();
+            session.authenticate(&challenge)?;
+            let auth = session.auth.clone();
+            match check(auth.as_deref()) {
+                Ok(_) => {}
+                Err(ureq::Error::Status(401, _)) => {
+                    return Err(session.fail("login refused: wrong user name or password"))
+                }
+                Err(e) => return Err(session.fail(format!("checking the login: {e}"))),
+            }
+        }
+        Err(e) => return Err(session.fail(format!("cannot reach {}: {e}", session.base))),
+    }
+    let path = auth_file()
+        .ok_or_else(|| session.fail("no HOME or DOCKER_CONFIG for the credentials file"))?;
+    let mut config: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    config["auths"][registry] = serde_json::json!({ "auth": basic });
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        std::io::Write::write_all(
+            &mut file,
+            &serde_json::to_vec_pretty(&config).expect("json"),
+        )?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| session.fail(format!("writing {}: {e}", path.display())))?;
+    Ok(path)
 }
 
 fn insecure(reference: &Reference) -> bool {
