@@ -92,15 +92,16 @@ pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::Pa
     session.basic = Some(basic.clone());
     let url = format!("{}/v2/", session.base);
     let agent = session.agent.clone();
-    let check = |auth: Option<&str>| {
+    // Boxed: ureq's error carries a whole response.
+    let check = |auth: Option<&str>| -> Result<(), Box<ureq::Error>> {
         let mut request = agent.get(&url);
         if let Some(auth) = auth {
             request = request.set("Authorization", auth);
         }
-        request.call()
+        request.call().map(|_| ()).map_err(Box::new)
     };
-    match check(None) {
-        Ok(_) => {}
+    match check(None).map_err(|e| *e) {
+        Ok(()) => {}
         Err(ureq::Error::Status(401, response)) => {
             let challenge = response
                 .header("WWW-Authenticate")
@@ -108,8 +109,8 @@ pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::Pa
                 .to_string();
             session.authenticate(&challenge)?;
             let auth = session.auth.clone();
-            match check(auth.as_deref()) {
-                Ok(_) => {}
+            match check(auth.as_deref()).map_err(|e| *e) {
+                Ok(()) => {}
                 Err(ureq::Error::Status(401, _)) => {
                     return Err(session.fail("login refused: wrong user name or password"))
                 }
