@@ -50,15 +50,73 @@ pub fn pull_image(
     use forge_runtime::image::{pull, reference::Reference};
     let reference = Reference::parse(image).map_err(|e| e.to_string())?;
     let platform = platform.map(parse_platform).transpose()?;
-    let progress = |line: &str| eprintln!("{}: {line}", reference.familiar());
+    let name = reference.familiar();
+    let bars = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(Bars::default);
+    let progress = |event: pull::Progress| match &bars {
+        Some(bars) => bars.update(event),
+        None => plain_progress(&name, event),
+    };
     let pulled = pull::pull(runtime.images(), &reference, platform.as_ref(), &progress)
         .map_err(|e| e.to_string())?;
+    drop(bars);
     if pulled.up_to_date {
         eprintln!("{}: image is up to date ({})", pulled.name, pulled.digest);
     } else {
         eprintln!("{}: pulled {}", pulled.name, pulled.digest);
     }
     Ok(pulled.name)
+}
+
+/// Pull progress when stderr is not a terminal: a line when a layer starts and ends.
+fn plain_progress(name: &str, event: forge_runtime::image::pull::Progress) {
+    use forge_runtime::image::pull::Progress;
+    match event {
+        Progress::Started { layer, size } => eprintln!("{name}: {layer}: downloading {size} bytes"),
+        Progress::Done { layer } => eprintln!("{name}: {layer}: done"),
+        Progress::Unpacking => eprintln!("{name}: unpacking"),
+        Progress::Received { .. } => {}
+    }
+}
+
+/// One progress bar per layer on a terminal.
+#[derive(Default)]
+struct Bars {
+    all: indicatif::MultiProgress,
+    layers: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Bars {
+    fn update(&self, event: forge_runtime::image::pull::Progress) {
+        use forge_runtime::image::pull::Progress;
+        let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Progress::Started { layer, size } => {
+                let bar = self.all.add(indicatif::ProgressBar::new(size));
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix}: [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(layer.to_string());
+                layers.insert(layer.to_string(), bar);
+            }
+            Progress::Received { layer, bytes } => {
+                if let Some(bar) = layers.get(layer) {
+                    bar.inc(bytes);
+                }
+            }
+            Progress::Done { layer } => {
+                if let Some(bar) = layers.get(layer) {
+                    bar.finish_with_message("done");
+                }
+            }
+            Progress::Unpacking => {
+                let _ = self.all.println("unpacking");
+            }
+        }
+    }
 }
 
 pub fn pull(runtime: &Runtime, args: &PullArgs) -> i32 {

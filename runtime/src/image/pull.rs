@@ -27,6 +27,42 @@ pub enum PullError {
     },
 }
 
+/// What a pull reports as it goes; `layer` is the short digest (12 hex digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    Started {
+        layer: &'a str,
+        size: u64,
+    },
+    /// `bytes` more of the layer arrived.
+    Received {
+        layer: &'a str,
+        bytes: u64,
+    },
+    Done {
+        layer: &'a str,
+    },
+    Unpacking,
+}
+
+/// A reader that reports every chunk to `progress`.
+struct Counting<'a, R> {
+    inner: R,
+    layer: &'a str,
+    progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(Progress::Received {
+            layer: self.layer,
+            bytes: n as u64,
+        });
+        Ok(n)
+    }
+}
+
 /// What a pull did.
 pub struct Pulled {
     pub name: String,
@@ -309,14 +345,25 @@ impl Session {
         Ok((body, media_type, digest))
     }
 
-    /// Streams blob `desc` into the store (verified on the way).
-    fn blob(&mut self, blobs: &Blobs, desc: &Descriptor) -> Result<(), PullError> {
+    /// Streams blob `desc` into the store (verified on the way), reporting what arrives.
+    fn blob(
+        &mut self,
+        blobs: &Blobs,
+        desc: &Descriptor,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<(), PullError> {
         if blobs.blob_path(&desc.digest).is_some_and(|p| p.is_file()) {
             return Ok(());
         }
         let response = self.get(&format!("blobs/{}", desc.digest), "*/*")?;
+        let layer = &desc.digest[7..19.min(desc.digest.len())];
+        let reader = Counting {
+            inner: response.into_reader(),
+            layer,
+            progress,
+        };
         blobs
-            .put_blob(desc, response.into_reader())
+            .put_blob(desc, reader)
             .map_err(|source| PullError::Store {
                 reference: self.reference.clone(),
                 source,
@@ -333,12 +380,12 @@ fn store_err(reference: &Reference) -> impl Fn(OciError) -> PullError + '_ {
 }
 
 /// Pulls `reference` for `platform` (the host's by default) and records it in `store`.
-/// `progress` gets one line per step (a terminal UI can draw bars from them).
+/// `progress` hears of every layer's start, bytes and end (a terminal draws bars from them).
 pub fn pull(
     store: &ImageStore,
     reference: &Reference,
     platform: Option<&Platform>,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Pulled, PullError> {
     let blobs = store.blobs();
     blobs.sweep_stale();
@@ -354,7 +401,7 @@ fn pull_into(
     blobs: &Blobs,
     reference: &Reference,
     platform: Option<&Platform>,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Pulled, PullError> {
     let mut session = Session::new(reference);
     let (mut body, mut media_type, mut digest) = session.manifest(reference.reference_for_api())?;
@@ -411,7 +458,7 @@ fn pull_into(
     blobs
         .put_blob(&manifest_desc, &body[..])
         .map_err(store_err(reference))?;
-    session.blob(blobs, &manifest.config)?;
+    session.blob(blobs, &manifest.config, &|_| {})?;
     let config: OciConfig = serde_json::from_slice(
         &blobs
             .read_blob(&manifest.config.digest)
@@ -438,11 +485,14 @@ fn pull_into(
                 let mut layer_session = Session::new(reference);
                 layer_session.auth = auth.clone();
                 scope.spawn(move || {
-                    let short = &layer.digest[7..19];
-                    progress(&format!("{short}: downloading {} bytes", layer.size));
-                    let done = layer_session.blob(blobs, layer);
+                    let short = &layer.digest[7..19.min(layer.digest.len())];
+                    progress(Progress::Started {
+                        layer: short,
+                        size: layer.size,
+                    });
+                    let done = layer_session.blob(blobs, layer, progress);
                     if done.is_ok() {
-                        progress(&format!("{short}: done"));
+                        progress(Progress::Done { layer: short });
                     }
                     done
                 })
@@ -454,7 +504,7 @@ fn pull_into(
             .collect()
     });
     results.into_iter().collect::<Result<(), _>>()?;
-    progress("unpacking");
+    progress(Progress::Unpacking);
     let name = oci::record(
         store,
         blobs,
