@@ -34,6 +34,15 @@ pub struct RunArgs {
     /// Run a small init as PID 1 that forwards signals and reaps orphans
     #[arg(long)]
     init: bool,
+    /// Add a capability to Docker's default set (ALL for every one)
+    #[arg(long, value_name = "CAP")]
+    cap_add: Vec<String>,
+    /// Drop a capability from the default set (ALL for every one)
+    #[arg(long, value_name = "CAP")]
+    cap_drop: Vec<String>,
+    /// Every capability, no masked /proc or /sys paths, no no_new_privs: the explicit opt-out
+    #[arg(long)]
+    privileged: bool,
     /// Pull the image: missing (when not in the store), always, or never
     #[arg(long, default_value = "missing", value_name = "WHEN", value_parser = ["missing", "always", "never"])]
     pull: String,
@@ -119,6 +128,9 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     crate::require_root()?;
     check_kernel()?;
     let net = parse_net(args)?;
+    let privileges =
+        forge_runtime::caps::Privileges::resolve(&args.cap_add, &args.cap_drop, args.privileged)
+            .map_err(|e| e.to_string())?;
     let limits = parse_limits(args)?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
@@ -164,6 +176,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         labels: Default::default(),
         user: args.user.clone(),
         init: args.init,
+        privileges,
     };
     runtime.create(&opts).map_err(|e| e.to_string())
 }

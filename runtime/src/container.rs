@@ -117,6 +117,8 @@ pub struct CreateOptions {
     pub user: Option<String>,
     /// Run a reaping init as PID 1, with the command as its child.
     pub init: bool,
+    /// Capabilities and no_new_privs (Docker's defaults unless changed).
+    pub privileges: crate::caps::Privileges,
 }
 
 /// How a container is networked.
@@ -165,6 +167,8 @@ pub struct ContainerConfig {
     /// What `forge stop` sends first: the image's StopSignal, else SIGTERM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<i32>,
+    #[serde(default)]
+    pub privileges: crate::caps::Privileges,
 }
 
 /// The message for an exit caused by the memory cgroup's OOM killer.
@@ -443,6 +447,7 @@ impl Runtime {
             user,
             init: opts.init,
             stop_signal: image.config.stop_signal.as_deref().and_then(parse_signal),
+            privileges: opts.privileges.clone(),
         };
         let container = Container {
             config,
@@ -575,6 +580,7 @@ impl Runtime {
             die_with_parent,
             user: c.config.user.clone(),
             init: c.config.init,
+            privileges: c.config.privileges.clone(),
         })
     }
 
@@ -960,6 +966,7 @@ impl Runtime {
             cwd: c.config.cwd.clone(),
             env: merge_env(&c.config.env, env),
             user: c.config.user.clone(),
+            privileges: c.config.privileges.clone(),
         };
         let mut cmd = std::process::Command::new(launch::init_exe());
         cmd.arg0("forge-exec")

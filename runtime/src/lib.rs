@@ -5,6 +5,7 @@
 //! single-threaded copy of the calling binary ([`init::main`]), because a forked child of a
 //! multi-threaded process may do nothing but async-signal-safe work before `exec`.
 
+pub mod caps;
 pub mod cgroup;
 pub mod channel;
 pub mod container;

@@ -38,6 +38,9 @@ pub struct InitSpec {
     /// PID 1 stays a small reaper that runs the command as its child (`--init`).
     #[serde(default)]
     pub init: bool,
+    /// Capabilities and no_new_privs of the command; `privileged` also unmasks /proc and /sys.
+    #[serde(default)]
+    pub privileges: crate::caps::Privileges,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -332,9 +332,13 @@ async fn supervise(shared: Arc<Shared>, name: String, index: usize) {
                 }
             }
         };
-        let began = Instant::now();
+        // A run's length counts from its start, not from the start-up work before it.
+        let mut began = Instant::now();
         let (mut c, exit) = match start(&shared, c).await {
-            Ok((c, started)) => run_once(&shared, &name, &svc, &prefix, c, started).await,
+            Ok((c, started)) => {
+                began = Instant::now();
+                run_once(&shared, &name, &svc, &prefix, c, started).await
+            }
             // A restart that cannot start counts as a failed run: it is retried with backoff.
             Err((c, why)) if tracker.restarts() > 0 => {
                 tracing::error!("{name}: restart failed: {why}");

@@ -127,6 +127,9 @@ fn host_hostname_is_unchanged_by_a_container() {
         "--rm",
         "--hostname",
         "not-the-host",
+        // Setting the hostname needs CAP_SYS_ADMIN, which containers lack by default.
+        "--cap-add",
+        "SYS_ADMIN",
         "host",
         "hostname",
         "also-not-the-host",

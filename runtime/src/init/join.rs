@@ -26,6 +26,8 @@ pub struct JoinSpec {
     pub env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<crate::user::User>,
+    #[serde(default)]
+    pub privileges: crate::caps::Privileges,
 }
 
 /// The namespaces to join, in order; the mount namespace last, since it changes what paths mean.
@@ -119,10 +121,17 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
             e.desc()
         ));
     }
+    // The container's limits apply to what is executed in it, as to its own command.
+    if let Err(e) = spec.privileges.apply_bounds() {
+        die(e);
+    }
     if let Some(user) = &spec.user {
         if let Err(e) = crate::user::switch_to(user) {
             die(e);
         }
+    }
+    if let Err(e) = spec.privileges.seal() {
+        die(e);
     }
     let path = crate::spec::path_var(&spec.env);
     let failure = match super::exec::resolve(Path::new("/"), &command[0], path) {

@@ -101,6 +101,10 @@ fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
         Ok(file) => file,
         Err(failure) => fail(channel, failure.code, failure.message),
     };
+    // Before the reaper forks, so that PID 1 is bounded as tightly as the command.
+    if let Err(message) = spec.privileges.apply_bounds() {
+        fail(channel, EXIT_FORGE_ERROR, message);
+    }
     if spec.init {
         reaper::run(channel, spec, &file)
     }
@@ -113,6 +117,9 @@ fn exec_command(channel: &Channel, spec: &InitSpec, file: &Path) -> ! {
         if let Err(message) = crate::user::switch_to(user) {
             fail(channel, EXIT_FORGE_ERROR, message);
         }
+    }
+    if let Err(message) = spec.privileges.seal() {
+        fail(channel, EXIT_FORGE_ERROR, message);
     }
     let failure = exec::exec(file, &spec.args, &spec.env);
     fail(channel, failure.code, failure.message)

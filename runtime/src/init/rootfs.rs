@@ -55,7 +55,42 @@ pub enum Step {
         target: &'static str,
         link: PathBuf,
     },
+    /// Hide a file of /proc or /sys behind the container's /dev/null (if the file exists).
+    MaskFile {
+        target: PathBuf,
+        null: PathBuf,
+    },
+    /// Hide a directory behind an empty read-only tmpfs (if it exists).
+    MaskDir {
+        target: PathBuf,
+    },
+    /// [`Step::ReadOnlyBind`] when the path exists (it is known only once /proc is mounted).
+    ReadOnlyIfPresent {
+        target: PathBuf,
+    },
 }
+
+/// Files of /proc that leak the host's kernel state (Docker's masked paths).
+const MASKED_FILES: &[&str] = &[
+    "proc/interrupts",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+];
+
+const MASKED_DIRS: &[&str] = &[
+    "proc/acpi",
+    "proc/asound",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+
+/// Read-only beyond /proc/sys and /proc/sysrq-trigger.
+const READ_ONLY: &[&str] = &["proc/bus", "proc/fs", "proc/irq"];
 
 /// Character devices every container gets, as Docker's default set: (name, major, minor).
 pub const DEVICES: &[(&str, u64, u64)] = &[
@@ -197,6 +232,21 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             mode: 0o755,
         },
     ]);
+    if !spec.privileges.privileged {
+        let null = at("dev/null");
+        for file in MASKED_FILES {
+            steps.push(Step::MaskFile {
+                target: at(file),
+                null: null.clone(),
+            });
+        }
+        for dir in MASKED_DIRS {
+            steps.push(Step::MaskDir { target: at(dir) });
+        }
+        for dir in READ_ONLY {
+            steps.push(Step::ReadOnlyIfPresent { target: at(dir) });
+        }
+    }
     for file in &spec.bind_files {
         let target = at(&file.target);
         steps.push(Step::Touch {
@@ -287,6 +337,48 @@ fn apply_step(step: &Step) -> Result<(), RootfsError> {
         .map_err(|e| err("mounting", target, e.into())),
         // A path this kernel does not have (e.g. no sysrq support) needs no protecting.
         Step::ReadOnlyBind { target } if fs::symlink_metadata(target).is_err() => Ok(()),
+        Step::MaskFile { target, null } => {
+            if fs::symlink_metadata(target).is_err() {
+                return Ok(());
+            }
+            // Only the real null device may be bound over a file of /proc.
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            let meta = fs::metadata(null).map_err(|e| err("checking", null, e))?;
+            if !meta.file_type().is_char_device() || meta.rdev() != makedev(1, 3) {
+                return Err(err(
+                    "refusing to mask with",
+                    null,
+                    io::Error::other("not the null device (1:3)"),
+                ));
+            }
+            mount(
+                Some(null),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| err("masking", target, e.into()))
+        }
+        Step::ReadOnlyIfPresent { target } => match target.exists() {
+            true => apply_step(&Step::ReadOnlyBind {
+                target: target.clone(),
+            }),
+            false => Ok(()),
+        },
+        Step::MaskDir { target } => {
+            if !target.is_dir() {
+                return Ok(());
+            }
+            mount(
+                Some("tmpfs"),
+                target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0"),
+            )
+            .map_err(|e| err("masking", target, e.into()))
+        }
         Step::ReadOnlyBind { target } => mount(
             Some(target),
             target,
@@ -381,6 +473,7 @@ mod tests {
             die_with_parent: false,
             user: None,
             init: false,
+            privileges: Default::default(),
         }
     }
 
@@ -424,7 +517,11 @@ mod tests {
         let steps = plan(&spec());
         for step in &steps {
             let path = match step {
-                Step::Mount { target, .. } | Step::ReadOnlyBind { target } => target,
+                Step::Mount { target, .. }
+                | Step::ReadOnlyBind { target }
+                | Step::MaskFile { target, .. }
+                | Step::MaskDir { target }
+                | Step::ReadOnlyIfPresent { target } => target,
                 Step::Mkdir { path, .. } | Step::Touch { path } | Step::CharDevice { path, .. } => {
                     path
                 }
