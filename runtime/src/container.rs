@@ -604,7 +604,8 @@ impl Runtime {
         };
         let paths = c.config.cgroup.clone();
         let cgroup = paths.driver();
-        if let Err(e) = cgroup.create(&c.config.limits) {
+        let restrict_devices = !c.config.privileges.privileged;
+        if let Err(e) = cgroup.create(&c.config.limits, restrict_devices) {
             let _ = cgroup.remove();
             return Err(cgroup_err(e));
         }

@@ -117,3 +117,16 @@ fn the_hosts_kernel_state_is_masked_unless_privileged() {
     ]);
     assert_ne!(privileged.stdout.trim(), "0", "{privileged}");
 }
+
+#[test]
+fn device_nodes_beyond_the_standard_ones_cannot_be_opened() {
+    let forge = Forge::new();
+    // mknod itself is allowed (as in Docker); opening a disk or /dev/mem through it is not.
+    let script = "mknod /tmp/disk b 8 0 && echo made; \
+        (head -c1 /tmp/disk >/dev/null) 2>&1 | grep -c 'not permitted'; \
+        mknod /dev/mem2 c 1 1; (head -c1 /dev/mem2 >/dev/null) 2>&1 | grep -c 'not permitted'; \
+        echo x > /dev/null && head -c1 /dev/urandom | wc -c";
+    let out = forge.ok(&["run", "--rm", "--net", "none", "host", "sh", "-c", script]);
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert_eq!(lines, ["made", "1", "1", "1"], "{out}");
+}

@@ -129,8 +129,9 @@ pub struct Stats {
 
 /// One container's cgroups, whatever the mode.
 pub trait Cgroup {
-    /// Creates the directories and writes the limits.
-    fn create(&self, limits: &Limits) -> Result<(), CgroupError>;
+    /// Creates the directories and writes the limits; with `restrict_devices`, the container
+    /// may use only the standard device nodes (v1's devices controller).
+    fn create(&self, limits: &Limits, restrict_devices: bool) -> Result<(), CgroupError>;
     /// Moves `pid` into every one of the container's cgroups.
     fn add(&self, pid: i32) -> Result<(), CgroupError>;
     /// SIGKILLs every process in the cgroups.
@@ -177,6 +178,13 @@ impl CgroupPaths {
                     dirs.push((
                         controller.to_string(),
                         root.join(controller).join(below(&own)),
+                    ));
+                }
+                // Optional: a kernel without it still runs containers (with a wider /dev).
+                if let Some(own) = own_path(proc_self_cgroup, Some(v1::DEVICES)) {
+                    dirs.push((
+                        v1::DEVICES.to_string(),
+                        root.join(v1::DEVICES).join(below(&own)),
                     ));
                 }
                 let unified = (mode == Mode::Hybrid).then(|| {

@@ -13,6 +13,26 @@ use crate::limits::{Limits, CPU_PERIOD_US};
 /// The controllers Forge uses; each is mounted at `/sys/fs/cgroup/NAME` (a symlink where co-mounted).
 pub const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "freezer"];
 
+/// The devices controller, used when the kernel has it.
+pub const DEVICES: &str = "devices";
+
+/// What a container may open besides making nodes: the standard nodes of its /dev (null, zero,
+/// full, random, urandom, tty, console, ptmx, its pts), as Docker allows. `m` (mknod) stays
+/// allowed for every node, but opening one that is not listed fails.
+pub const DEVICE_ALLOW: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
 pub struct V1<'a> {
     pub paths: &'a CgroupPaths,
 }
@@ -70,9 +90,15 @@ impl V1<'_> {
 }
 
 impl Cgroup for V1<'_> {
-    fn create(&self, limits: &Limits) -> Result<(), CgroupError> {
+    fn create(&self, limits: &Limits, restrict_devices: bool) -> Result<(), CgroupError> {
         for dir in self.all_dirs() {
             super::create_dir(dir)?;
+        }
+        if let (true, Some(dir)) = (restrict_devices, self.dir(DEVICES)) {
+            write_file(&dir.join("devices.deny"), "a")?;
+            for rule in DEVICE_ALLOW {
+                write_file(&dir.join("devices.allow"), rule)?;
+            }
         }
         for (controller, file, value) in limit_writes(limits) {
             let path = self
@@ -170,7 +196,7 @@ mod tests {
         let mut paths = CgroupPaths::resolve(root, Mode::Legacy, &own, None, &id).unwrap();
         paths.unified = None; // force the v1 path even on a hybrid host
         let cgroup = V1 { paths: &paths };
-        cgroup.create(&Limits::default()).unwrap();
+        cgroup.create(&Limits::default(), true).unwrap();
         let mut children: Vec<std::process::Child> = (0..3)
             .map(|_| {
                 std::process::Command::new("sleep")

@@ -70,7 +70,8 @@ fn enable_controllers(leaf: &Path, controllers: &[&str]) -> Result<(), CgroupErr
 }
 
 impl Cgroup for V2<'_> {
-    fn create(&self, limits: &Limits) -> Result<(), CgroupError> {
+    // Device restriction in v2 needs an eBPF program (BPF_CGROUP_DEVICE): not there yet.
+    fn create(&self, limits: &Limits, _restrict_devices: bool) -> Result<(), CgroupError> {
         if let Some(parent) = self.dir.parent() {
             super::create_dir(parent)?;
         }
@@ -169,7 +170,7 @@ mod tests {
         // The fake kernel does not create interface files; pre-create the ones the leaf would get.
         fs::create_dir_all(&leaf).unwrap();
         fs::write(leaf.join("memory.swap.max"), "max").unwrap();
-        V2 { dir: &leaf }.create(&limits).unwrap();
+        V2 { dir: &leaf }.create(&limits, true).unwrap();
         for dir in ["", "own", "own/forge"] {
             let enabled =
                 fs::read_to_string(tree.path().join(dir).join("cgroup.subtree_control")).unwrap();
