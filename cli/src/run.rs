@@ -40,6 +40,12 @@ pub struct RunArgs {
     /// Drop a capability from the default set (ALL for every one)
     #[arg(long, value_name = "CAP")]
     cap_drop: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Mount a tmpfs at PATH (OPTIONS as for mount, e.g. size=64m)
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
+    tmpfs: Vec<String>,
     /// Every capability, no masked /proc or /sys paths, no no_new_privs: the explicit opt-out
     #[arg(long)]
     privileged: bool,
@@ -177,6 +183,8 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         user: args.user.clone(),
         init: args.init,
         privileges,
+        read_only: args.read_only,
+        tmpfs: args.tmpfs.clone(),
     };
     runtime.create(&opts).map_err(|e| e.to_string())
 }

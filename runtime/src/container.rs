@@ -74,6 +74,8 @@ pub enum RuntimeError {
     User(#[from] crate::user::UserError),
     #[error("{0} needs a network; it cannot be used with --net none")]
     NeedsNetwork(&'static str),
+    #[error("invalid --tmpfs {0:?}: expected an absolute path without '..', optionally :OPTIONS")]
+    BadTmpfs(String),
     #[error("network {0} is given twice")]
     NetworkTwice(String),
     /// A network option refused before the container exists.
@@ -119,6 +121,9 @@ pub struct CreateOptions {
     pub init: bool,
     /// Capabilities and no_new_privs (Docker's defaults unless changed).
     pub privileges: crate::caps::Privileges,
+    pub read_only: bool,
+    /// `PATH[:OPTIONS]` tmpfs mounts.
+    pub tmpfs: Vec<String>,
 }
 
 /// How a container is networked.
@@ -169,6 +174,10 @@ pub struct ContainerConfig {
     pub stop_signal: Option<i32>,
     #[serde(default)]
     pub privileges: crate::caps::Privileges,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<(String, String)>,
 }
 
 /// The message for an exit caused by the memory cgroup's OOM killer.
@@ -200,6 +209,20 @@ pub struct Runtime {
     roots: Roots,
     images: ImageStore,
     netd: Netd,
+}
+
+/// `PATH[:OPTIONS]` of `--tmpfs` → (PATH, OPTIONS).
+fn parse_tmpfs(spec: &str) -> Result<(String, String), RuntimeError> {
+    let (path, options) = spec.split_once(':').unwrap_or((spec, ""));
+    let ok = path.starts_with('/')
+        && path != "/"
+        && !Path::new(path)
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+    if !ok {
+        return Err(RuntimeError::BadTmpfs(spec.to_string()));
+    }
+    Ok((path.to_string(), options.to_string()))
 }
 
 /// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
@@ -394,6 +417,11 @@ impl Runtime {
             Some(spec) => Some(crate::user::resolve(&image, spec)?),
             None => None,
         };
+        let tmpfs = opts
+            .tmpfs
+            .iter()
+            .map(|spec| parse_tmpfs(spec))
+            .collect::<Result<Vec<_>, _>>()?;
         let id = names::new_id();
         let cgroup = CgroupPaths::for_this_process(opts.cgroup_parent.as_deref(), &id).map_err(
             |source| RuntimeError::Cgroup {
@@ -448,6 +476,8 @@ impl Runtime {
             init: opts.init,
             stop_signal: image.config.stop_signal.as_deref().and_then(parse_signal),
             privileges: opts.privileges.clone(),
+            read_only: opts.read_only,
+            tmpfs,
         };
         let container = Container {
             config,
@@ -581,6 +611,8 @@ impl Runtime {
             user: c.config.user.clone(),
             init: c.config.init,
             privileges: c.config.privileges.clone(),
+            read_only: c.config.read_only,
+            tmpfs: c.config.tmpfs.clone(),
         })
     }
 

@@ -41,6 +41,12 @@ pub struct InitSpec {
     /// Capabilities and no_new_privs of the command; `privileged` also unmasks /proc and /sys.
     #[serde(default)]
     pub privileges: crate::caps::Privileges,
+    /// `--read-only`: the root filesystem is mounted read-only (tmpfs mounts stay writable).
+    #[serde(default)]
+    pub read_only: bool,
+    /// `--tmpfs PATH[:OPTIONS]`: (path, tmpfs options).
+    #[serde(default)]
+    pub tmpfs: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

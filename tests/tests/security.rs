@@ -130,3 +130,38 @@ fn device_nodes_beyond_the_standard_ones_cannot_be_opened() {
     let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
     assert_eq!(lines, ["made", "1", "1", "1"], "{out}");
 }
+
+#[test]
+fn read_only_root_with_writable_tmpfs() {
+    let forge = Forge::new();
+    let script =
+        "touch /x 2>/dev/null || echo root-read-only; touch /tmp/y && echo tmpfs-writable; \
+        awk '$5 == \"/run\" {print $9, $NF}' /proc/self/mountinfo";
+    let out = forge.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/run:size=1m",
+        "host",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..2], ["root-read-only", "tmpfs-writable"], "{out}");
+    assert!(
+        lines[2].starts_with("tmpfs ") && lines[2].contains("size=1024k"),
+        "{out}"
+    );
+    // Without --read-only the root is writable, and a bad --tmpfs is refused.
+    forge.ok(&["run", "--rm", "--net", "none", "host", "touch", "/x"]);
+    let bad = forge.run(&["run", "--rm", "--tmpfs", "relative", "host", "true"]);
+    assert_eq!(bad.code, 125, "{bad}");
+    assert!(bad.stderr.contains("relative"), "{bad}");
+    forge.assert_no_containers();
+}

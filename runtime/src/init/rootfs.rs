@@ -68,6 +68,10 @@ pub enum Step {
     ReadOnlyIfPresent {
         target: PathBuf,
     },
+    /// Makes an existing mount read-only (this mount only: its submounts keep their flags).
+    RemountReadOnly {
+        target: PathBuf,
+    },
 }
 
 /// Files of /proc that leak the host's kernel state (Docker's masked paths).
@@ -232,6 +236,29 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             mode: 0o755,
         },
     ]);
+    for (path, options) in &spec.tmpfs {
+        steps.push(Step::Mkdir {
+            path: at(path),
+            mode: 0o755,
+        });
+        steps.push(Step::Mount {
+            source: "tmpfs".into(),
+            target: at(path),
+            fstype: Some("tmpfs"),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            data: Some(if options.is_empty() {
+                "mode=1777".into()
+            } else {
+                options.clone()
+            }),
+        });
+    }
+    if spec.read_only {
+        // Last of the root's own changes: everything above needed it writable.
+        steps.push(Step::RemountReadOnly {
+            target: root.clone(),
+        });
+    }
     if !spec.privileges.privileged {
         let null = at("dev/null");
         for file in MASKED_FILES {
@@ -360,6 +387,14 @@ fn apply_step(step: &Step) -> Result<(), RootfsError> {
             )
             .map_err(|e| err("masking", target, e.into()))
         }
+        Step::RemountReadOnly { target } => mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| err("making read-only", target, e.into())),
         Step::ReadOnlyIfPresent { target } => match target.exists() {
             true => apply_step(&Step::ReadOnlyBind {
                 target: target.clone(),
@@ -474,6 +509,8 @@ mod tests {
             user: None,
             init: false,
             privileges: Default::default(),
+            read_only: false,
+            tmpfs: vec![],
         }
     }
 
@@ -521,7 +558,8 @@ mod tests {
                 | Step::ReadOnlyBind { target }
                 | Step::MaskFile { target, .. }
                 | Step::MaskDir { target }
-                | Step::ReadOnlyIfPresent { target } => target,
+                | Step::ReadOnlyIfPresent { target }
+                | Step::RemountReadOnly { target } => target,
                 Step::Mkdir { path, .. } | Step::Touch { path } | Step::CharDevice { path, .. } => {
                     path
                 }
