@@ -1,9 +1,9 @@
 //! forge-netd: host networking for Forge containers.
 //!
 //! A network is a Linux bridge with a subnet ([`store::Network`]); a container attached to it gets
-//! a veth pair (host end on the bridge, peer created inside the container's namespace as `eth0`),
-//! an address from IPAM, a default route via the bridge, an `/etc/hosts` naming its neighbours and
-//! any published ports. The state lives in one locked file ([`store`]); the nftables table
+//! a veth pair (host end on the bridge, peer created inside the container's namespace as `eth0`,
+//! `eth1`, ... one per network), an address from IPAM, a default route via its first network's
+//! bridge, an `/etc/hosts` naming its neighbours and any published ports. The state lives in one locked file ([`store`]); the nftables table
 //! ([`nft`]) and the hosts files are rebuilt from that state, never patched, so a crash or a
 //! repeated set-up cannot leave stale or duplicated rules.
 
@@ -27,6 +27,7 @@ use store::{Endpoint, Locked, Network, Store, StoreError};
 /// The network `forge run` uses unless told otherwise, created on first use.
 pub const DEFAULT_NETWORK: &str = "bridge";
 pub const DEFAULT_BRIDGE: &str = "forge0";
+
 /// The interface a container sees for its `index`-th network: eth0, eth1, ...
 pub fn container_ifname(index: usize) -> String {
     format!("eth{index}")
