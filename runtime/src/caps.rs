@@ -35,6 +35,9 @@ pub struct Privileges {
     /// `--privileged`: every capability, and no masked paths.
     #[serde(default)]
     pub privileged: bool,
+    /// `--security-opt seccomp=unconfined`: no seccomp filter.
+    #[serde(default)]
+    pub seccomp_unconfined: bool,
 }
 
 impl Default for Privileges {
@@ -98,6 +101,7 @@ impl Privileges {
             capabilities,
             no_new_privs: !privileged,
             privileged,
+            seccomp_unconfined: privileged,
         })
     }
 
@@ -121,11 +125,15 @@ impl Privileges {
             .map_err(|e| format!("clearing inheritable capabilities: {e}"))
     }
 
-    /// The last step before exec: `no_new_privs`, unless opted out.
+    /// The last step before exec: `no_new_privs`, unless opted out, then the seccomp filter
+    /// (which without no_new_privs needs CAP_SYS_ADMIN, so it comes while we still have it).
     pub fn seal(&self) -> Result<(), String> {
         if self.no_new_privs {
             nix::sys::prctl::set_no_new_privs()
                 .map_err(|e| format!("setting no_new_privs: {e}"))?;
+        }
+        if !self.seccomp_unconfined {
+            crate::seccomp::install(self)?;
         }
         Ok(())
     }

@@ -165,3 +165,45 @@ fn read_only_root_with_writable_tmpfs() {
     assert!(bad.stderr.contains("relative"), "{bad}");
     forge.assert_no_containers();
 }
+
+#[test]
+fn seccomp_refuses_new_namespaces_and_kernel_interfaces() {
+    let forge = Forge::new();
+    // A user namespace needs no capability: only the seccomp filter stops it, as in Docker.
+    let script = "grep '^Seccomp:' /proc/self/status; \
+        unshare -U -r true 2>/dev/null && echo userns-created || echo userns-refused";
+    let out = forge.ok(&["run", "--rm", "--net", "none", "host", "sh", "-c", script]);
+    assert_eq!(out.stdout, "Seccomp:\t2\nuserns-refused\n", "{out}");
+    let exec = forge.run(&[
+        "run", "-d", "--name", "box", "--net", "none", "host", "sleep", "60",
+    ]);
+    assert_eq!(exec.code, 0, "{exec}");
+    let joined = forge.ok(&["exec", "box", "sh", "-c", script]);
+    assert_eq!(joined.stdout, out.stdout, "exec is filtered too");
+    let unconfined = forge.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "host",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(
+        unconfined.stdout, "Seccomp:\t0\nuserns-created\n",
+        "{unconfined}"
+    );
+    let bad = forge.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "apparmor=x",
+        "host",
+        "true",
+    ]);
+    assert_eq!(bad.code, 125, "{bad}");
+    assert!(bad.stderr.contains("apparmor=x"), "{bad}");
+}
