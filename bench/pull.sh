@@ -222,6 +222,9 @@ done
 # skopeo refuses to copy without a signature policy; Debian's containers-common ships one.
 [[ -f /etc/containers/policy.json ]] || { log "/etc/containers/policy.json is missing (containers-common)"; exit 1; }
 
+# What the report calls the forge it measured: the checkout it built, or a binary it was given.
+FORGE_REV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?")
+[[ -z ${FORGE_BIN:-} ]] || FORGE_REV="binary given by FORGE_BIN (checkout: $FORGE_REV)"
 if [[ -z ${FORGE_BIN:-} ]]; then
   # sudo's secure_path usually hides rustup's cargo; look where rustup puts it.
   sudo_home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
@@ -331,7 +334,7 @@ Reproduce: \`sudo bench/pull.sh $args\` — hyperfine $(hyperfine --version | cu
 $WARMUP warm-up run(s) then $RUNS runs of each command, one after another in one hyperfine run,
 each run from empty stores (\`--prepare\`); stores on $stores_fs.
 Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)), kernel $(uname -r),
-$cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"),
+$cgroups; $(date -u +%Y-%m-%d); forge $FORGE_REV,
 $(skopeo --version), umoci $(umoci --version | awk '{ print $3 }'), docker-registry $(docker-registry --version | awk '{ print $3 }').
 
 $table
