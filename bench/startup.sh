@@ -142,18 +142,9 @@ forge/runc median ratio: **$ratio** (target in issue 2: at most 0.5).
   hierarchy, Forge cpu, cpuacct, memory, pids, freezer and the unified one); \`--limits\` adds writes.
 - \`unshare\` of the same namespaces, with no root filesystem, mounts or cgroup, is the floor.
 EOF
-  [[ -f $doc ]] || printf '%s\n' "# Benchmarks" "" \
-    "Forge measured side by side with the tools a user would pick instead. Each section is written" \
-    "by a script in \`bench/\` and starts with the command that reproduces it (run as root)." >"$doc"
-  # Replace the section (its heading up to the next "## " heading), or append it if absent.
-  awk -v title="$title" -v section="$section" '
-    function emit(  line) { while ((getline line < section) > 0) print line; done = 1 }
-    $0 == title { emit(); skip = 1; next }
-    skip && /^## / { skip = 0; print "" }
-    !skip { print }
-    END { if (!done) { print ""; emit() } }
-  ' "$doc" >"$TMP/doc.md"
-  cat "$TMP/doc.md" >"$doc" # keep the file's owner and mode
+  # shellcheck source=bench/doc.sh
+  source "$REPO/bench/doc.sh"
+  replace_doc_section "$doc" "$title" "$section" "$TMP"
   log "wrote $title to $doc"
 fi
 exit "$leaks"
