@@ -6,8 +6,9 @@
 # table; --write-doc rewrites the "Pull" (or "Pull, stores on disk") section of docs/benchmarks.md.
 #
 # Usage: sudo bench/pull.sh [--on-disk] [--write-doc]
-#   --on-disk    keep the stores (forge's root, skopeo's layout, umoci's bundle) in a temporary
-#                directory on /tmp's file system instead of a tmpfs
+#   --on-disk    keep the stores (forge's root, skopeo's layout, umoci's bundle) on a fresh ext4
+#                file system (a loop device on a sparse file in the temporary directory) instead
+#                of a tmpfs
 #   --write-doc  rewrite the "Pull" (or "Pull, stores on disk") section of docs/benchmarks.md
 # Env: FORGE_BIN (skip the cargo build), RUNS (default 10), WARMUP (default 1),
 #      DATA_MB (MiB of random, incompressible files in the image's second layer, default 8).
@@ -48,12 +49,23 @@ inner() {
   # skopeo (containers/image) keeps a blob-info cache in /var/lib/containers/cache: an empty tmpfs
   # there, in this mount namespace only (unshare made its mounts private).
   mount -t tmpfs -o mode=0755 pullbench /var/lib/containers
-  # The image's sources and the registry's storage: a tmpfs, so that building the image (umoci
-  # makes and deletes a bundle four times) deletes no inodes on disk (see the --on-disk notes in
-  # the report). The stores every timed run empties and fills: a tmpfs too, unless --on-disk.
+  # The image's sources and the registry's storage: a tmpfs. The stores that every timed run
+  # empties and fills: a tmpfs too, or with --on-disk a fresh ext4 (mkfs.ext4's defaults, with a
+  # journal) on a loop device, mounted here only; the mount sets autoclear, so the loop device
+  # goes when the mount does, at the latest when this namespace ends. Not /tmp's own file system:
+  # on ext4 without a journal (these machines' root) each new inode costs up to ~1 ms of CPU
+  # while many were deleted in the last minutes, anywhere on the machine (find_inode_bit's
+  # recently_deleted check), which made the results depend on what else ran.
   mount -t tmpfs -o mode=0700 pullbench-src "$TMP/src"
   mkdir "$TMP/src/image" "$TMP/src/registry"
-  ((ON_DISK)) || mount -t tmpfs -o mode=0700 pullbench-stores "$TMP/stores"
+  if ((ON_DISK)); then
+    truncate -s 4G "$TMP/disk.img"
+    mkfs.ext4 -q -F "$TMP/disk.img"
+    mount -o loop "$TMP/disk.img" "$TMP/stores"
+    chmod 0700 "$TMP/stores"
+  else
+    mount -t tmpfs -o mode=0700 pullbench-stores "$TMP/stores"
+  fi
   export TMPDIR=$TMP/stores/tmp
   mkdir -p "$TMPDIR"
 
@@ -163,21 +175,16 @@ EOF
   wc -l <"$TMP/forge-files" >"$TMP/file-count"
   du -sk --apparent-size "$F/blobs" | cut -f1 >"$TMP/forge-blobs-kib"
   du -sk "$F/layers" | cut -f1 >"$TMP/forge-layers-kib"
-  findmnt -n -o FSTYPE -T "$F" >"$TMP/stores-fs"
+  if ((ON_DISK)); then
+    echo "a fresh $(findmnt -n -o FSTYPE -T "$F") (journalled) on a loop device" >"$TMP/stores-fs"
+  else
+    findmnt -n -o FSTYPE -T "$F" >"$TMP/stores-fs"
+  fi
 
   # --- Measure -----------------------------------------------------------------------------------
   # Every timed run starts from empty stores: forge's data root (its run root is ROOT/run) and
   # skopeo's layout and umoci's bundle. The registry's blobs stay in the page cache for both.
   local clear_forge="rm -rf --one-file-system $F" clear_peer="rm -rf --one-file-system $S $B"
-  if ((ON_DISK)); then
-    # On ext4 without a journal, a new inode costs about 1 ms of CPU while many were deleted in the
-    # last seconds (find_inode_bit's recently_deleted check): deleting the stores between runs
-    # would slow the next runs down, by how much depending on the order of the commands. Move
-    # them aside instead (one rename), and delete them after the measurements.
-    mkdir -p "$TMP/trash"
-    clear_forge="[ ! -e $F ] || mv $F $TMP/trash/forge.\$\$"
-    clear_peer="for d in $S $B; do [ ! -e \$d ] || mv \$d $TMP/trash/\${d##*/}.\$\$; done"
-  fi
   # hyperfine sends the commands' output to /dev/null.
   local forge_cmd="$FORGE pull $REF && $FORGE run --rm --net none $REF true"
   hyperfine --warmup "$WARMUP" --runs "$RUNS" --export-json "$TMP/pull.json" \
@@ -196,7 +203,6 @@ EOF
   left=$(findmnt -rn -o TARGET | { grep "^$TMP/" || true; } | { grep -vx -e "$TMP/src" -e "$TMP/stores" || true; } | xargs)
   [[ -z $left ]] || echo "mounts left under $TMP: $left" >>"$TMP/leaks"
   kill -0 "$REGISTRY_PID" 2>/dev/null || echo "the registry died during the benchmark" >>"$TMP/leaks"
-  rm -rf --one-file-system "$TMP/trash"
 }
 
 if [[ ${PULLBENCH_INNER:-} == 1 ]]; then
@@ -219,6 +225,7 @@ for cmd in hyperfine docker-registry skopeo umoci busybox jq curl; do
     break
   fi
 done
+((ON_DISK == 0)) || command -v mkfs.ext4 >/dev/null || { log "--on-disk needs mkfs.ext4 (e2fsprogs)"; exit 1; }
 # skopeo refuses to copy without a signature policy; Debian's containers-common ships one.
 [[ -f /etc/containers/policy.json ]] || { log "/etc/containers/policy.json is missing (containers-common)"; exit 1; }
 
@@ -354,8 +361,7 @@ these runs forge had every layer after ≈ $downloaded_ms ms of its $sanity_pull
   127.0.0.1), pushed to with \`skopeo copy oci:LAYOUT:v1 docker://127.0.0.1:$PORT/bench:v1\`.
   It, forge, skopeo and umoci run in a network and mount namespace that the script makes
   (\`unshare --net --mount --fork\`); \`REF\` is \`127.0.0.1:$PORT/bench:v1\`.
-- forge: \`--root\` emptied before every run (its run root is \`ROOT/run\`; with \`--on-disk\`,
-  moved aside, as are skopeo's and umoci's directories); \`forge pull\`
+- forge: \`--root\` emptied before every run (its run root is \`ROOT/run\`); \`forge pull\`
   downloads the layers concurrently, verifies them while they stream, keeps the compressed blobs
   and unpacks each layer once into the store; \`forge run\` stacks them as overlay lower layers
   (plus a writable layer, cgroups, namespaces; \`--rm\` removes it all again).
@@ -365,12 +371,14 @@ these runs forge had every layer after ≈ $downloaded_ms ms of its $sanity_pull
   nothing: forge does more.
 - Both read the registry's blobs from the page cache and write their stores to the same file
   system: by default a tmpfs in the script's mount namespace, so the numbers are the tools' own
-  work; \`--on-disk\` puts them on /tmp's file system instead. On this machine's root file system
-  (ext4 without a journal) creating an inode costs about 1 ms of CPU while many inodes were
-  deleted in the last seconds (the kernel's \`recently_deleted\` check in \`find_inode_bit\`,
-  seen with \`perf\`), so \`--on-disk\` moves the stores aside between runs instead of deleting
-  them; its numbers still depend on what the machine deleted lately. hyperfine starts every
-  command through \`sh -c\` and subtracts the shell's start-up.
+  work; \`--on-disk\`: a fresh ext4 (\`mkfs.ext4\` defaults, with a journal) on a loop device
+  over a sparse file on /tmp's file system. Neither tool syncs, so that is ext4's CPU work and the
+  page cache more than the device. Not /tmp's file system itself: on these machines' root (ext4
+  without a journal) every new inode costs up to ~1 ms of CPU while many inodes were deleted in
+  the last minutes, anywhere on the machine (the kernel's \`recently_deleted\` check in
+  \`find_inode_bit\`, seen with \`perf\`), and the results there moved between 0.26 and 0.57
+  with what else the machine was doing. hyperfine starts every command through \`sh -c\` and
+  subtracts the shell's start-up.
 EOF
   # shellcheck source=bench/doc.sh
   source "$REPO/bench/doc.sh"
