@@ -19,73 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::oci::{build_images, sha256_hex, tools_dir};
 use common::{Forge, Netns, Out};
 
 /// How long image-building and pushing tools may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs a shell script (the image-building tools), failing the test if it fails.
-fn sh(script: &str) {
-    let out = Command::new("sh")
-        .args(["-euc", script])
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{script}\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// An OCI layout at DIR/lay with two tags made by umoci from busybox-static (as in images.rs):
-/// v1 = busybox, /a.txt, /dir/x, /keep, Entrypoint `/bin/sh -c`, Cmd `echo default-cmd`;
-/// v2 = v1 plus a layer that deletes /a.txt and replaces /dir by a directory holding only /dir/y
-/// (a whiteout and an opaque directory).
-fn build_images(dir: &Path) {
-    sh(&format!(
-        r#"cd {dir}
-umoci init --layout lay
-umoci new --image lay:v1
-umoci unpack --image lay:v1 b1 >/dev/null
-mkdir -p b1/rootfs/bin b1/rootfs/dir
-cp "$(command -v busybox)" b1/rootfs/bin/busybox
-ln -s busybox b1/rootfs/bin/sh
-echo a > b1/rootfs/a.txt; echo x > b1/rootfs/dir/x; echo k > b1/rootfs/keep
-umoci repack --image lay:v1 b1
-umoci config --image lay:v1 --config.env FROM_IMAGE=yes --config.workingdir /dir \
-    --config.entrypoint /bin/sh --config.entrypoint -c --config.cmd 'echo default-cmd'
-umoci unpack --image lay:v1 b2 >/dev/null
-rm b2/rootfs/a.txt; rm -rf b2/rootfs/dir; mkdir b2/rootfs/dir; echo y > b2/rootfs/dir/y
-umoci repack --image lay:v2 b2
-rm -rf b1 b2"#,
-        dir = dir.display()
-    ));
-}
-
-fn tools_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("forge-e2e-pull-")
-        .tempdir()
-        .unwrap()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(data)?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 fn base64(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -7,6 +7,8 @@
 //! module but use only some helpers would warn about the rest, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod oci;
+
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::io::Read;
