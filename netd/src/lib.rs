@@ -189,6 +189,17 @@ impl Netd {
             .collect())
     }
 
+    /// Network `name` as recorded: a cheap check for `forge run` (no reconcile, no link sweep).
+    pub fn network(&self, name: &str) -> Result<Network, NetError> {
+        self.store
+            .lock()?
+            .state
+            .networks
+            .get(name)
+            .cloned()
+            .ok_or_else(|| NetError::NoSuchNetwork(name.to_string()))
+    }
+
     pub fn inspect(&self, name: &str) -> Result<(Network, Vec<Endpoint>), NetError> {
         self.list()?
             .into_iter()

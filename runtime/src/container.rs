@@ -506,7 +506,7 @@ impl Runtime {
             }
             if network != forge_netd::DEFAULT_NETWORK {
                 self.netd
-                    .inspect(network)
+                    .network(network)
                     .map_err(RuntimeError::NetworkOption)?;
             }
         }
