@@ -109,7 +109,7 @@ pub async fn up(runtime: Runtime, compose: Compose, opts: Options) -> i32 {
         tasks.spawn(supervise(Arc::clone(&shared), name.clone(), index));
     }
     let mut stopping = shared.stopping.subscribe();
-    let signals = tokio::spawn(handle_signals(Arc::clone(&shared), order.clone()));
+    let signals = tokio::spawn(handle_signals(Arc::clone(&shared)));
     // Ends when every service is done for good, or when a stop was asked for.
     tokio::select! {
         _ = async { while tasks.join_next().await.is_some() {} } => {}
@@ -138,7 +138,7 @@ fn exit_code(shared: &Shared) -> i32 {
 /// project's networks.
 async fn prepare(runtime: &Runtime, compose: &Compose, opts: &Options) -> Result<(), String> {
     let runtime = runtime.clone();
-    let compose_networks = compose.networks.clone();
+    let networks = project_networks(compose);
     let services: Vec<String> = compose.services.keys().cloned().collect();
     let project = opts.project.clone();
     let images: Vec<String> = compose.services.values().map(|s| s.image.clone()).collect();
@@ -160,8 +160,6 @@ async fn prepare(runtime: &Runtime, compose: &Compose, opts: &Options) -> Result
             }
         }
         let netd = runtime.netd();
-        let mut networks = compose_networks;
-        networks.entry("default".into()).or_default();
         for (short, def) in &networks {
             let name = network_name(&project, short);
             if netd.inspect(&name).is_ok() {
@@ -182,6 +180,15 @@ async fn prepare(runtime: &Runtime, compose: &Compose, opts: &Options) -> Result
     .expect("the preparation does not panic")
 }
 
+/// The networks the project creates and removes: its own, and always `default`.
+fn project_networks(compose: &Compose) -> BTreeMap<String, crate::compose::NetworkDef> {
+    let mut networks = compose.networks.clone();
+    networks
+        .entry(crate::compose::DEFAULT_NETWORK.to_string())
+        .or_default();
+    networks
+}
+
 /// Removes every container and network of the project.
 async fn tear_down(shared: &Arc<Shared>) {
     let shared = Arc::clone(shared);
@@ -195,12 +202,7 @@ async fn tear_down(shared: &Arc<Shared>) {
                 }
             }
         }
-        let mut networks: Vec<&String> = shared.compose.networks.keys().collect();
-        let default = "default".to_string();
-        if !networks.contains(&&default) {
-            networks.push(&default);
-        }
-        for short in networks {
+        for short in project_networks(&shared.compose).keys() {
             let name = network_name(project, short);
             if let Err(e) = shared.runtime.netd().remove_network(&name) {
                 tracing::warn!("removing network {name}: {e}");
@@ -636,7 +638,7 @@ fn health_word(health: Health) -> &'static str {
 }
 
 /// First signal: a clean stop. Second: kill everything at once.
-async fn handle_signals(shared: Arc<Shared>, _order: Vec<String>) {
+async fn handle_signals(shared: Arc<Shared>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
