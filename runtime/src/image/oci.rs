@@ -161,6 +161,14 @@ fn digest_hex(digest: &str) -> Option<&str> {
     .then_some(hex)
 }
 
+/// How the file at `path` is compressed, from its first bytes.
+fn sniff_file(path: &Path) -> Result<Compression, OciError> {
+    let mut magic = [0u8; 4];
+    let mut file = fs::File::open(path).map_err(io_err("opening", path))?;
+    let n = file.read(&mut magic).map_err(io_err("reading", path))?;
+    Ok(Compression::sniff(&magic[..n]))
+}
+
 /// Reads everything from `reader` into `out` while hashing it; returns `sha256:HEX` and the size.
 fn copy_hashing(mut reader: impl Read, mut out: impl Write) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
@@ -323,11 +331,10 @@ impl Blobs {
         let blob = self
             .blob_path(&layer.digest)
             .expect("stored blobs have sha256 digests");
-        let mut file = fs::File::open(&blob).map_err(io_err("opening", &blob))?;
-        let mut magic = [0u8; 4];
-        let n = file.read(&mut magic).map_err(io_err("reading", &blob))?;
-        let compression = Compression::from_media_type(&layer.media_type)
-            .unwrap_or_else(|| Compression::sniff(&magic[..n]));
+        let compression = match Compression::from_media_type(&layer.media_type) {
+            Some(compression) => compression,
+            None => sniff_file(&blob)?,
+        };
         let file = fs::File::open(&blob).map_err(io_err("opening", &blob))?;
         let tmp = self.tmp_path("layers/sha256");
         fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?;
@@ -459,12 +466,9 @@ pub fn load_archive(
     let scratch = blobs.tmp_path("load");
     fs::create_dir_all(&scratch).map_err(io_err("creating", &scratch))?;
     let result = (|| {
-        let mut magic = [0u8; 4];
-        let mut sniff = fs::File::open(archive).map_err(io_err("opening", archive))?;
-        let n = sniff.read(&mut magic).map_err(io_err("reading", archive))?;
         unpack_layer(
             file,
-            Compression::sniff(&magic[..n]),
+            sniff_file(archive)?,
             &scratch,
             &UnpackOptions::default(),
         )
@@ -682,10 +686,7 @@ fn from_docker_archive(
         let mut layers = Vec::new();
         for layer in &entry.layers {
             let path = inside(layer)?;
-            let mut magic = [0u8; 4];
-            let mut f = fs::File::open(&path).map_err(io_err("opening", &path))?;
-            let n = f.read(&mut magic).map_err(io_err("reading", &path))?;
-            let media_type = match Compression::sniff(&magic[..n]) {
+            let media_type = match sniff_file(&path)? {
                 Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
                 Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
                 Compression::None => MEDIA_OCI_LAYER,
