@@ -310,9 +310,8 @@ impl Netd {
     /// Makes the network's bridge exist and its rules current (after a reboot, or a crash in
     /// the middle of creating it).
     fn bring_up(&self, nl: &Netlink, locked: &Locked, network: &Network) -> Result<u32, NetError> {
-        let existed = nl.link_index(&network.bridge)?.is_some();
-        let index = nl.ensure_bridge(&network.bridge, network.gateway, network.subnet)?;
-        if !existed {
+        let bridge = nl.ensure_bridge(&network.bridge, network.gateway, network.subnet)?;
+        if bridge.created {
             // 127.0.0.1:PORT reaches published ports only if the bridge may route loopback sources.
             write_sysctl(
                 format!("/proc/sys/net/ipv4/conf/{}/route_localnet", network.bridge),
@@ -324,7 +323,7 @@ impl Netd {
             }
             self.apply_rules(nl, locked)?;
         }
-        Ok(index)
+        Ok(bridge.index)
     }
 
     /// Rebuilds Forge's nftables table from the state, as one atomic batch.

@@ -42,6 +42,13 @@ fn to_io(e: rtnetlink::Error) -> io::Error {
     }
 }
 
+/// A bridge made sure of by [`Netlink::ensure_bridge`].
+pub struct Bridge {
+    pub index: u32,
+    /// It did not exist before the call.
+    pub created: bool,
+}
+
 /// One rtnetlink socket, bound to the network namespace it was opened in.
 pub struct Netlink {
     runtime: tokio::runtime::Runtime,
@@ -142,8 +149,9 @@ impl Netlink {
         name: &str,
         gateway: Ipv4Addr,
         subnet: Subnet,
-    ) -> Result<u32, NetlinkError> {
-        let index = match self.link_index(name)? {
+    ) -> Result<Bridge, NetlinkError> {
+        let existing = self.link_index(name)?;
+        let index = match existing {
             Some(index) => index,
             None => {
                 let add = self
@@ -168,7 +176,10 @@ impl Netlink {
         };
         self.ensure_address(index, name, gateway, subnet.prefix)?;
         self.set_up(index, name)?;
-        Ok(index)
+        Ok(Bridge {
+            index,
+            created: existing.is_none(),
+        })
     }
 
     fn ensure_address(
