@@ -35,7 +35,7 @@
 //! limits = { cpus = 0.5, memory = "256m", memory_swap = "512m", pids = 100, storage = "1g" }
 //! networks = ["back"]              # default ["default"]
 //! ports = ["8080:80", "127.0.0.1:5353:53/udp"]
-//! stop_signal = "SIGTERM"          # or "TERM" or 15
+//! stop_signal = "SIGTERM"          # or "TERM" or 15; default: the image's StopSignal, else SIGTERM
 //! stop_grace_period = "10s"
 //!
 //! [services.web.healthcheck]       # Compose's defaults: 30s, 30s, 3, 0s
@@ -115,7 +115,8 @@ pub struct Service {
     /// Never empty: `["default"]` unless given.
     pub networks: Vec<String>,
     pub ports: Vec<PortMapping>,
-    pub stop_signal: Signal,
+    /// `None`: the image's StopSignal, else SIGTERM (as compose does).
+    pub stop_signal: Option<Signal>,
     pub stop_grace_period: Duration,
 }
 

@@ -12,6 +12,7 @@ use forge_runtime::image::host::ensure_default_image;
 use forge_runtime::launch::LaunchIo;
 use forge_runtime::netd::NetworkOptions;
 use forge_runtime::{Container, CreateOptions, ExitInfo, NetSpec, Runtime};
+use nix::sys::signal::Signal;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
@@ -693,21 +694,31 @@ async fn stop_all(shared: &Arc<Shared>, order: &[String]) {
     }
 }
 
+/// The compose file's stop_signal, else the image's StopSignal, else SIGTERM.
+fn stop_signal(svc: &Service, container: &Container) -> Signal {
+    svc.stop_signal
+        .or_else(|| {
+            let image_signal = container.config.stop_signal?;
+            Signal::try_from(image_signal).ok()
+        })
+        .unwrap_or(Signal::SIGTERM)
+}
+
 /// The service's stop signal, then SIGKILL after its grace period.
 async fn stop_one(shared: &Shared, name: &str) {
     let svc = &shared.compose.services[name];
-    let pidfd = {
+    let target = {
         let live = shared.live.lock().unwrap_or_else(|e| e.into_inner());
-        match live.get(name) {
-            Some(entry) => entry.pidfd.try_clone().ok(),
-            None => None,
-        }
+        live.get(name).and_then(|entry| {
+            let pidfd = entry.pidfd.try_clone().ok()?;
+            Some((pidfd, stop_signal(svc, &entry.container)))
+        })
     };
     let mut phase = shared.phases[name].subscribe();
     let finished = |p: &Phase| matches!(p, Phase::Done(_) | Phase::Failed(_) | Phase::Waiting);
-    if let Some(pidfd) = pidfd {
-        say(&format!("{name}: stopping ({})", svc.stop_signal.as_str()));
-        let _ = forge_runtime::sys::pidfd_send_signal(pidfd.as_raw_fd(), svc.stop_signal as i32);
+    if let Some((pidfd, signal)) = target {
+        say(&format!("{name}: stopping ({})", signal.as_str()));
+        let _ = forge_runtime::sys::pidfd_send_signal(pidfd.as_raw_fd(), signal as i32);
         let exited = tokio::time::timeout(svc.stop_grace_period, phase.wait_for(finished)).await;
         if exited.is_err() {
             say(&format!(

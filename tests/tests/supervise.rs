@@ -1518,3 +1518,37 @@ command = ["sh", "-c", "ping -c1 -W1 web >/dev/null 2>&1 || echo web unreachable
     assert_eq!(code, 0, "{}", sup.dump());
     assert_torn_down(&forge);
 }
+
+#[test]
+fn without_a_stop_signal_in_the_file_the_images_stop_signal_is_sent() {
+    let forge = Forge::new();
+    let tools = common::oci::tools_dir();
+    common::oci::build_images(tools.path());
+    forge.ok(&["load", "-i", tools.path().join("oci.tar").to_str().unwrap()]);
+    // oci:v1 says StopSignal SIGUSR1 and runs its command with `sh -c`; SIGTERM is ignored.
+    let file = compose_file(
+        r#"
+[services.app]
+image = "oci:v1"
+command = ["trap '' TERM; trap 'echo app got usr1; exit 0' USR1; echo app up; while true; do sleep 0.1; done"]
+stop_grace_period = "30s"
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "img", &file.path, &[]);
+    sup.wait_output("app", "that it is up", |t| t == "app up");
+    forge.note_ids(forge.container_ids());
+    let (code, took) = terminate(&mut sup);
+    assert!(
+        !sup.events_starting("app", "stopping (SIGUSR1)").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    assert!(
+        sup.output("app").iter().any(|l| l.text == "app got usr1"),
+        "{}",
+        sup.dump()
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}

@@ -95,7 +95,7 @@ pub(super) fn read(
         limits: get("limits").map_or(Ok(Limits::default()), |n| limits(&n))?,
         networks: placed.networks.iter().map(|(n, _)| n.clone()).collect(),
         ports: placed.ports.iter().map(|(p, _)| *p).collect(),
-        stop_signal: get("stop_signal").map_or(Ok(Signal::SIGTERM), |n| signal(&n))?,
+        stop_signal: get("stop_signal").map(|n| signal(&n)).transpose()?,
         stop_grace_period: get("stop_grace_period")
             .map_or(Ok(Duration::from_secs(10)), |n| duration(&n))?,
     };

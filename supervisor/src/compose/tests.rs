@@ -165,7 +165,7 @@ fn full_example() {
             "127.0.0.1:53:53/udp".parse().unwrap()
         ]
     );
-    assert_eq!(web.stop_signal, Signal::SIGINT);
+    assert_eq!(web.stop_signal, Some(Signal::SIGINT));
     assert_eq!(web.stop_grace_period, ms(2500));
     assert_eq!(
         web.healthcheck.as_ref().unwrap().test,
@@ -182,7 +182,7 @@ fn full_example() {
     );
     assert_eq!(client.restart, RestartPolicy::Always);
     assert_eq!(client.limits.cpus, Some(1.0));
-    assert_eq!(client.stop_signal, Signal::SIGKILL);
+    assert_eq!(client.stop_signal, Some(Signal::SIGKILL));
     assert_eq!(client.user.as_deref(), Some("65534"));
 
     let job = &compose.services["job"];
@@ -238,7 +238,7 @@ fn defaults() {
         limits: Limits::default(),
         networks: s(&["default"]),
         ports: vec![],
-        stop_signal: Signal::SIGTERM,
+        stop_signal: None,
         stop_grace_period: Duration::from_secs(10),
     };
     assert_eq!(app, &expected);
@@ -268,7 +268,7 @@ fn stop_signal_forms() {
         let compose = ok(&format!(
             "[services.a]\nimage = \"host\"\nstop_signal = {text}\n"
         ));
-        assert_eq!(compose.services["a"].stop_signal, signal, "{text}");
+        assert_eq!(compose.services["a"].stop_signal, Some(signal), "{text}");
     }
 }
 
