@@ -168,7 +168,8 @@ pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
             .map(|p| p.to_string())
             .unwrap_or_else(|| "-".into());
         let ip = c.state.ip.map_or_else(|| "-".into(), |ip| ip.to_string());
-        let ports: Vec<String> = c.config.net.ports.iter().map(|p| p.to_string()).collect();
+        // As docker ps: the ports published by the running container, host ports as chosen.
+        let ports: Vec<String> = c.state.ports.iter().map(|p| p.to_string()).collect();
         let _ = writeln!(
             out,
             "{:<12}  {:<12}  {:<22}  {:<16}  {:<26}  {:<8}  {:<15}  {:<24}  {}",

@@ -109,9 +109,12 @@ pub struct RunArgs {
     /// A fixed IPv4 address on the network
     #[arg(long, value_name = "IP")]
     ip: Option<std::net::Ipv4Addr>,
-    /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]
+    /// Publish a port: [[HOSTIP:]HOSTPORT:]CONTAINERPORT[/tcp|udp] (no host port: a free one)
     #[arg(long = "publish", short = 'p', value_name = "PORTS")]
     publish: Vec<String>,
+    /// Publish every port the image exposes, each on a free host port
+    #[arg(long = "publish-all", short = 'P')]
+    publish_all: bool,
     /// Another name the containers on the network reach this one by
     #[arg(long = "network-alias", value_name = "NAME")]
     network_alias: Vec<String>,
@@ -218,6 +221,7 @@ fn parse_net(args: &RunArgs) -> Result<NetSpec, String> {
         networks: if none { Vec::new() } else { args.net.clone() },
         ip: args.ip,
         ports,
+        publish_all: args.publish_all,
         aliases: args.network_alias.clone(),
     })
 }

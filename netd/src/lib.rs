@@ -60,6 +60,8 @@ pub enum NetError {
     },
     #[error("port {port} is given twice")]
     PortTwice { port: PortMapping },
+    #[error(transparent)]
+    NoFreePort(#[from] ports::NoFreePort),
     #[error("network {network}: {source}")]
     Ipam {
         network: String,
@@ -111,6 +113,8 @@ pub struct AttachRequest<'a> {
 pub struct Attachment {
     pub network: String,
     pub ip: Ipv4Addr,
+    /// The published ports, with the host ports chosen for those that named none.
+    pub ports: Vec<PortMapping>,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
 }
@@ -445,12 +449,22 @@ impl Netd {
             network: network.name.clone(),
             source,
         })?;
+        let taken: Vec<PortMapping> = locked
+            .state
+            .endpoints
+            .values()
+            .flat_map(|e| e.ports.iter().copied())
+            .collect();
+        // Start the search at a place of the container's own, so concurrent starts rarely
+        // probe the same ports.
+        let start = u16::from_str_radix(req.container_id.get(..4).unwrap_or("0"), 16).unwrap_or(0);
+        let ports = ports::choose_host_ports(req.ports, &taken, start, ports::bindable)?;
         let endpoint = Endpoint {
             container_id: req.container_id.to_string(),
             names: req.names.clone(),
             network: network.name.clone(),
             ip,
-            ports: req.ports.to_vec(),
+            ports,
             index: req.index,
             veth: veth_name(req.container_id, req.index),
             pid: req.pid,
@@ -483,6 +497,7 @@ impl Netd {
         }
         hosts::update_network(&locked.state, &network.name);
         Ok(Attachment {
+            ports: endpoint.ports,
             network: network.name,
             ip,
             subnet: network.subnet,

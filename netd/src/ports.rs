@@ -1,4 +1,6 @@
-//! Published ports: `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`, as Docker writes them.
+//! Published ports: `-p [[HOSTIP:]HOSTPORT:]CONTAINERPORT[/tcp|udp]`, as Docker writes them.
+//! Without a host port (`-p 80`, `-p 127.0.0.1::80`, `-P`) a free one is chosen at attach time
+//! from Linux's default ephemeral range, as Docker does.
 
 use std::net::Ipv4Addr;
 
@@ -24,13 +26,14 @@ impl std::fmt::Display for Protocol {
 pub struct PortMapping {
     /// Only connections to this host address are forwarded; `None` means every host address.
     pub host_ip: Option<Ipv4Addr>,
+    /// 0 until a free port is chosen for a mapping that named none.
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: Protocol,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid port mapping {spec:?}: {why} (expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], e.g. 8080:80)")]
+#[error("invalid port mapping {spec:?}: {why} (expected [[HOSTIP:]HOSTPORT:]CONTAINERPORT[/tcp|udp], e.g. 8080:80)")]
 pub struct PortError {
     pub spec: String,
     pub why: String,
@@ -52,14 +55,14 @@ impl std::str::FromStr for PortMapping {
         };
         let parts: Vec<&str> = ports.split(':').collect();
         let (host_ip, host_port, container_port) = match parts.as_slice() {
-            [host, container] => (None, *host, *container),
+            [container] => (None, None, *container),
+            [host, container] => (None, Some(*host), *container),
             [ip, host, container] => {
                 let ip: Ipv4Addr = ip
                     .parse()
                     .map_err(|_| bad(&format!("{ip:?} is not an IPv4 address")))?;
-                (Some(ip), *host, *container)
+                (Some(ip), Some(*host).filter(|h| !h.is_empty()), *container)
             }
-            [_] => return Err(bad("a host port is required")),
             _ => return Err(bad("too many ':'")),
         };
         let port = |text: &str, which: &str| match text.parse::<u16>() {
@@ -68,7 +71,7 @@ impl std::str::FromStr for PortMapping {
         };
         Ok(PortMapping {
             host_ip: host_ip.filter(|ip| !ip.is_unspecified()),
-            host_port: port(host_port, "host")?,
+            host_port: host_port.map_or(Ok(0), |h| port(h, "host"))?,
             container_port: port(container_port, "container")?,
             protocol,
         })
@@ -86,11 +89,79 @@ impl std::fmt::Display for PortMapping {
     }
 }
 
+/// The range Linux hands out for ephemeral ports by default (net.ipv4.ip_local_port_range).
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("no free host port for {container_port}/{protocol} in {}-{}", EPHEMERAL.start(), EPHEMERAL.end())]
+pub struct NoFreePort {
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+/// `requested` with a host port chosen for each mapping that has none: the first port from
+/// `start` on (wrapping within the ephemeral range) that clashes with nothing in `taken` or
+/// already chosen, and that `is_free` on the host.
+pub fn choose_host_ports(
+    requested: &[PortMapping],
+    taken: &[PortMapping],
+    start: u16,
+    is_free: impl Fn(&PortMapping) -> bool,
+) -> Result<Vec<PortMapping>, NoFreePort> {
+    let span = EPHEMERAL.end() - EPHEMERAL.start() + 1;
+    let mut chosen: Vec<PortMapping> = requested
+        .iter()
+        .filter(|p| p.host_port != 0)
+        .copied()
+        .collect();
+    let mut result = Vec::with_capacity(requested.len());
+    for mapping in requested {
+        if mapping.host_port != 0 {
+            result.push(*mapping);
+            continue;
+        }
+        let found = (0..span)
+            .map(|n| EPHEMERAL.start() + (start.wrapping_add(n) % span))
+            .map(|host_port| PortMapping {
+                host_port,
+                ..*mapping
+            })
+            .find(|candidate| {
+                !taken
+                    .iter()
+                    .chain(&chosen)
+                    .any(|p| p.clashes_with(candidate))
+                    && is_free(candidate)
+            })
+            .ok_or(NoFreePort {
+                container_port: mapping.container_port,
+                protocol: mapping.protocol,
+            })?;
+        chosen.push(found);
+        result.push(found);
+    }
+    Ok(result)
+}
+
+/// Whether a host socket could bind the mapping's address and port right now (a host service
+/// already listening there would lose its traffic to the forwarding rule).
+pub fn bindable(mapping: &PortMapping) -> bool {
+    let addr = (
+        mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        mapping.host_port,
+    );
+    match mapping.protocol {
+        Protocol::Tcp => std::net::TcpListener::bind(addr).is_ok(),
+        Protocol::Udp => std::net::UdpSocket::bind(addr).is_ok(),
+    }
+}
+
 impl PortMapping {
     /// Whether both cannot be published at once: same protocol and port, and host addresses
-    /// that overlap (no address means all of them).
+    /// that overlap (no address means all of them). A port not chosen yet clashes with nothing.
     pub fn clashes_with(&self, other: &PortMapping) -> bool {
         self.protocol == other.protocol
+            && self.host_port != 0
             && self.host_port == other.host_port
             && match (self.host_ip, other.host_ip) {
                 (Some(a), Some(b)) => a == b,
@@ -120,9 +191,15 @@ mod tests {
         assert_eq!((p.host_port, p.container_port), (53, 5353));
         assert_eq!(p.protocol, Protocol::Udp);
         assert_eq!(p.to_string(), "127.0.0.1:53->5353/udp");
+        let p: PortMapping = "80".parse().unwrap();
+        assert_eq!((p.host_ip, p.host_port, p.container_port), (None, 0, 80));
+        let p: PortMapping = "127.0.0.1::53/udp".parse().unwrap();
+        assert_eq!(p.host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!((p.host_port, p.container_port), (0, 53));
         for bad in [
-            "80",
+            "",
             "0:80",
+            ":80",
             "8080:70000",
             "x:80",
             "1.2.3:80:80",
@@ -142,5 +219,24 @@ mod tests {
         assert!(!p("127.0.0.1:8080:80").clashes_with(&p("127.0.0.2:8080:80")));
         assert!(!p("8080:80").clashes_with(&p("8080:80/udp")));
         assert!(!p("8080:80").clashes_with(&p("8081:80")));
+    }
+
+    #[test]
+    fn host_ports_are_chosen_free_distinct_and_within_the_ephemeral_range() {
+        let p = |s: &str| s.parse::<PortMapping>().unwrap();
+        let taken = [p("32770:80")];
+        let requested = [p("80"), p("8080:81"), p("82"), p("82/udp")];
+        let busy = |m: &PortMapping| m.host_port != 32771;
+        let chosen = choose_host_ports(&requested, &taken, 2, busy).unwrap();
+        let ports: Vec<u16> = chosen.iter().map(|m| m.host_port).collect();
+        // 32770/tcp is another container's, 32771 is bound on the host; 32770/udp is free.
+        assert_eq!(ports, [32772, 8080, 32773, 32770]);
+        let wraps = choose_host_ports(&[p("80")], &[], 28232, |_| true).unwrap();
+        assert_eq!(wraps[0].host_port, 32768);
+        let none = choose_host_ports(&[p("80")], &[], 0, |_| false).unwrap_err();
+        assert_eq!(
+            none.to_string(),
+            "no free host port for 80/tcp in 32768-60999"
+        );
     }
 }

@@ -39,6 +39,8 @@ pub enum RuntimeError {
     NoWorkdir { dir: String, image: String },
     #[error("working directory {0:?} must be an absolute path")]
     RelativeWorkdir(String),
+    #[error("image {image} exposes {port:?}, which is not PORT[/tcp|udp]")]
+    BadExposedPort { image: String, port: String },
     #[error("no such container: {0}")]
     NotFound(String),
     #[error("container {0} is running: stop it first or use `forge rm -f`")]
@@ -136,8 +138,12 @@ pub struct NetSpec {
     /// A fixed address on the first network instead of the next free one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<std::net::Ipv4Addr>,
+    /// Host port 0: one is chosen at each start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
+    /// `-P`: also publish every port the image exposes, each on a free host port.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all: bool,
     /// More names the other containers on the network reach it by.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
@@ -226,6 +232,37 @@ fn parse_tmpfs(spec: &str) -> Result<(String, String), RuntimeError> {
 }
 
 /// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
+/// `net` with `-P` applied: each port the image exposes (`80/tcp`, `53/udp`, `8080`) and that is
+/// not published already gets a mapping whose host port is chosen at start, as `docker run -P`.
+fn with_exposed_ports(
+    net: &NetSpec,
+    image: &str,
+    exposed: &[String],
+) -> Result<NetSpec, RuntimeError> {
+    let mut net = net.clone();
+    if !net.publish_all {
+        return Ok(net);
+    }
+    for port in exposed {
+        let bad = || RuntimeError::BadExposedPort {
+            image: image.to_string(),
+            port: port.clone(),
+        };
+        let mapping: PortMapping = port.parse().map_err(|_| bad())?;
+        if mapping.host_port != 0 || mapping.host_ip.is_some() {
+            return Err(bad());
+        }
+        let published = net
+            .ports
+            .iter()
+            .any(|p| p.container_port == mapping.container_port && p.protocol == mapping.protocol);
+        if !published {
+            net.ports.push(mapping);
+        }
+    }
+    Ok(net)
+}
+
 fn parse_signal(text: &str) -> Option<i32> {
     use std::str::FromStr;
     if let Ok(n) = text.parse::<i32>() {
@@ -470,7 +507,7 @@ impl Runtime {
             auto_remove: opts.auto_remove,
             limits: opts.limits.clone(),
             cgroup,
-            net: opts.net.clone(),
+            net: with_exposed_ports(&opts.net, &opts.image, &image.config.exposed_ports)?,
             labels: opts.labels.clone(),
             user,
             init: opts.init,
@@ -498,6 +535,9 @@ impl Runtime {
             }
             if !net.ports.is_empty() {
                 return Err(RuntimeError::NeedsNetwork("-p"));
+            }
+            if net.publish_all {
+                return Err(RuntimeError::NeedsNetwork("-P"));
             }
         }
         for (n, network) in net.networks.iter().enumerate() {
@@ -658,7 +698,10 @@ impl Runtime {
         let pid_start = crate::sys::running_since(pending.pid);
         // ... and is on its network before it runs, so the command finds eth0 ready.
         match self.attach_network(c, pending.pid, pid_start.unwrap_or_default()) {
-            Ok(ip) => c.state.ip = ip,
+            Ok(first) => {
+                c.state.ip = first.as_ref().map(|a| a.ip);
+                c.state.ports = first.map(|a| a.ports).unwrap_or_default();
+            }
             Err(e) => {
                 drop(pending);
                 let _ = cgroup.remove();
@@ -695,14 +738,14 @@ impl Runtime {
         }
     }
 
-    /// Plugs the set-up container (PID `pid`) into its networks; its address on the first one.
-    /// On failure it is on none of them.
+    /// Plugs the set-up container (PID `pid`) into its networks; its attachment to the first
+    /// one (address and published ports). On failure it is on none of them.
     fn attach_network(
         &self,
         c: &Container,
         pid: i32,
         pid_start: u64,
-    ) -> Result<Option<std::net::Ipv4Addr>, RuntimeError> {
+    ) -> Result<Option<forge_netd::Attachment>, RuntimeError> {
         let net = &c.config.net;
         if net.networks.is_empty() {
             return Ok(None);
@@ -737,7 +780,7 @@ impl Runtime {
             };
             match self.netd.attach(&request) {
                 Ok(attachment) => {
-                    first.get_or_insert(attachment.ip);
+                    first.get_or_insert(attachment);
                 }
                 Err(e) => {
                     self.release_network(c);
@@ -775,6 +818,7 @@ impl Runtime {
         c.state.pid_start = None;
         c.state.monitor_pid = None;
         c.state.ip = None;
+        c.state.ports.clear();
         c.state.health = None;
         c.state.finished_at = Some(now_secs());
         c.state.exit = Some(exit.clone());

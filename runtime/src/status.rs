@@ -90,6 +90,9 @@ pub struct State {
     /// The container's address on its network while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<std::net::Ipv4Addr>,
+    /// The published ports while it runs, with the host ports chosen at this start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<forge_netd::ports::PortMapping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +108,7 @@ impl State {
             monitor_pid: None,
             started_at: None,
             ip: None,
+            ports: Vec::new(),
             health: None,
             restarts: 0,
             finished_at: None,

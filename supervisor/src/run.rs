@@ -276,6 +276,7 @@ fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
                 .collect(),
             ip: None,
             ports: svc.ports.clone(),
+            publish_all: false,
             aliases: vec![name.to_string()],
         },
         labels: BTreeMap::from([

@@ -477,7 +477,12 @@ fn bad_addresses_and_ports_are_refused() {
     );
     refused(&forge, &["run", "--ip", &alpha, "host", "true"], &alpha);
     refused(&forge, &["run", "-p", "8080:81", "host", "true"], "8080");
-    refused(&forge, &["run", "-p", "80", "host", "true"], "\"80\"");
+    refused(&forge, &["run", "-p", ":80", "host", "true"], "\":80\"");
+    refused(
+        &forge,
+        &["run", "-P", "--net", "none", "host", "true"],
+        "-P",
+    );
     refused(
         &forge,
         &["run", "-p", "8080:70000", "host", "true"],
@@ -546,4 +551,77 @@ fn a_container_on_two_networks_reaches_both_and_routes_through_the_first() {
     ]);
     assert_eq!(twice.code, 125, "{twice}");
     assert!(twice.stderr.contains("front"), "{twice}");
+}
+
+/// The host ports a running container publishes, from `forge inspect`.
+fn published_host_ports(forge: &Forge, name: &str) -> Vec<(u16, u16)> {
+    let state = &forge.inspect(name)["State"];
+    state["ports"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} publishes nothing: {state}"))
+        .iter()
+        .map(|p| {
+            let port = |key: &str| p[key].as_u64().expect("a port number") as u16;
+            (port("host_port"), port("container_port"))
+        })
+        .collect()
+}
+
+#[test]
+fn publish_all_and_a_bare_container_port_get_free_host_ports() {
+    let forge = Forge::new();
+    let tools = common::oci::tools_dir();
+    common::oci::build_images(tools.path());
+    forge.ok(&["load", "-i", tools.path().join("oci.tar").to_str().unwrap()]);
+    let serve = |text: &str| {
+        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www")
+    };
+    // oci:v1 exposes 80/tcp and runs its command with `sh -c`.
+    forge.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "all",
+        "-P",
+        "oci:v1",
+        &serve("from-publish-all"),
+    ]);
+    forge.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bare",
+        "-p",
+        "80",
+        "host",
+        "sh",
+        "-c",
+        &serve("from-bare-port"),
+    ]);
+    let all = published_host_ports(&forge, "all");
+    let bare = published_host_ports(&forge, "bare");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(bare.len(), 1, "{bare:?}");
+    for (host, container) in [all[0], bare[0]] {
+        assert!((32768..=60999).contains(&host), "{host}");
+        assert_eq!(container, 80);
+    }
+    assert_ne!(all[0].0, bare[0].0, "two containers got the same host port");
+    let ps = forge.ok(&["ps"]).stdout;
+    assert!(
+        ps.contains(&format!("0.0.0.0:{}->80/tcp", all[0].0)),
+        "{ps}"
+    );
+    for (name, port, text) in [
+        ("all", all[0].0, "from-publish-all"),
+        ("bare", bare[0].0, "from-bare-port"),
+    ] {
+        let body = common::eventually(Duration::from_secs(10), name, || {
+            http_get(&forge.netns, &format!("127.0.0.1:{port}")).ok()
+        });
+        assert_eq!(body.trim(), text);
+    }
+    // Without -P the exposed port stays closed.
+    forge.ok(&["run", "-d", "--name", "closed", "oci:v1", "sleep 60"]);
+    assert!(forge.inspect("closed")["State"]["ports"].is_null());
 }

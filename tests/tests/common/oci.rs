@@ -18,7 +18,8 @@ pub fn sh(script: &str) {
 }
 
 /// An OCI layout at DIR/lay with two tags made by umoci from busybox-static:
-/// v1 = busybox, /a.txt, /dir/x, /keep; v2 = v1 minus /a.txt, with /dir replaced by /dir/y.
+/// v1 = busybox, /a.txt, /dir/x, /keep, exposing 80/tcp and stopping with SIGUSR1;
+/// v2 = v1 minus /a.txt, with /dir replaced by /dir/y.
 /// Also DIR/oci.tar (the layout as a tar) and DIR/docker.tar (`skopeo copy` to docker-archive).
 pub fn build_images(dir: &Path) {
     sh(&format!(
@@ -33,7 +34,7 @@ echo a > b1/rootfs/a.txt; echo x > b1/rootfs/dir/x; echo k > b1/rootfs/keep
 umoci repack --image lay:v1 b1
 umoci config --image lay:v1 --config.env FROM_IMAGE=yes --config.workingdir /dir \
     --config.entrypoint /bin/sh --config.entrypoint -c --config.cmd 'echo default-cmd' \
-    --config.stopsignal SIGUSR1
+    --config.stopsignal SIGUSR1 --config.exposedports 80/tcp
 umoci unpack --image lay:v1 b2 >/dev/null
 rm b2/rootfs/a.txt; rm -rf b2/rootfs/dir; mkdir b2/rootfs/dir; echo y > b2/rootfs/dir/y
 umoci repack --image lay:v2 b2
