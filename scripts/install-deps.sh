@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(busybox-static runc hyperfine jq iproute2 tmux strace e2fsprogs
-    pkg-config libnftnl-dev libmnl-dev nftables skopeo umoci docker-registry apache2-utils)
-tools=(runc hyperfine jq ip tmux strace mkfs.ext4 skopeo umoci docker-registry htpasswd)
+    pkg-config libnftnl-dev libmnl-dev nftables skopeo umoci docker-registry apache2-utils openssl)
+tools=(runc hyperfine jq ip tmux strace mkfs.ext4 skopeo umoci docker-registry htpasswd openssl)
 # --bench: also the peers the benchmarks compare against (bench/*.sh).
 if [[ ${1:-} == --bench ]]; then
     packages+=(podman netavark iperf3 iptables podman-compose)

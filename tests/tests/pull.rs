@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::oci::{build_images, sha256_hex, tools_dir};
+use common::oci::{build_images, sh, sha256_hex, tools_dir};
 use common::{Forge, Netns, Out};
 
 /// How long image-building and pushing tools may take.
@@ -108,6 +108,8 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
 struct Registry<'a> {
     netns: &'a Netns,
     child: Child,
+    /// 127.0.0.1, or the address its TLS certificate names.
+    ip: String,
     port: u16,
     /// `user:pass` when the registry wants basic authentication.
     creds: Option<String>,
@@ -117,6 +119,20 @@ struct Registry<'a> {
 impl<'a> Registry<'a> {
     /// Starts a registry, with htpasswd basic auth for `creds` (`(user, password)`) if given.
     fn start(netns: &'a Netns, creds: Option<(&str, &str)>) -> Self {
+        Self::start_on(netns, "127.0.0.1", creds, None)
+    }
+
+    /// Starts a registry serving HTTPS on `ip` with `tls`'s server.crt and server.key.
+    fn start_tls(netns: &'a Netns, ip: &str, tls: &Path) -> Self {
+        Self::start_on(netns, ip, None, Some(tls))
+    }
+
+    fn start_on(
+        netns: &'a Netns,
+        ip: &str,
+        creds: Option<(&str, &str)>,
+        tls: Option<&Path>,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("forge-e2e-registry-")
             .tempdir()
@@ -126,9 +142,16 @@ impl<'a> Registry<'a> {
             "version: 0.1\n\
              log:\n  level: warn\n\
              storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: forge-e2e\n",
+             http:\n  addr: {ip}:{port}\n  secret: forge-e2e\n",
             storage = dir.path().join("storage").display()
         );
+        if let Some(tls) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                tls.join("server.crt").display(),
+                tls.join("server.key").display()
+            ));
+        }
         if let Some((user, password)) = creds {
             let out = Command::new("htpasswd")
                 .args(["-Bbn", user, password])
@@ -158,6 +181,7 @@ impl<'a> Registry<'a> {
         let mut registry = Self {
             netns,
             child,
+            ip: ip.to_string(),
             port,
             creds: creds.map(|(u, p)| format!("{u}:{p}")),
             dir,
@@ -169,17 +193,22 @@ impl<'a> Registry<'a> {
                     registry.log()
                 );
             }
-            http_get(netns, port, "/v2/", &[]).filter(|(status, _, _)| [200, 401].contains(status))
+            if tls.is_some() {
+                return netns.within(|| TcpStream::connect((ip, port)).ok().map(drop));
+            }
+            http_get(netns, port, "/v2/", &[])
+                .filter(|(status, _, _)| [200, 401].contains(status))
+                .map(drop)
         });
         registry
     }
 
-    /// `127.0.0.1:PORT`
+    /// `IP:PORT`
     fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
-    /// `127.0.0.1:PORT/REPO_TAG`
+    /// `IP:PORT/REPO_TAG`
     fn reference(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.host())
     }
@@ -198,7 +227,7 @@ impl<'a> Registry<'a> {
             .count()
     }
 
-    /// `skopeo copy [--all] oci:LAYOUT:TAG docker://127.0.0.1:PORT/DEST`, inside the namespace.
+    /// `skopeo copy [--all] oci:LAYOUT:TAG docker://IP:PORT/DEST`, inside the namespace.
     fn push(&self, layout: &Path, tag: &str, dest: &str, all: bool) {
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "-q", "--dest-tls-verify=false"]);
@@ -1116,4 +1145,67 @@ fn login_checks_the_password_and_stores_it_for_pulls() {
     assert_eq!(mode & 0o077, 0, "credentials readable by others");
     let out = forge_with_config(&forge, &config, &["pull", &registry.reference("app:v2")]);
     assert_eq!(out.code, 0, "{out}");
+}
+
+/// A CA (ca.crt) and a server certificate it signed for `ip` (server.crt, server.key), in `dir`.
+fn make_certificates(dir: &Path, ip: &str) {
+    sh(&format!(
+        r#"cd {dir}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=forge-e2e-ca -keyout ca.key -out ca.crt 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj /CN={ip} -keyout server.key -out server.csr 2>/dev/null
+printf 'subjectAltName=IP:{ip}\n' > san.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile san.ext -out server.crt 2>/dev/null"#,
+        dir = dir.display()
+    ));
+}
+
+#[test]
+fn an_https_registry_is_trusted_only_with_its_ca_in_certs_d() {
+    let forge = Forge::new();
+    let tmp = tools_dir();
+    build_images(tmp.path());
+    // Not a loopback address, so Forge speaks HTTPS to it (loopback registries get HTTP).
+    let ip = "10.200.0.1";
+    forge
+        .netns
+        .ok("ip", &["addr", "add", &format!("{ip}/32"), "dev", "lo"]);
+    let tls = tmp.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    make_certificates(&tls, ip);
+    let registry = Registry::start_tls(&forge.netns, ip, &tls);
+    registry.push(&tmp.path().join("lay"), "v2", "app:v2", false);
+    let reference = registry.reference("app:v2");
+    let certs_d = tmp.path().join("certs.d");
+    std::fs::create_dir(&certs_d).unwrap();
+    let pull = |forge: &Forge| {
+        let mut cmd = forge.command(&["pull", &reference]);
+        cmd.env("FORGE_CERTS_DIR", &certs_d);
+        common::output(&mut cmd, common::COMMAND_TIMEOUT)
+    };
+
+    let before = store_entries(&forge);
+    let refused = pull(&forge);
+    assert_ne!(refused.code, 0, "an unknown CA was trusted: {refused}");
+    assert_one_line_error(&refused, &[&reference, "certificate"]);
+    assert_eq!(
+        store_entries(&forge),
+        before,
+        "a refused pull changed the store"
+    );
+
+    let host_dir = certs_d.join(registry.host());
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::copy(tls.join("ca.crt"), host_dir.join("ca.crt")).unwrap();
+    let pulled = pull(&forge);
+    assert_eq!(pulled.code, 0, "{pulled}");
+    let run = forge.ok(&["run", "--rm", "--net", "none", &reference, V2_SCRIPT]);
+    assert_v2_files(&run);
+    assert!(
+        registry.requests("/v2/app/blobs/") > 0,
+        "{}",
+        registry.log()
+    );
 }

@@ -11,6 +11,7 @@ pub mod host;
 pub mod oci;
 pub mod pull;
 pub mod reference;
+pub mod tls;
 pub mod unpack;
 
 use std::fs;

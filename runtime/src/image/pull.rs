@@ -13,6 +13,7 @@ use super::oci::{
     MEDIA_DOCKER_LIST, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 use super::reference::Reference;
+use super::tls;
 use super::ImageStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,7 @@ pub struct Pulled {
 }
 
 /// An authenticated conversation with one registry about one repository.
+#[derive(Clone)]
 struct Session {
     agent: ureq::Agent,
     base: String,
@@ -123,7 +125,7 @@ pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::Pa
             message: e.to_string(),
         })?;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut session = Session::new(&reference);
+    let mut session = Session::new(&reference)?;
     session.reference = registry.to_string();
     session.basic = Some(basic.clone());
     let url = format!("{}/v2/", session.base);
@@ -219,21 +221,28 @@ fn challenge_params(header: &str) -> BTreeMap<String, String> {
 }
 
 impl Session {
-    fn new(reference: &Reference) -> Self {
-        let scheme = if insecure(reference) { "http" } else { "https" };
-        let agent = ureq::AgentBuilder::new()
+    fn new(reference: &Reference) -> Result<Self, PullError> {
+        let plain = insecure(reference);
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(10))
             .timeout_read(Duration::from_secs(60))
-            .redirects(5)
-            .build();
-        Self {
-            agent,
+            .redirects(5);
+        if !plain {
+            let tls = tls::client_config(&reference.registry).map_err(|e| PullError::Registry {
+                reference: reference.familiar(),
+                message: e.to_string(),
+            })?;
+            agent = agent.tls_config(tls);
+        }
+        let scheme = if plain { "http" } else { "https" };
+        Ok(Self {
+            agent: agent.build(),
             base: format!("{scheme}://{}", reference.api_host()),
             repository: reference.repository.clone(),
             reference: reference.familiar(),
             auth: None,
             basic: credentials(&reference.registry),
-        }
+        })
     }
 
     fn fail(&self, message: impl Into<String>) -> PullError {
@@ -403,7 +412,7 @@ fn pull_into(
     platform: Option<&Platform>,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Pulled, PullError> {
-    let mut session = Session::new(reference);
+    let mut session = Session::new(reference)?;
     let (mut body, mut media_type, mut digest) = session.manifest(reference.reference_for_api())?;
     if matches!(media_type.as_str(), MEDIA_OCI_INDEX | MEDIA_DOCKER_LIST) {
         let index: Index = serde_json::from_slice(&body)
@@ -476,14 +485,12 @@ fn pull_into(
         }
     }
     // Layers download at once, each on its own connection.
-    let auth = session.auth.clone();
     let results: Vec<Result<(), PullError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = manifest
             .layers
             .iter()
             .map(|layer| {
-                let mut layer_session = Session::new(reference);
-                layer_session.auth = auth.clone();
+                let mut layer_session = session.clone();
                 scope.spawn(move || {
                     let short = &layer.digest[7..19.min(layer.digest.len())];
                     progress(Progress::Started {
