@@ -1209,3 +1209,71 @@ fn an_https_registry_is_trusted_only_with_its_ca_in_certs_d() {
         registry.log()
     );
 }
+
+/// The script for `a_full_disk_during_unpack_...`: on a 4 MiB tmpfs of a private mount namespace,
+/// pull (fails), list the store, grow the disk, pull again and list the images.
+const FULL_DISK_SCRIPT: &str = r#"root=$1 forge=$2 ref=$3
+mount -t tmpfs -o size=4m forge-e2e-full "$root"
+"$forge" --root "$root" pull "$ref"; echo "exit=$?"
+store() { echo "store:" $(cd "$root" && ls -A images blobs/sha256 layers/sha256 | grep -v ':$'); }
+store
+mount -o remount,size=64m "$root"
+"$forge" --root "$root" pull "$ref" >/dev/null 2>&1; echo "exit=$?"
+store
+"$forge" --root "$root" images"#;
+
+#[test]
+fn a_full_disk_during_unpack_fails_cleanly_and_a_later_pull_completes() {
+    let forge = Forge::new();
+    let tmp = tools_dir();
+    // 8 MiB of zeros: a few KiB compressed (the download fits), too big to unpack on 4 MiB.
+    sh(&format!(
+        r#"cd {dir}
+umoci init --layout lay
+umoci new --image lay:big
+umoci unpack --image lay:big b >/dev/null
+head -c 8388608 /dev/zero > b/rootfs/big
+umoci repack --image lay:big b"#,
+        dir = tmp.path().display()
+    ));
+    let registry = Registry::start(&forge.netns, None);
+    registry.push(&tmp.path().join("lay"), "big", "big:v1", false);
+    let reference = registry.reference("big:v1");
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        FULL_DISK_SCRIPT,
+        "sh",
+    ])
+    .arg(&root)
+    .arg(common::forge_bin())
+    .arg(&reference);
+    forge.netns.enter(&mut cmd);
+    let out = common::output(&mut cmd, TOOL_TIMEOUT);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    // stderr also has the plain progress lines; one of them is the error.
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("forge:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {out}");
+    let error = errors[0];
+    assert!(
+        error.contains(&reference) && error.contains("No space left on device"),
+        "{error}"
+    );
+    assert_eq!(lines[0], "exit=1", "{out}");
+    assert_eq!(lines[1], "store:", "the failed pull left something: {out}");
+    assert_eq!(lines[2], "exit=0", "the pull after growing the disk: {out}");
+    // Manifest, config and layer blobs, the unpacked layer, the image record.
+    assert!(lines[3].split_whitespace().count() >= 5, "{out}");
+    assert!(lines[5].starts_with(&reference), "{out}");
+}
