@@ -728,14 +728,15 @@ fn bad_references_unknown_tags_and_unreachable_registries_fail_cleanly() {
     forge.assert_no_containers();
 }
 
-/// A tiny registry that serves one image (manifest by tag and digest, blobs), optionally behind
-/// Bearer-token authentication, and that flips one byte in the middle of one blob while
-/// `corrupt` is set. Lives in the test's namespace; stopped on drop.
+/// A tiny registry that serves one image (manifest by tag and digest, blobs, honouring
+/// `Range: bytes=N-`), optionally behind Bearer-token authentication, and that spoils one blob
+/// while `corrupt` is set: flips a byte in its middle, or cuts the connection there. Lives in
+/// the test's namespace; stopped on drop.
 struct FakeRegistry {
     port: u16,
     corrupt: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    /// Request lines served, each followed by ` auth=` and its Authorization header.
+    /// Request lines served, each followed by ` auth=` and ` range=` and those headers.
     requests: Arc<Mutex<Vec<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -750,6 +751,8 @@ struct Fake<'a> {
     bad_digest: Option<&'a str>,
     /// Demand `Authorization: Bearer TOKEN`, handed out by `GET /token` (the challenge's realm).
     token: Option<&'a str>,
+    /// Spoil the bad blob by closing the connection halfway instead of flipping a byte.
+    cut: bool,
 }
 
 impl FakeRegistry {
@@ -790,6 +793,7 @@ impl FakeRegistry {
         let server = Server {
             routes,
             bad_path,
+            cut: fake.cut,
             token: fake.token.map(str::to_string),
             realm: format!("http://127.0.0.1:{port}/token"),
         };
@@ -838,6 +842,7 @@ impl FakeRegistry {
 struct Server {
     routes: Routes,
     bad_path: Option<String>,
+    cut: bool,
     token: Option<String>,
     realm: String,
 }
@@ -864,15 +869,17 @@ impl Server {
         let mut reader = BufReader::new(stream);
         let mut request_line = String::new();
         reader.read_line(&mut request_line).ok()?;
-        let mut auth = String::new();
+        let (mut auth, mut range) = (String::new(), String::new());
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).ok()? == 0 || header.trim().is_empty() {
                 break;
             }
             if let Some((name, value)) = header.split_once(':') {
-                if name.trim().eq_ignore_ascii_case("authorization") {
-                    auth = value.trim().to_string();
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "authorization" => auth = value.trim().to_string(),
+                    "range" => range = value.trim().to_string(),
+                    _ => {}
                 }
             }
         }
@@ -905,8 +912,9 @@ impl Server {
             }
             Some((content_type, body)) => {
                 let mut body = body.clone();
-                if flip && self.bad_path.as_deref() == Some(path) {
-                    let middle = body.len() / 2;
+                let middle = body.len() / 2;
+                let spoil = flip && self.bad_path.as_deref() == Some(path);
+                if spoil && !self.cut {
                     body[middle] ^= 0xff;
                 }
                 let mut headers = vec![("Content-Type", content_type.as_str())];
@@ -914,7 +922,25 @@ impl Server {
                 if last.starts_with("sha256:") {
                     headers.push(("Docker-Content-Digest", last));
                 }
-                response("200 OK", &headers, &body, with_body)
+                let from = range
+                    .strip_prefix("bytes=")
+                    .and_then(|r| r.strip_suffix('-'))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n < body.len());
+                let content_range;
+                let mut out = match from {
+                    Some(from) => {
+                        content_range = format!("bytes {from}-{}/{}", body.len() - 1, body.len());
+                        headers.push(("Content-Range", &content_range));
+                        response("206 Partial Content", &headers, &body[from..], with_body)
+                    }
+                    None => response("200 OK", &headers, &body, with_body),
+                };
+                if spoil && self.cut {
+                    // Everything up to the middle of the body, then the connection closes.
+                    out.truncate(out.len() - (body.len() - middle));
+                }
+                out
             }
             None => response(
                 "404 Not Found",
@@ -925,7 +951,7 @@ impl Server {
         };
         let _ = stream.write_all(&out);
         let _ = stream.flush();
-        Some(format!("{} auth={auth}", request_line.trim()))
+        Some(format!("{} auth={auth} range={range}", request_line.trim()))
     }
 }
 
@@ -1034,7 +1060,7 @@ fn bearer_token_authentication_gets_a_token_from_the_realm() {
     assert!(
         blobs
             .iter()
-            .any(|b| b.ends_with("auth=Bearer forge-e2e-token")),
+            .any(|b| b.contains("auth=Bearer forge-e2e-token ")),
         "{blobs:?}"
     );
 }
@@ -1276,4 +1302,67 @@ umoci repack --image lay:big b"#,
     // Manifest, config and layer blobs, the unpacked layer, the image record.
     assert!(lines[3].split_whitespace().count() >= 5, "{out}");
     assert!(lines[5].starts_with(&reference), "{out}");
+}
+
+#[test]
+fn an_interrupted_pull_keeps_what_arrived_and_the_next_fetches_only_the_rest() {
+    let forge = Forge::new();
+    let tmp = tools_dir();
+    build_images(tmp.path());
+    let layout = tmp.path().join("lay");
+    let manifest = layout_manifest(&layout, "v2");
+    let big = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|l| l["size"].as_u64())
+        .unwrap()
+        .clone();
+    let (digest, size) = (
+        big["digest"].as_str().unwrap(),
+        big["size"].as_u64().unwrap(),
+    );
+    let fake = Fake {
+        bad_digest: Some(digest),
+        cut: true,
+        ..Fake::default()
+    };
+    let server = FakeRegistry::start(&forge.netns, &layout, "app", "v2", fake);
+    let reference = format!("127.0.0.1:{}/app:v2", server.port);
+
+    let cut = forge.run(&["pull", &reference]);
+    assert_ne!(cut.code, 0, "{cut}");
+    let errors: Vec<&str> = cut
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("forge:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {cut}");
+    let half = size / 2;
+    assert!(
+        errors[0].contains(&reference) && errors[0].contains(&format!("kept {half} bytes")),
+        "{cut}"
+    );
+    assert!(images_line(&forge, &reference).is_none());
+    // What arrived is kept aside, not as a blob.
+    let partial = format!("blobs/sha256/.partial-{}", &digest[7..]);
+    let kept = std::fs::metadata(forge.root().join(&partial)).expect("the partial download");
+    assert_eq!(kept.len(), half);
+    assert!(!forge
+        .entries("blobs/sha256")
+        .iter()
+        .any(|b| b == &digest[7..]));
+
+    server.corrupt.store(false, Ordering::SeqCst);
+    forge.ok(&["pull", &reference]);
+    let gets = server.served(&format!("/blobs/{digest}"));
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert!(gets[0].ends_with("range="), "{gets:?}");
+    assert!(
+        gets[1].ends_with(&format!("range=bytes={half}-")),
+        "{gets:?}"
+    );
+    assert_no_temporaries(&forge);
+    let run = forge.ok(&["run", "--rm", "--net", "none", &reference, V2_SCRIPT]);
+    assert_v2_files(&run);
 }

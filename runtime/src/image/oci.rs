@@ -143,7 +143,10 @@ pub enum OciError {
     },
 }
 
-fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> OciError + 'a {
+pub(super) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> OciError + 'a {
     move |source| OciError::Io {
         action,
         path: path.to_path_buf(),
@@ -218,7 +221,7 @@ impl Blobs {
         }
     }
 
-    fn note_added(&self, path: &Path) {
+    pub(super) fn note_added(&self, path: &Path) {
         self.added
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -226,8 +229,10 @@ impl Blobs {
     }
 
     /// Removes what a killed load or pull left half-written: temporaries (`.tmp-PID-N`) of
-    /// processes that no longer run. Called before each load and pull.
+    /// processes that no longer run, and partial downloads abandoned long ago. Called before
+    /// each load and pull.
     pub fn sweep_stale(&self) {
+        self.sweep_partials(&self.data.join("blobs/sha256"));
         for dir in ["blobs/sha256", "layers/sha256", "load"] {
             let Ok(entries) = fs::read_dir(self.data.join(dir)) else {
                 continue;

@@ -186,6 +186,12 @@ pub fn login(registry: &str, user: &str, password: &str) -> Result<std::path::Pa
     Ok(path)
 }
 
+/// `bytes START-END/SIZE` → START.
+fn range_start(content_range: &str) -> Option<u64> {
+    let range = content_range.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.parse().ok()
+}
+
 fn insecure(reference: &Reference) -> bool {
     reference.is_insecure_default()
         || std::env::var("FORGE_INSECURE_REGISTRIES")
@@ -254,11 +260,24 @@ impl Session {
 
     /// GETs `path` below `/v2/REPOSITORY/`, authenticating once when the registry asks to.
     fn get(&mut self, path: &str, accept: &str) -> Result<ureq::Response, PullError> {
+        self.get_from(path, accept, 0)
+    }
+
+    /// GETs `path` from byte `from` on (a Range request; the registry may still send it all).
+    fn get_from(
+        &mut self,
+        path: &str,
+        accept: &str,
+        from: u64,
+    ) -> Result<ureq::Response, PullError> {
         let url = format!("{}/v2/{}/{path}", self.base, self.repository);
         for attempt in 0..2 {
             let mut request = self.agent.get(&url).set("Accept", accept);
             if let Some(auth) = &self.auth {
                 request = request.set("Authorization", auth);
+            }
+            if from > 0 {
+                request = request.set("Range", &format!("bytes={from}-"));
             }
             match request.call() {
                 Ok(response) => return Ok(response),
@@ -364,19 +383,54 @@ impl Session {
         if blobs.blob_path(&desc.digest).is_some_and(|p| p.is_file()) {
             return Ok(());
         }
-        let response = self.get(&format!("blobs/{}", desc.digest), "*/*")?;
+        let path = format!("blobs/{}", desc.digest);
         let layer = &desc.digest[7..19.min(desc.digest.len())];
-        let reader = Counting {
-            inner: response.into_reader(),
-            layer,
-            progress,
+        let reference = self.reference.clone();
+        let store = |source| PullError::Store {
+            reference: reference.clone(),
+            source,
         };
-        blobs
-            .put_blob(desc, reader)
-            .map_err(|source| PullError::Store {
-                reference: self.reference.clone(),
-                source,
+        let Some(mut partial) = blobs.resume(desc).map_err(store)? else {
+            // Another pull is downloading it right now: fetch a copy of our own.
+            let response = self.get(&path, "*/*")?;
+            let reader = Counting {
+                inner: response.into_reader(),
+                layer,
+                progress,
+            };
+            blobs.put_blob(desc, reader).map_err(store)?;
+            return Ok(());
+        };
+        if partial.len() < desc.size {
+            let response = self.get_from(&path, "*/*", partial.len())?;
+            let resumed_at = (response.status() == 206)
+                .then(|| response.header("Content-Range"))
+                .flatten()
+                .and_then(range_start);
+            if resumed_at == Some(partial.len()) {
+                progress(Progress::Received {
+                    layer,
+                    bytes: partial.len(),
+                });
+            } else {
+                partial
+                    .restart()
+                    .map_err(|e| self.fail(format!("restarting blob {}: {e}", desc.digest)))?;
+            }
+            let reader = Counting {
+                inner: response.into_reader(),
+                layer,
+                progress,
+            };
+            partial.append(reader).map_err(|e| {
+                self.fail(format!(
+                    "downloading blob {} (kept {} bytes for the next pull): {e}",
+                    desc.digest,
+                    partial.len()
+                ))
             })?;
+        }
+        blobs.complete(partial, desc).map_err(store)?;
         Ok(())
     }
 }
