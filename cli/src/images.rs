@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use forge_runtime::image::oci;
+use forge_runtime::image::reference::Reference;
 use forge_runtime::Runtime;
 
 use crate::{format, report};
@@ -301,4 +302,53 @@ pub fn list(runtime: &Runtime, digests: bool) -> i32 {
         }
     }
     0
+}
+
+/// `forge image inspect`: what Forge knows of each image, shaped like `docker image inspect`.
+pub fn inspect(runtime: &Runtime, names: &[String]) -> i32 {
+    let mut code = 0;
+    let mut found = Vec::new();
+    for name in names {
+        match runtime.images().get(name) {
+            Ok(image) => found.push(describe(&image)),
+            Err(e) => {
+                report(&e);
+                code = EXIT_FAILED;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&found).expect("json"));
+    code
+}
+
+fn describe(image: &forge_runtime::image::Image) -> serde_json::Value {
+    let c = &image.config;
+    let parsed = c.reference.as_deref().map(Reference::parse);
+    let repo_digests: Vec<String> = match (parsed, &c.digest) {
+        (Some(Ok(reference)), Some(digest)) => vec![format!("{}@{digest}", reference.name())],
+        _ => Vec::new(),
+    };
+    let exposed: serde_json::Map<String, serde_json::Value> = c
+        .exposed_ports
+        .iter()
+        .map(|p| (p.clone(), serde_json::json!({})))
+        .collect();
+    serde_json::json!({
+        "Name": image.name,
+        "Reference": c.reference,
+        "Digest": c.digest,
+        "RepoDigests": repo_digests,
+        "Created": c.created,
+        "Size": c.size,
+        "Config": {
+            "Env": c.env,
+            "Entrypoint": c.entrypoint,
+            "Cmd": c.cmd,
+            "WorkingDir": c.working_dir,
+            "User": c.user,
+            "ExposedPorts": exposed,
+            "StopSignal": c.stop_signal,
+        },
+        "RootFS": { "Type": "layers", "Layers": c.layers },
+    })
 }

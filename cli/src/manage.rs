@@ -87,6 +87,11 @@ pub enum ImageCommand {
     Ls,
     /// Remove an image
     Rm { name: String },
+    /// Show an image's configuration and layers as JSON
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 /// Runs `action` on each named container; reports failures and says whether all succeeded.
@@ -301,6 +306,7 @@ pub fn image(runtime: &Runtime, cmd: ImageCommand) -> i32 {
             }
         }
         ImageCommand::Rm { name } => crate::images::remove(runtime, &[name], false),
+        ImageCommand::Inspect { names } => crate::images::inspect(runtime, &names),
     }
 }
 

@@ -46,6 +46,25 @@ fn loaded_layers_stack_with_their_whiteouts_and_the_config_applies() {
         "cat /a.txt; ls /dir",
     ]);
     assert_eq!(v1_files.stdout, "a\nx\n", "{v1_files}");
+    let inspect = forge.ok(&["image", "inspect", "oci:v1"]);
+    let v1: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    let config = &v1[0]["Config"];
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c"]),
+        "{inspect}"
+    );
+    assert_eq!(
+        config["Cmd"],
+        serde_json::json!(["echo default-cmd"]),
+        "{inspect}"
+    );
+    assert_eq!(config["StopSignal"], "SIGUSR1", "{inspect}");
+    assert!(config["ExposedPorts"].get("80/tcp").is_some(), "{inspect}");
+    assert_eq!(v1[0]["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
+    let unknown = forge.run(&["image", "inspect", "oci:nope"]);
+    assert_ne!(unknown.code, 0);
+    assert_eq!(unknown.stderr_lines().len(), 1, "{unknown}");
     // v1's layer is shared with v2: stored once.
     let layers = std::fs::read_dir(forge.root().join("layers/sha256"))
         .unwrap()

@@ -410,6 +410,9 @@ fn a_multi_layer_image_pulls_runs_with_its_whiteouts_and_a_second_pull_is_up_to_
     let line = images_line(&forge, &reference)
         .unwrap_or_else(|| panic!("{reference} not in `forge images`"));
     assert!(line.contains(&digest[..19]), "{line} (digest {digest})");
+    let inspect = forge.ok(&["image", "inspect", &reference]);
+    let repo_digest = format!("{}/app@{digest}", registry.host());
+    assert!(inspect.stdout.contains(&repo_digest), "{inspect}");
 
     // The config and both layers are stored by digest; two layers unpacked.
     let blobs = forge.entries("blobs/sha256");
