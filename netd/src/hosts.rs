@@ -2,7 +2,8 @@
 //! and an `/etc/resolv.conf` that works from inside a container.
 
 use std::fs;
-use std::io::{self, Seek, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::store::{Endpoint, State};
@@ -31,9 +32,9 @@ pub fn render(state: &State, id: &str) -> String {
     text
 }
 
-/// Rewrites the hosts file of every container on `network`. In place (truncate and write, not
-/// rename): the file is bind-mounted into the container, and a rename would leave the container
-/// looking at the old inode.
+/// Rewrites the hosts file of every container on `network`. In place, not by rename: the file
+/// is bind-mounted into the container, and a rename would leave the container looking at the
+/// old inode.
 pub fn update_network(state: &State, network: &str) {
     for member in state.members(network) {
         if let Err(e) = write_in_place(&member.hosts_file, &render(state, &member.container_id)) {
@@ -42,11 +43,13 @@ pub fn update_network(state: &State, network: &str) {
     }
 }
 
+/// Overwrites from the start, then cuts what is left of the old text: a reader in between
+/// never finds the file empty (as it could after truncating first), and entries are only added
+/// at the end, so the old text is usually a prefix of the new.
 fn write_in_place(path: &Path, text: &str) -> io::Result<()> {
-    let mut file = fs::OpenOptions::new().write(true).open(path)?;
-    file.set_len(0)?;
-    file.rewind()?;
-    file.write_all(text.as_bytes())
+    let file = fs::OpenOptions::new().write(true).open(path)?;
+    file.write_all_at(text.as_bytes(), 0)?;
+    file.set_len(text.len() as u64)
 }
 
 /// The host's resolv.conf without loopback name servers, which mean nothing inside the
