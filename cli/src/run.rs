@@ -88,7 +88,7 @@ pub struct RunArgs {
     /// Memory plus swap limit, or -1 for unlimited swap [default: twice --memory]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    /// Maximum number of processes
+    /// Maximum number of processes; 0 or -1 for unlimited [default: 2048]
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pids_limit: Option<String>,
     /// Size of the container's writable layer, e.g. 512m (an ext4 image on a loop device)

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 /// The smallest writable layer: an ext4 filesystem needs a few MiB for itself.
 pub const MIN_STORAGE: u64 = 16 * 1024 * 1024;
+/// The process limit of a container that sets none, as podman's (Docker sets none): a fork bomb
+/// stops there instead of exhausting the host's pids. `--pids-limit 0` or `-1` lifts it.
+pub const DEFAULT_PIDS: u64 = 2048;
 /// The CFS period Forge uses; `--cpus N` becomes a quota of N periods.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
@@ -42,7 +45,7 @@ pub enum LimitError {
     BadCpus(String),
     #[error("invalid --cpus {value:?}: this machine has {available} CPUs")]
     TooManyCpus { value: String, available: usize },
-    #[error("invalid --pids-limit {0:?}: expected a whole number of processes, at least 1")]
+    #[error("invalid --pids-limit {0:?}: expected a whole number of processes, or 0 or -1 for unlimited")]
     BadPids(String),
     #[error("invalid --memory-swap {swap:?}: it must be at least --memory ({memory}), or -1 for unlimited")]
     SwapBelowMemory { swap: String, memory: String },
@@ -135,16 +138,11 @@ impl Limits {
             }
             limits.memory_swap = Some(swap);
         }
-        if let Some(text) = args.pids {
-            let pids: u64 = text
-                .trim()
-                .parse()
-                .map_err(|_| LimitError::BadPids(text.into()))?;
-            if pids == 0 {
-                return Err(LimitError::BadPids(text.into()));
-            }
-            limits.pids = Some(pids);
-        }
+        limits.pids = match args.pids.map(str::trim) {
+            None => Some(DEFAULT_PIDS),
+            Some("0" | "-1") => None,
+            Some(text) => Some(text.parse().map_err(|_| LimitError::BadPids(text.into()))?),
+        };
         if let Some(text) = args.storage {
             let bytes = parse_size("--storage", text)?;
             if bytes < MIN_STORAGE {
@@ -157,6 +155,14 @@ impl Limits {
             limits.storage = Some(bytes);
         }
         Ok(limits)
+    }
+
+    /// The limits of a container that asks for none: [`DEFAULT_PIDS`] processes.
+    pub fn defaults() -> Self {
+        Limits {
+            pids: Some(DEFAULT_PIDS),
+            ..Limits::default()
+        }
     }
 
     /// CFS quota in microseconds per [`CPU_PERIOD_US`].
@@ -211,6 +217,31 @@ mod tests {
         assert_eq!(l.memory_and_swap(), Some(512 << 20));
         assert_eq!(l.pids, Some(100));
         assert_eq!(l.storage, Some(512 << 20));
+    }
+
+    #[test]
+    fn pids_default_to_2048_and_0_or_minus_1_lift_the_limit() {
+        let pids = |text| {
+            parse(LimitArgs {
+                pids: text,
+                ..Default::default()
+            })
+            .unwrap()
+            .pids
+        };
+        assert_eq!(pids(None), Some(DEFAULT_PIDS));
+        assert_eq!(parse(LimitArgs::default()).unwrap(), Limits::defaults());
+        assert_eq!(pids(Some("0")), None);
+        assert_eq!(pids(Some(" -1")), None);
+        assert_eq!(pids(Some("10")), Some(10));
+        for bad in ["-2", "1.5", "many", ""] {
+            let err = parse(LimitArgs {
+                pids: Some(bad),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(err, LimitError::BadPids(bad.trim().into()), "{bad:?}");
+        }
     }
 
     #[test]

@@ -401,6 +401,20 @@ fn pids_limit_flag_sets_pids_max() {
     assert_eq!(read(&cgroup_dir(&info, "pids"), "pids.max"), "100");
 }
 
+#[test]
+fn pids_limit_defaults_to_2048_and_0_or_minus_1_lift_it() {
+    let forge = Forge::new();
+    let info = detached(&forge, "default", &[], "sleep 100");
+    assert_eq!(info["Config"]["limits"]["pids"], 2048, "{info}");
+    assert_eq!(read(&cgroup_dir(&info, "pids"), "pids.max"), "2048");
+    for (name, unlimited) in [("zero", "0"), ("minus-one", "-1")] {
+        let info = detached(&forge, name, &["--pids-limit", unlimited], "sleep 100");
+        let limits = &info["Config"]["limits"];
+        assert!(limits.get("pids").is_none(), "{unlimited}: {limits}");
+        assert_eq!(read(&cgroup_dir(&info, "pids"), "pids.max"), "max");
+    }
+}
+
 /// The classic fork bomb: every process forks two that do the same.
 const FORK_BOMB: &str = "b() { b | b & }; b; exec sleep 1000";
 

@@ -1,6 +1,7 @@
 //! `forge exec` and health checks: run a command inside a running container. A freshly exec'ed,
 //! single-threaded copy of Forge joins the container's cgroups and namespaces (as `nsenter`
 //! would), forks so the command lands in the container's PID namespace, and relays its exit.
+//! No fd but 0, 1 and 2 survives into the command, whatever the caller of `forge exec` leaked.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -132,6 +133,10 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
     }
     if let Err(e) = spec.privileges.seal() {
         die(e);
+    }
+    // fds the caller of `forge exec` leaked to us (a host directory would lead out of the root).
+    if let Err(e) = crate::sys::cloexec_from(3) {
+        die(format!("closing inherited fds: {e}"));
     }
     let path = crate::spec::path_var(&spec.env);
     let failure = match super::exec::resolve(Path::new("/"), &command[0], path) {

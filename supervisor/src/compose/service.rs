@@ -92,7 +92,7 @@ pub(super) fn read(
         restart: get("restart").map_or(Ok(RestartPolicy::No), |n| restart(&n))?,
         backoff: get("x-backoff").map_or(Ok(*global_backoff), |n| backoff(&n, global_backoff))?,
         healthcheck: get("healthcheck").map_or(Ok(None), |n| healthcheck(&n))?,
-        limits: get("limits").map_or(Ok(Limits::default()), |n| limits(&n))?,
+        limits: get("limits").map_or(Ok(Limits::defaults()), |n| limits(&n))?,
         networks: placed.networks.iter().map(|(n, _)| n.clone()).collect(),
         ports: placed.ports.iter().map(|(p, _)| *p).collect(),
         stop_signal: get("stop_signal").map(|n| signal(&n)).transpose()?,

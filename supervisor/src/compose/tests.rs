@@ -235,7 +235,7 @@ fn defaults() {
         restart: RestartPolicy::No,
         backoff: Backoff::default(),
         healthcheck: None,
-        limits: Limits::default(),
+        limits: Limits::defaults(),
         networks: s(&["default"]),
         ports: vec![],
         stop_signal: None,
