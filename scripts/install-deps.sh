@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(busybox-static runc hyperfine jq iproute2 tmux strace e2fsprogs
-    pkg-config libnftnl-dev libmnl-dev nftables skopeo umoci docker-registry apache2-utils openssl)
+    pkg-config libnftnl-dev libmnl-dev libseccomp-dev nftables skopeo umoci docker-registry
+    apache2-utils openssl)
 tools=(runc hyperfine jq ip tmux strace mkfs.ext4 skopeo umoci docker-registry htpasswd openssl)
 # --bench: also the peers the benchmarks compare against (bench/*.sh).
 if [[ ${1:-} == --bench ]]; then
@@ -12,8 +13,9 @@ if [[ ${1:-} == --bench ]]; then
     tools+=(podman iperf3 iptables podman-compose)
 fi
 need=()
-# Built against by the nftnl crate (through pkg-config); nft itself is only used by tests.
-for pkg in pkg-config libnftnl-dev libmnl-dev nftables; do
+# Built against by the nftnl crate (through pkg-config) and the libseccomp crate (seccomp
+# profiles); nft itself is only used by tests.
+for pkg in pkg-config libnftnl-dev libmnl-dev libseccomp-dev nftables; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v busybox >/dev/null || need+=(busybox-static)

@@ -7,6 +7,7 @@ mod images;
 mod manage;
 mod network;
 mod run;
+mod security_opt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -40,7 +40,8 @@ pub struct RunArgs {
     /// Drop a capability from the default set (ALL for every one)
     #[arg(long, value_name = "CAP")]
     cap_drop: Vec<String>,
-    /// seccomp=unconfined (no seccomp filter) or no-new-privileges=false
+    /// seccomp=unconfined (no seccomp filter), seccomp=PROFILE.json (Docker's format) or
+    /// no-new-privileges=false
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
     /// Mount the container's root filesystem read-only
@@ -143,18 +144,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     let mut privileges =
         forge_runtime::caps::Privileges::resolve(&args.cap_add, &args.cap_drop, args.privileged)
             .map_err(|e| e.to_string())?;
-    for opt in &args.security_opt {
-        match opt.as_str() {
-            "seccomp=unconfined" | "seccomp:unconfined" => privileges.seccomp_unconfined = true,
-            "no-new-privileges=false" => privileges.no_new_privs = false,
-            "no-new-privileges" | "no-new-privileges=true" => privileges.no_new_privs = true,
-            other => {
-                return Err(format!(
-                    "unsupported --security-opt {other:?} (seccomp=unconfined, no-new-privileges[=false])"
-                ))
-            }
-        }
-    }
+    crate::security_opt::apply(&mut privileges, &args.security_opt)?;
     let limits = parse_limits(args)?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");

@@ -38,6 +38,9 @@ pub struct Privileges {
     /// `--security-opt seccomp=unconfined`: no seccomp filter.
     #[serde(default)]
     pub seccomp_unconfined: bool,
+    /// `--security-opt seccomp=PATH`: that profile, resolved, instead of the built-in default.
+    #[serde(default)]
+    pub seccomp_profile: Option<crate::seccomp::SeccompProfile>,
 }
 
 impl Default for Privileges {
@@ -102,6 +105,7 @@ impl Privileges {
             no_new_privs: !privileged,
             privileged,
             seccomp_unconfined: privileged,
+            seccomp_profile: None,
         })
     }
 

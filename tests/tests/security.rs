@@ -207,3 +207,117 @@ fn seccomp_refuses_new_namespaces_and_kernel_interfaces() {
     assert_eq!(bad.code, 125, "{bad}");
     assert!(bad.stderr.contains("apparmor=x"), "{bad}");
 }
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/seccomp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `script` under the seccomp profile `profile` with extra `run` flags.
+fn run_with_profile(forge: &Forge, profile: &str, extra: &[&str], script: &str) -> String {
+    let opt = format!("seccomp={profile}");
+    let mut args = vec!["run", "--rm", "--net", "none", "--security-opt", &opt];
+    args.extend_from_slice(extra);
+    args.extend(["host", "sh", "-c", script]);
+    forge.ok(&args).stdout
+}
+
+#[test]
+fn a_docker_format_default_profile_replaces_the_built_in_filter() {
+    let forge = Forge::new();
+    let profile = fixture("docker-style-default.json");
+    let script = "grep '^Seccomp' /proc/self/status; \
+        unshare -U -r true 2>/dev/null && echo userns-created || echo userns-refused; \
+        ls /etc >/dev/null && echo 'date' > /tmp/f && cat /tmp/f && linux64 true && echo ordinary-ok";
+    let out = run_with_profile(&forge, &profile, &[], script);
+    // One filter (the profile) instead of the built-in default's two.
+    assert_eq!(
+        out,
+        "Seccomp:\t2\nSeccomp_filters:\t1\nuserns-refused\ndate\nordinary-ok\n"
+    );
+    // With SYS_ADMIN the profile allows new namespaces but still refuses swap, which the
+    // built-in default allows with SYS_ADMIN: the kernel itself answers EINVAL for a file
+    // that is not swap space, the profile answers EPERM before the kernel looks.
+    let swap = "unshare -U -r true && echo userns-created; swapon /etc/hostname 2>&1; true";
+    let admin = ["--cap-add", "SYS_ADMIN"];
+    let out = run_with_profile(&forge, &profile, &admin, swap);
+    assert_eq!(
+        out,
+        "userns-created\nswapon: /etc/hostname: Operation not permitted\n"
+    );
+    let mut args = vec!["run", "--rm", "--net", "none", "--cap-add", "SYS_ADMIN"];
+    args.extend(["host", "sh", "-c", swap]);
+    let builtin = forge.ok(&args).stdout;
+    assert_eq!(
+        builtin,
+        "userns-created\nswapon: /etc/hostname: Invalid argument\n"
+    );
+    forge.assert_no_containers();
+}
+
+#[test]
+fn a_custom_profile_returns_its_own_errno_in_run_and_exec() {
+    let forge = Forge::new();
+    let profile = fixture("mkdir-eacces.json");
+    let script = "mkdir /made 2>&1; linux32 true 2>&1; linux64 true && echo linux64-ok; \
+        touch /file && echo touch-ok";
+    let expected = "mkdir: can't create directory '/made': Permission denied\n\
+        linux32: personality(0x8): Operation not supported\n\
+        linux64-ok\ntouch-ok\n";
+    assert_eq!(run_with_profile(&forge, &profile, &[], script), expected);
+    let opt = format!("seccomp={profile}");
+    forge.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--net",
+        "none",
+        "--security-opt",
+        &opt,
+        "host",
+        "sleep",
+        "60",
+    ]);
+    let joined = forge.ok(&["exec", "box", "sh", "-c", script]);
+    assert_eq!(joined.stdout, expected, "exec gets the container's profile");
+    forge.ok(&["rm", "-f", "box"]);
+}
+
+#[test]
+fn bad_seccomp_profiles_are_refused_before_anything_is_created() {
+    let forge = Forge::new();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let not_json = write("broken.json", "{\n  \"defaultAction\": SCMP_ACT_ALLOW\n}\n");
+    let unknown_call = write(
+        "typo.json",
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    let unknown_action = write("action.json", r#"{"defaultAction": "SCMP_ACT_PERHAPS"}"#);
+    let notify = write("notify.json", r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#);
+    let missing = dir.path().join("missing.json").display().to_string();
+    let cases = [
+        (&not_json, "invalid JSON at line 2 column 20"),
+        (&unknown_call, "unknown system call \"mkdri\""),
+        (&unknown_action, "unknown action \"SCMP_ACT_PERHAPS\""),
+        (&notify, "SCMP_ACT_NOTIFY"),
+        (&missing, "No such file or directory"),
+    ];
+    for (path, what) in cases {
+        let opt = format!("seccomp={path}");
+        let out = forge.run(&["run", "--rm", "--security-opt", &opt, "host", "true"]);
+        assert_eq!(out.code, 125, "{out}");
+        let lines = out.stderr_lines();
+        assert_eq!(lines.len(), 1, "{out}");
+        assert!(
+            lines[0].contains(path.as_str()) && lines[0].contains(what),
+            "{out}"
+        );
+    }
+    assert_eq!(forge.ok(&["ps", "-a", "-q"]).stdout, "");
+    forge.assert_no_containers();
+}

@@ -1,4 +1,4 @@
-//! The default seccomp filter: system calls that Docker's default profile refuses to a container
+//! The built-in default seccomp filter (seccompiler, no profile file): system calls that Docker's default profile refuses to a container
 //! without the matching capability return EPERM (kernel modules, kexec, keyrings, bpf, perf,
 //! userfaultfd, handle-based opens, clocks, reboot, swap, accounting, and — unless SYS_ADMIN was
 //! added — mounts and new namespaces, including `clone` with namespace flags). `clone3` returns
