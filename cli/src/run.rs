@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Every capability, no masked /proc or /sys paths, no no_new_privs: the explicit opt-out
     #[arg(long)]
     privileged: bool,
+    /// User namespace: host (the default) or auto (a fresh one mapping root inside to an
+    /// unprivileged range of the subordinate IDs of user `containers` outside)
+    #[arg(long, default_value = "host", value_name = "MODE")]
+    userns: String,
     /// Pull the image: missing (when not in the store), always, or never
     #[arg(long, default_value = "missing", value_name = "WHEN", value_parser = ["missing", "always", "never"])]
     pull: String,
@@ -153,6 +157,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         }
     }
     let limits = parse_limits(args)?;
+    let userns: forge_runtime::userns::Mode = args.userns.parse().map_err(|e| format!("{e}"))?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
         ensure_default_image(runtime.images(), DEFAULT_IMAGE).map_err(|e| e.to_string())?;
@@ -200,6 +205,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         privileges,
         read_only: args.read_only,
         tmpfs: args.tmpfs.clone(),
+        userns,
     };
     runtime.create(&opts).map_err(|e| e.to_string())
 }
