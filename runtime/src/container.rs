@@ -514,6 +514,7 @@ impl Runtime {
     fn allocate_ids(
         &self,
     ) -> Result<(crate::userns::IdMap, crate::userns::AllocationLock), RuntimeError> {
+        let candidates = crate::userns::candidates()?;
         crate::userns::make_searchable(&self.roots.data)?;
         crate::userns::make_searchable(&self.roots.run)?;
         let lock = crate::userns::lock(&self.roots.data)?;
@@ -523,7 +524,7 @@ impl Runtime {
             .iter()
             .filter_map(|c| c.config.userns)
             .collect();
-        Ok((crate::userns::allocate(&used)?, lock))
+        Ok((crate::userns::allocate(&candidates, &used)?, lock))
     }
 
     /// Refuses network options that cannot work before anything is created.

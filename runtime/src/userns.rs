@@ -161,8 +161,9 @@ pub fn pick(candidates: &[IdMap], used: &[IdMap]) -> Option<IdMap> {
         .copied()
 }
 
-/// A free range of the user `containers`, given the ranges of existing containers.
-pub fn allocate(used: &[IdMap]) -> Result<IdMap, UsernsError> {
+/// Every range of the user `containers` (read before anything is created: a missing entry is
+/// refused first).
+pub fn candidates() -> Result<Vec<IdMap>, UsernsError> {
     let (uid_file, gid_file) = subid_files();
     let ranges = |path: &Path| -> Result<Vec<(u32, u32)>, UsernsError> {
         let text = match fs::read_to_string(path) {
@@ -177,8 +178,15 @@ pub fn allocate(used: &[IdMap]) -> Result<IdMap, UsernsError> {
         }
         Ok(ranges)
     };
-    let candidates = blocks(&ranges(&uid_file)?, &ranges(&gid_file)?);
-    pick(&candidates, used).ok_or(UsernsError::Exhausted { uid_file, gid_file })
+    Ok(blocks(&ranges(&uid_file)?, &ranges(&gid_file)?))
+}
+
+/// The first of `candidates` that no container in `used` holds.
+pub fn allocate(candidates: &[IdMap], used: &[IdMap]) -> Result<IdMap, UsernsError> {
+    pick(candidates, used).ok_or_else(|| {
+        let (uid_file, gid_file) = subid_files();
+        UsernsError::Exhausted { uid_file, gid_file }
+    })
 }
 
 /// Held while ranges are scanned and the new container's config is written.
