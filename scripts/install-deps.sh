@@ -31,6 +31,11 @@ if ((${#need[@]})); then
     apt-get update -qq
     apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
+# `forge run --userns=auto` hands out ranges of the subordinate IDs of user `containers`
+# (podman's convention and its documented default range, far above the IDs useradd gives out).
+for file in /etc/subuid /etc/subgid; do
+    grep -q '^containers:' "$file" 2>/dev/null || echo 'containers:2147483647:2147483648' >>"$file"
+done
 if ! command -v cargo >/dev/null; then
     echo "install-deps: cargo not found; install the Rust toolchain (https://rustup.rs) first" >&2
     exit 1

@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Every capability, no masked /proc or /sys paths, no no_new_privs: the explicit opt-out
     #[arg(long)]
     privileged: bool,
+    /// User namespace: host (the default) or auto (a fresh one mapping root inside to an
+    /// unprivileged range of the subordinate IDs of user `containers` outside)
+    #[arg(long, default_value = "host", value_name = "MODE")]
+    userns: String,
     /// Pull the image: missing (when not in the store), always, or never
     #[arg(long, default_value = "missing", value_name = "WHEN", value_parser = ["missing", "always", "never"])]
     pull: String,
@@ -146,6 +150,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
             .map_err(|e| e.to_string())?;
     crate::security_opt::apply(&mut privileges, &args.security_opt)?;
     let limits = parse_limits(args)?;
+    let userns: forge_runtime::userns::Mode = args.userns.parse().map_err(|e| format!("{e}"))?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
         ensure_default_image(runtime.images(), DEFAULT_IMAGE).map_err(|e| e.to_string())?;
@@ -193,6 +198,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         privileges,
         read_only: args.read_only,
         tmpfs: args.tmpfs.clone(),
+        userns,
     };
     runtime.create(&opts).map_err(|e| e.to_string())
 }

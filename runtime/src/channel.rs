@@ -1,13 +1,15 @@
 //! The set-up channel between the caller (the monitor) and the container's init process: a
-//! `SOCK_SEQPACKET` socketpair carrying one JSON message per packet, and a pty master fd by
-//! `SCM_RIGHTS`.
+//! `SOCK_SEQPACKET` socketpair carrying one JSON message per packet, and an fd (a pty master, an
+//! idmapped layer) by `SCM_RIGHTS`.
 //!
 //! The order of messages is the protocol:
 //! 1. monitor → init: `Spec`
 //! 2. init (stage 1) → monitor: `Pid` of the container's PID 1, or `Failed`
-//! 3. PID 1 → monitor: `Pty` (with the master fd, only with a tty), then `Ready` or `Failed`
-//! 4. monitor → PID 1: `Go` once cgroups and network are in place
-//! 5. PID 1 → monitor: nothing (the socket closes on a successful exec) or `Failed`
+//! 3. with a user namespace only, monitor → PID 1: one `Layer` per image layer (an idmapped,
+//!    detached mount fd), then `Mapped` once `uid_map`/`gid_map` are written
+//! 4. PID 1 → monitor: `Pty` (with the master fd, only with a tty), then `Ready` or `Failed`
+//! 5. monitor → PID 1: `Go` once cgroups and network are in place
+//! 6. PID 1 → monitor: nothing (the socket closes on a successful exec) or `Failed`
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -32,6 +34,10 @@ pub enum Message {
     Pty,
     Ready,
     Go,
+    /// An idmapped image layer for PID 1 (the fd rides along), in overlay order.
+    Layer,
+    /// PID 1's user namespace maps are written and every layer is sent.
+    Mapped,
     /// Set-up or exec failed: the exit code the container ends with, and why.
     Failed {
         code: i32,

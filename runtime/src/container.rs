@@ -83,6 +83,8 @@ pub enum RuntimeError {
     /// A network option refused before the container exists.
     #[error(transparent)]
     NetworkOption(NetError),
+    #[error(transparent)]
+    Userns(#[from] crate::userns::UsernsError),
     #[error("signalling container {name}: {source}")]
     Signal {
         name: String,
@@ -126,6 +128,8 @@ pub struct CreateOptions {
     pub read_only: bool,
     /// `PATH[:OPTIONS]` tmpfs mounts.
     pub tmpfs: Vec<String>,
+    /// `--userns`: the host's user namespace, or one of its own with a range of subordinate IDs.
+    pub userns: crate::userns::Mode,
 }
 
 /// How a container is networked.
@@ -184,6 +188,9 @@ pub struct ContainerConfig {
     pub read_only: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs: Vec<(String, String)>,
+    /// `--userns=auto`: the host IDs of the container's 0..65535, reserved until it is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<crate::userns::IdMap>,
 }
 
 /// The message for an exit caused by the memory cgroup's OOM killer.
@@ -459,6 +466,17 @@ impl Runtime {
             .iter()
             .map(|spec| parse_tmpfs(spec))
             .collect::<Result<Vec<_>, _>>()?;
+        // Held until the config (which records the range) is written: ranges never overlap.
+        let (userns, _userns_lock) = match opts.userns {
+            crate::userns::Mode::Host => (None, None),
+            crate::userns::Mode::Auto => {
+                if opts.limits.storage.is_some() {
+                    return Err(crate::userns::UsernsError::Conflict("--storage").into());
+                }
+                let (map, lock) = self.allocate_ids()?;
+                (Some(map), Some(lock))
+            }
+        };
         let id = names::new_id();
         let cgroup = CgroupPaths::for_this_process(opts.cgroup_parent.as_deref(), &id).map_err(
             |source| RuntimeError::Cgroup {
@@ -515,6 +533,7 @@ impl Runtime {
             privileges: opts.privileges.clone(),
             read_only: opts.read_only,
             tmpfs,
+            userns,
         };
         let container = Container {
             config,
@@ -525,6 +544,24 @@ impl Runtime {
             return Err(e);
         }
         Ok(container)
+    }
+
+    /// A free range of subordinate IDs, and the lock that keeps it free until the config that
+    /// records it is written. Forge's roots are made searchable for the container's root.
+    fn allocate_ids(
+        &self,
+    ) -> Result<(crate::userns::IdMap, crate::userns::AllocationLock), RuntimeError> {
+        let candidates = crate::userns::candidates()?;
+        crate::userns::make_searchable(&self.roots.data)?;
+        crate::userns::make_searchable(&self.roots.run)?;
+        let lock = crate::userns::lock(&self.roots.data)?;
+        // Listing also reconciles: the ranges of containers a crash left behind are freed first.
+        let used: Vec<_> = self
+            .list()?
+            .iter()
+            .filter_map(|c| c.config.userns)
+            .collect();
+        Ok((crate::userns::allocate(&candidates, &used)?, lock))
     }
 
     /// Refuses network options that cannot work before anything is created.
@@ -602,6 +639,12 @@ impl Runtime {
             let path = data.join(file);
             fs::write(&path, content).map_err(io_err("writing", &path))?;
         }
+        if let Some(map) = &c.config.userns {
+            // The container's root writes its layer and its /etc files, as root does without one.
+            for entry in ["upper", "work", "hostname", "hosts", "resolv.conf"] {
+                crate::userns::chown_to_root(&data.join(entry), map)?;
+            }
+        }
         let config_path = data.join("config.json");
         write_json(&config_path, &c.config).map_err(io_err("writing", &config_path))?;
         self.write_state(c.id(), &c.state)
@@ -653,6 +696,10 @@ impl Runtime {
             privileges: c.config.privileges.clone(),
             read_only: c.config.read_only,
             tmpfs: c.config.tmpfs.clone(),
+            userns: c.config.userns.map(|map| crate::userns::UsernsSpec {
+                map,
+                layers_dir: self.roots.container_run(c.id()).join("layers"),
+            }),
         })
     }
 
@@ -665,6 +712,13 @@ impl Runtime {
         die_with_parent: bool,
     ) -> Result<Started, RuntimeError> {
         let spec = self.init_spec(c, die_with_parent)?;
+        if let Some(userns) = &spec.userns {
+            // Where PID 1 attaches the idmapped layers, in its own mount namespace only.
+            for n in 0..spec.lower.len() {
+                let dir = userns.layers_dir.join(n.to_string());
+                fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+            }
+        }
         let name = c.config.name.clone();
         let launch_err = |source| RuntimeError::Launch {
             name: name.clone(),
@@ -1044,6 +1098,7 @@ impl Runtime {
             env: merge_env(&c.config.env, env),
             user: c.config.user.clone(),
             privileges: c.config.privileges.clone(),
+            userns: c.config.userns.is_some(),
         };
         let mut cmd = std::process::Command::new(launch::init_exe());
         cmd.arg0("forge-exec")

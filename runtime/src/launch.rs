@@ -32,6 +32,8 @@ pub enum LaunchError {
     Vanished(String),
     #[error("{message}")]
     Setup { message: String },
+    #[error("setting up the user namespace: {0}")]
+    Userns(#[source] crate::userns::UsernsError),
     /// The command could not be executed; the container ended with `code` (126 or 127).
     #[error("{message}")]
     Exec { code: i32, message: String },
@@ -127,6 +129,10 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
         channel,
         started: false,
     };
+    if let Some(userns) = &spec.userns {
+        crate::userns::hand_over(pid, userns, &spec.lower, &pending.channel)
+            .map_err(LaunchError::Userns)?;
+    }
     loop {
         match pending.channel.recv().map_err(LaunchError::Channel)? {
             Some((Message::Pty, fd)) => pending.pty = fd,

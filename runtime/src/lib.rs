@@ -22,6 +22,7 @@ pub mod status;
 pub mod sys;
 pub mod tty;
 pub mod user;
+pub mod userns;
 
 pub use container::{Container, CreateOptions, NetSpec, Runtime, RuntimeError};
 pub use forge_netd as netd;

@@ -47,6 +47,9 @@ pub struct InitSpec {
     /// `--tmpfs PATH[:OPTIONS]`: (path, tmpfs options).
     #[serde(default)]
     pub tmpfs: Vec<(String, String)>,
+    /// `--userns=auto`: PID 1 gets a user namespace of its own, mapped by the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<crate::userns::UsernsSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

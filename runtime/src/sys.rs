@@ -178,3 +178,74 @@ pub fn attach_loop(backing: &Path) -> io::Result<(std::path::PathBuf, std::fs::F
         "no free loop device after 32 attempts",
     ))
 }
+
+/// `struct mount_attr` from `<linux/mount.h>`, for `mount_setattr`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// `open_tree(OPEN_TREE_CLONE)`: a detached bind mount of `dir` (not of its submounts), gone
+/// once the fd is closed unless it is attached somewhere first.
+pub fn open_tree_clone(dir: &Path) -> io::Result<OwnedFd> {
+    let dir = cstr(dir)?;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: the path is a valid NUL-terminated string that outlives the call.
+    let fd =
+        check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, dir.as_ptr(), flags) })?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Makes the detached mount `tree` show its files' owners through the mapping of `userns`.
+pub fn mount_setattr_idmap(
+    tree: std::os::fd::BorrowedFd<'_>,
+    userns: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: the empty path with AT_EMPTY_PATH names `tree` itself; `attr` is a valid
+    // mount_attr that outlives the call and its size is passed along.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// Attaches the detached mount `tree` at the directory `target` of this mount namespace.
+pub fn move_mount_to(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let target = cstr(target)?;
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; the empty one
+    // with MOVE_MOUNT_F_EMPTY_PATH names `tree` itself.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}

@@ -29,6 +29,9 @@ pub struct JoinSpec {
     pub user: Option<crate::user::User>,
     #[serde(default)]
     pub privileges: crate::caps::Privileges,
+    /// The container has a user namespace of its own: join it first and become its root.
+    #[serde(default)]
+    pub userns: bool,
 }
 
 /// The namespaces to join, in order; the mount namespace last, since it changes what paths mean.
@@ -94,10 +97,23 @@ fn join(spec: &JoinSpec) -> Result<(), String> {
         .map(|(name, flag)| Ok((*name, *flag, open(&format!("ns/{name}"))?)))
         .collect::<Result<Vec<_>, String>>()?;
     let root = open("root")?;
+    let userns = match spec.userns {
+        true => Some(open("ns/user")?),
+        false => None,
+    };
     spec.cgroup
         .driver()
         .add(std::process::id() as i32)
         .map_err(|e| format!("joining the container's cgroups: {e}"))?;
+    // First, so that the namespaces it owns are joined as its root (as runc's nsexec does).
+    if let Some(fd) = userns {
+        // SAFETY: setns takes an fd we own and a namespace type; no memory is involved.
+        if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWUSER) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(format!("joining the container's user namespace: {e}"));
+        }
+        crate::userns::become_root()?;
+    }
     for (name, flag, fd) in &namespaces {
         // SAFETY: setns takes an fd we own and a namespace type; no memory is involved.
         if unsafe { libc::setns(fd.as_raw_fd(), *flag) } != 0 {

@@ -6,6 +6,8 @@
 //! Stage 2 is PID 1: it builds the root filesystem, pivots into it, reports `Ready`, waits for `Go`
 //! (the caller has placed it in its cgroups and network meanwhile), enters a new cgroup namespace,
 //! and only then executes the user's command.
+//! With `--userns=auto` the clone adds `CLONE_NEWUSER` (so the new user namespace owns the
+//! others) and PID 1 waits for the caller to map it before doing anything (see [`crate::userns`]).
 
 mod exec;
 pub mod join;
@@ -57,8 +59,12 @@ pub fn main() -> ! {
         Ok(pipe) => pipe,
         Err(e) => fail(&channel, EXIT_FORGE_ERROR, format!("creating a pipe: {e}")),
     };
+    let userns = match spec.userns {
+        Some(_) => libc::CLONE_NEWUSER,
+        None => 0,
+    };
     // SAFETY: this process was just exec'ed and has started no threads; it is single-threaded.
-    match unsafe { clone_fork(libc::CLONE_PARENT | NAMESPACES) } {
+    match unsafe { clone_fork(libc::CLONE_PARENT | NAMESPACES | userns) } {
         Ok(Forked::Parent { child }) => {
             let _ = channel.send(&Message::Pid(child));
             std::process::exit(0)
@@ -87,7 +93,12 @@ fn fail(channel: &Channel, code: i32, message: String) -> ! {
 
 /// PID 1 of the container.
 fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
-    if let Err(message) = prepare(channel, spec) {
+    let layers = match spec.userns {
+        Some(_) => crate::userns::receive_layers(channel)
+            .and_then(|layers| crate::userns::become_root().map(|()| layers)),
+        None => Ok(Vec::new()),
+    };
+    if let Err(message) = layers.and_then(|layers| prepare(channel, spec, &layers)) {
         fail(channel, EXIT_FORGE_ERROR, message);
     }
     match channel.recv() {
@@ -126,14 +137,15 @@ fn exec_command(channel: &Channel, spec: &InitSpec, file: &Path) -> ! {
 }
 
 /// Everything that can run before the caller says go: mounts, pivot_root, hostname, pty.
-fn prepare(channel: &Channel, spec: &InitSpec) -> Result<(), String> {
+/// `layers` are the idmapped image layers of a user namespace (empty without one).
+fn prepare(channel: &Channel, spec: &InitSpec, layers: &[OwnedFd]) -> Result<(), String> {
     use nix::sys::prctl;
     if spec.die_with_parent {
         prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .map_err(|e| format!("setting the parent-death signal: {e}"))?;
     }
     nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
-    rootfs::apply(spec, &rootfs::plan(spec)).map_err(|e| e.to_string())?;
+    rootfs::apply(spec, &rootfs::plan(spec), layers).map_err(|e| e.to_string())?;
     rootfs::pivot(&spec.rootfs).map_err(|e| e.to_string())?;
     nix::unistd::sethostname(&spec.hostname)
         .map_err(|e| format!("setting hostname {:?}: {e}", spec.hostname))?;

@@ -5,9 +5,15 @@
 //! and everything below it exist only in that namespace, so they vanish with the container and can
 //! never leak onto the host. Order matters: propagation private first (nothing leaks back), then
 //! the overlay, then the filesystems on top of it, then `pivot_root`.
+//!
+//! In a user namespace (`--userns=auto`) three things differ: the image layers are the caller's
+//! idmapped copies, attached first (below Forge's run root, in this namespace only); overlayfs
+//! keeps its own markers in `user.overlay.*` xattrs (`trusted.*` needs the host's root); and the
+//! devices are bind mounts of the host's nodes, since no namespace but the host's may `mknod`.
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -130,7 +136,17 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
     let root = &spec.rootfs;
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let lower: Vec<String> = spec.lower.iter().map(|p| overlay_escape(p)).collect();
+    let lower: Vec<String> = match &spec.userns {
+        Some(userns) => (0..spec.lower.len())
+            .map(|n| overlay_escape(&userns.layers_dir.join(n.to_string())))
+            .collect(),
+        None => spec.lower.iter().map(|p| overlay_escape(p)).collect(),
+    };
+    let userxattr = if spec.userns.is_some() {
+        ",userxattr"
+    } else {
+        ""
+    };
     let mut steps = vec![
         Step::Mount {
             source: "overlay".into(),
@@ -138,7 +154,7 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             fstype: Some("overlay"),
             flags: MsFlags::empty(),
             data: Some(format!(
-                "lowerdir={},upperdir={},workdir={}",
+                "lowerdir={},upperdir={},workdir={}{userxattr}",
                 lower.join(":"),
                 overlay_escape(&spec.upper),
                 overlay_escape(&spec.work)
@@ -185,11 +201,19 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
         },
     ];
     for &(name, major, minor) in DEVICES {
-        steps.push(Step::CharDevice {
-            path: at(&format!("dev/{name}")),
-            major,
-            minor,
-        });
+        let path = at(&format!("dev/{name}"));
+        if spec.userns.is_some() {
+            steps.push(Step::Touch { path: path.clone() });
+            steps.push(Step::Mount {
+                source: format!("/dev/{name}"),
+                target: path,
+                fstype: None,
+                flags: MsFlags::MS_BIND,
+                data: None,
+            });
+        } else {
+            steps.push(Step::CharDevice { path, major, minor });
+        }
     }
     for &(target, name) in DEV_LINKS {
         steps.push(Step::Symlink {
@@ -290,7 +314,8 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
     steps
 }
 
-pub fn apply(spec: &InitSpec, steps: &[Step]) -> Result<(), RootfsError> {
+/// `layers`: the idmapped image layers of a user namespace, attached before the steps run.
+pub fn apply(spec: &InitSpec, steps: &[Step], layers: &[OwnedFd]) -> Result<(), RootfsError> {
     // Nothing mounted from here on may propagate back to the host's mount namespace.
     mount(
         None::<&str>,
@@ -302,6 +327,13 @@ pub fn apply(spec: &InitSpec, steps: &[Step]) -> Result<(), RootfsError> {
     .map_err(|e| err("making private", Path::new("/"), e.into()))?;
     if let Some(storage) = &spec.storage {
         mount_storage(storage, &spec.upper, &spec.work)?;
+    }
+    if let Some(userns) = &spec.userns {
+        for (n, layer) in layers.iter().enumerate() {
+            let target = userns.layers_dir.join(n.to_string());
+            crate::sys::move_mount_to(layer.as_fd(), &target)
+                .map_err(|e| err("attaching the idmapped layer at", &target, e))?;
+        }
     }
     for step in steps {
         apply_step(step)?;
@@ -511,6 +543,7 @@ mod tests {
             privileges: Default::default(),
             read_only: false,
             tmpfs: vec![],
+            userns: None,
         }
     }
 
@@ -532,6 +565,35 @@ mod tests {
             data.as_deref(),
             Some("lowerdir=/img/a\\,b:/img/base,upperdir=/c/upper,workdir=/c/work")
         );
+    }
+
+    #[test]
+    fn in_a_user_namespace_layers_are_the_attached_copies_and_devices_are_bound() {
+        let mut spec = spec();
+        spec.userns = Some(crate::userns::UsernsSpec {
+            map: crate::userns::IdMap {
+                uid: 100000,
+                gid: 100000,
+                size: 65536,
+            },
+            layers_dir: "/r/layers".into(),
+        });
+        let steps = plan(&spec);
+        let Step::Mount { data, .. } = &steps[0] else {
+            panic!("{:?}", steps[0])
+        };
+        assert_eq!(
+            data.as_deref(),
+            Some("lowerdir=/r/layers/0:/r/layers/1,upperdir=/c/upper,workdir=/c/work,userxattr")
+        );
+        assert!(!steps.iter().any(|s| matches!(s, Step::CharDevice { .. })));
+        assert!(steps.contains(&Step::Mount {
+            source: "/dev/null".into(),
+            target: "/c/rootfs/dev/null".into(),
+            fstype: None,
+            flags: MsFlags::MS_BIND,
+            data: None,
+        }));
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! `--userns=auto`: the container's root is root inside its own user namespace and an
+//! unprivileged range of subordinate IDs outside, with the image, devices, networking and
+//! `forge exec` working as without one.
+//!
+//! Each test names its own subordinate ID files (FORGE_SUBUID_FILE/FORGE_SUBGID_FILE), so the
+//! host's /etc/subuid and /etc/subgid are neither needed nor changed.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+
+use common::{output, Forge, Out, COMMAND_TIMEOUT};
+
+const UID_START: u32 = 3_000_000_000;
+const GID_START: u32 = 3_100_000_000;
+const RANGE: u32 = 65536;
+
+/// A test's forge with subordinate ID files of its own: four ranges for user `containers`.
+struct Userns {
+    forge: Forge,
+    subuid: PathBuf,
+    subgid: PathBuf,
+}
+
+impl Userns {
+    fn new() -> Self {
+        let forge = Forge::new();
+        let subuid = forge.root().join("subuid");
+        let subgid = forge.root().join("subgid");
+        let lines =
+            |start: u32| format!("someone:100000:65536\ncontainers:{start}:{}\n", 4 * RANGE);
+        std::fs::write(&subuid, lines(UID_START)).unwrap();
+        std::fs::write(&subgid, lines(GID_START)).unwrap();
+        Self {
+            forge,
+            subuid,
+            subgid,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let mut cmd = self.forge.command(args);
+        cmd.env("FORGE_SUBUID_FILE", &self.subuid)
+            .env("FORGE_SUBGID_FILE", &self.subgid);
+        let out = output(&mut cmd, COMMAND_TIMEOUT);
+        self.forge.note_ids(self.forge.container_ids());
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.code, 0, "forge {args:?} failed: {out}");
+        out.stdout
+    }
+
+    /// `forge run -d --userns=auto --name NAME host sh -c SCRIPT`; the host pid of its PID 1.
+    fn start(&self, name: &str, net: &str, script: &str) -> i64 {
+        self.ok(&[
+            "run",
+            "-d",
+            "--userns=auto",
+            "--net",
+            net,
+            "--name",
+            name,
+            "host",
+            "sh",
+            "-c",
+            script,
+        ]);
+        self.forge.running_pid(name)
+    }
+
+    fn exec(&self, name: &str, script: &str) -> String {
+        self.ok(&["exec", name, "sh", "-c", script])
+    }
+
+    /// The host (uid, gid) of the container's root, as `forge inspect` shows the mapping.
+    fn mapping(&self, name: &str) -> (u32, u32) {
+        let map = self.forge.inspect(name)["Config"]["userns"].clone();
+        assert_eq!(map["size"], RANGE, "{map}");
+        let id = |key: &str| map[key].as_u64().unwrap_or_else(|| panic!("{map}")) as u32;
+        (id("uid"), id("gid"))
+    }
+
+    fn upper(&self, name: &str) -> PathBuf {
+        let id = self.forge.inspect(name)["Config"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.forge.root().join("containers").join(id).join("upper")
+    }
+}
+
+/// The four IDs of a `/proc/PID/status` line such as `Uid:`.
+fn status_ids(pid: i64, field: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .unwrap_or_else(|| panic!("{field} missing: {status}"))
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+fn words(text: &str) -> Vec<&str> {
+    text.split_whitespace().collect()
+}
+
+#[test]
+fn root_inside_is_the_first_id_of_a_subordinate_range_outside() {
+    let t = Userns::new();
+    let pid = t.start("box", "none", "touch /made-inside; sleep 60");
+    let (uid, gid) = t.mapping("box");
+    assert_eq!((uid, gid), (UID_START, GID_START));
+    assert_eq!(status_ids(pid, "Uid:"), vec![uid; 4]);
+    assert_eq!(status_ids(pid, "Gid:"), vec![gid; 4]);
+
+    let inside = t.exec(
+        "box",
+        "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
+    );
+    let expected = format!("0\n0\n0 {UID_START} {RANGE}\n0 {GID_START} {RANGE}");
+    assert_eq!(
+        inside
+            .lines()
+            .map(|l| words(l).join(" "))
+            .collect::<Vec<_>>(),
+        expected.lines().collect::<Vec<_>>()
+    );
+    // exec is in the container's user namespace, not merely mapped alike.
+    let host_ns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let exec_ns = t.exec("box", "readlink /proc/self/ns/user");
+    assert_eq!(exec_ns.trim(), host_ns.to_str().unwrap());
+
+    // The image's files (owned by host root, shared by every container) belong to root inside.
+    let owners = t.exec("box", "stat -c '%u:%g' /bin/busybox /etc /");
+    assert_eq!(words(&owners), vec!["0:0"; 3]);
+    // ... and what root creates inside belongs to the range outside.
+    let made = std::fs::metadata(t.upper("box").join("made-inside")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (uid, gid));
+
+    let devices = t.exec(
+        "box",
+        "echo gone > /dev/null && head -c 16 /dev/urandom | wc -c && head -c 3 /dev/zero | wc -c",
+    );
+    assert_eq!(words(&devices), vec!["16", "3"]);
+}
+
+#[test]
+fn files_of_the_hosts_root_are_nobodys_to_the_containers_root() {
+    let t = Userns::new();
+    t.start("box", "none", "sleep 60");
+    // A directory and a secret of the host's root, placed into the container's view from outside.
+    let upper = t.upper("box");
+    let dir = upper.join("hostdir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = upper.join("secret");
+    std::fs::write(&secret, "host secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::metadata(&secret).unwrap().uid(), 0);
+
+    let out = t.exec(
+        "box",
+        "stat -c %u /hostdir /secret; \
+         touch /hostdir/new 2>/dev/null && echo created || echo create-refused; \
+         cat /secret 2>/dev/null || echo read-refused",
+    );
+    assert_eq!(
+        words(&out),
+        vec!["65534", "65534", "create-refused", "read-refused"],
+        "{out}"
+    );
+    assert!(!dir.join("new").exists());
+}
+
+#[test]
+fn concurrent_containers_get_disjoint_ranges_and_removal_frees_them() {
+    let t = Userns::new();
+    t.start("a", "none", "sleep 60");
+    t.start("b", "none", "sleep 60");
+    let (a, b) = (t.mapping("a"), t.mapping("b"));
+    let disjoint = |x: u32, y: u32| x + RANGE <= y || y + RANGE <= x;
+    assert!(disjoint(a.0, b.0) && disjoint(a.1, b.1), "{a:?} {b:?}");
+    for (uid, gid) in [a, b] {
+        let in_file = |id: u32, start: u32| id >= start && id + RANGE <= start + 4 * RANGE;
+        assert!(in_file(uid, UID_START) && in_file(gid, GID_START));
+    }
+    t.ok(&["rm", "-f", "a"]);
+    t.start("c", "none", "sleep 60");
+    assert_eq!(t.mapping("c"), a, "a's range is free once a is removed");
+    t.ok(&["rm", "-f", "b", "c"]);
+    t.forge.assert_no_containers();
+    // The idmapped layers were mounts of the container's namespace only: none is on the host.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = t.forge.root().to_str().unwrap().to_string();
+    assert!(!mounts.lines().any(|l| l.contains(&root)), "{mounts}");
+}
+
+#[test]
+fn a_bridged_container_has_its_network_and_sysfs() {
+    let t = Userns::new();
+    let out = t.ok(&[
+        "run",
+        "--rm",
+        "--userns=auto",
+        "host",
+        "sh",
+        "-c",
+        "id -u; ip -4 -o addr show eth0 | wc -l; ls /sys/class/net; \
+         awk '$5 == \"/sys\" { split($6, o, \",\"); print o[1] }' /proc/self/mountinfo",
+    ]);
+    let out = words(&out);
+    assert_eq!(out[..2], ["0", "1"], "{out:?}");
+    assert!(out.contains(&"eth0") && out.contains(&"lo"), "{out:?}");
+    assert_eq!(out.last(), Some(&"ro"), "{out:?}");
+}
+
+#[test]
+fn bad_userns_input_is_refused_and_leaves_nothing() {
+    let t = Userns::new();
+    let bogus = t.run(&["run", "--rm", "--userns=bogus", "host", "true"]);
+    assert_eq!(bogus.code, 125, "{bogus}");
+    assert_eq!(bogus.stderr_lines().len(), 1, "{bogus}");
+    assert!(bogus.stderr.contains("\"bogus\""), "{bogus}");
+
+    std::fs::write(&t.subgid, "someone:100000:65536\n").unwrap();
+    let missing = t.run(&["run", "--rm", "--userns=auto", "host", "true"]);
+    assert_eq!(missing.code, 125, "{missing}");
+    assert_eq!(missing.stderr_lines().len(), 1, "{missing}");
+    assert!(
+        missing.stderr.contains("containers:")
+            && missing.stderr.contains(t.subgid.to_str().unwrap()),
+        "{missing}"
+    );
+    t.forge.assert_no_containers();
+}
