@@ -114,12 +114,21 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
     use nix::sys::prctl;
     // A health check that times out kills the joining process; the command must not linger.
     let _ = prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // Relative to the container's root, where `join` left us: never the caller's directory.
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     if let Err(e) = nix::unistd::chdir(cwd) {
         die(format!(
             "working directory {cwd:?} in the container: {}",
             e.desc()
         ));
+    }
+    if let Err(e) = super::check_cwd_inside_root() {
+        die(e);
+    }
+    // Nothing the caller left open (its sockets, directories, the sealed binary) reaches the
+    // command: every fd above stderr closes on exec.
+    if let Err(e) = crate::sys::cloexec_from(3) {
+        die(format!("closing inherited fds: {e}"));
     }
     // The container's limits apply to what is executed in it, as to its own command.
     if let Err(e) = spec.privileges.apply_bounds() {
