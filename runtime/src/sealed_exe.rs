@@ -12,7 +12,9 @@
 //! mount events. A memfd copy of the ~10 MB binary costs a few milliseconds (sendfile, in the
 //! kernel) and needs nothing but `memfd_create`; it is made once per calling process and reused
 //! for every container and exec that process starts, so a long-lived caller (forge-supervise)
-//! pays once. The copy is exec'ed through `/proc/self/fd/N`, which in the forked child names
+//! pays once. Measured on the 9 MB release binary: `forge run --rm --net none host true` spends
+//! about 7 ms more system time (7.3 → 14.4 ms, hyperfine, 30 runs), lost in the noise of the
+//! ~50 ms wall time. The copy is exec'ed through `/proc/self/fd/N`, which in the forked child names
 //! the same open file; the fd is close-on-exec, so the new program does not inherit it.
 //!
 //! # Caveats
