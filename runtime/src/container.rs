@@ -31,6 +31,8 @@ pub enum RuntimeError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Name(#[from] NameError),
+    #[error(transparent)]
+    Seal(#[from] crate::sealed_exe::SealError),
     #[error("invalid environment variable {0:?}: expected KEY=VALUE with a non-empty KEY")]
     BadEnv(String),
     #[error("invalid hostname {0:?}: use at most 63 letters, digits, '-' and '.'")]
@@ -1100,7 +1102,7 @@ impl Runtime {
             privileges: c.config.privileges.clone(),
             userns: c.config.userns.is_some(),
         };
-        let mut cmd = std::process::Command::new(launch::init_exe());
+        let mut cmd = std::process::Command::new(launch::init_exe()?);
         cmd.arg0("forge-exec")
             .arg(crate::init::join::JOIN_ARG)
             .arg(serde_json::to_string(&spec).expect("join spec serialises"))

@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 
 use crate::channel::{self, Channel, Message};
 use crate::init::{INIT_ARG, INIT_FD};
+use crate::sealed_exe::{self, SealError};
 use crate::spec::InitSpec;
 use crate::status::ExitInfo;
 use crate::sys;
@@ -26,6 +27,8 @@ pub enum LaunchError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Seal(#[from] SealError),
     #[error("talking to the container's init process: {0}")]
     Channel(#[source] io::Error),
     #[error("the container's init process ended without a word (exit status {0:?})")]
@@ -62,14 +65,17 @@ pub struct Started {
     pub pty: Option<OwnedFd>,
 }
 
-/// The Forge binary to re-exec as init; `/proc/self/exe` unless the caller is a test harness.
-pub(crate) fn init_exe() -> String {
-    std::env::var("FORGE_INIT_EXE").unwrap_or_else(|_| "/proc/self/exe".to_string())
+/// The Forge binary to re-exec as init or join: a sealed in-memory copy (see
+/// [`crate::sealed_exe`]) of `/proc/self/exe`, or of `$FORGE_INIT_EXE` when a test harness says
+/// which binary plays Forge.
+pub(crate) fn init_exe() -> Result<String, SealError> {
+    let source = std::env::var("FORGE_INIT_EXE").unwrap_or_else(|_| "/proc/self/exe".to_string());
+    Ok(sealed_exe::shared(&source)?.exec_path())
 }
 
 pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
+    let exe = init_exe()?;
     let (channel, theirs) = channel::pair().map_err(LaunchError::Channel)?;
-    let exe = init_exe();
     let theirs_raw = theirs.as_raw_fd();
     let mut cmd = Command::new(&exe);
     cmd.arg0("forge-init")

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod limits;
 pub mod names;
 pub mod paths;
+pub mod sealed_exe;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;

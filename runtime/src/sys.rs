@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -138,7 +138,6 @@ const LO_FLAGS_AUTOCLEAR: u32 = 4;
 /// it before that is the last close, which detaches the device again. Retries when another
 /// process takes the same device.
 pub fn attach_loop(backing: &Path) -> io::Result<(std::path::PathBuf, std::fs::File)> {
-    use std::os::fd::AsRawFd;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -204,6 +203,14 @@ pub fn open_tree_clone(dir: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// A new anonymous memory file (`memfd_create(2)`).
+pub fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let fd = check(unsafe { libc::memfd_create(name.as_ptr(), flags) } as libc::c_long)?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Makes the detached mount `tree` show its files' owners through the mapping of `userns`.
 pub fn mount_setattr_idmap(
     tree: std::os::fd::BorrowedFd<'_>,
@@ -248,4 +255,40 @@ pub fn move_mount_to(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Re
         )
     })?;
     Ok(())
+}
+
+/// Copies `len` bytes of `from` (from its start) to the end of `to`, in the kernel.
+pub fn sendfile_all(to: &impl AsRawFd, from: &impl AsRawFd, len: u64) -> io::Result<()> {
+    let mut offset: libc::off_t = 0;
+    while (offset as u64) < len {
+        let left = (len - offset as u64).min(1 << 30) as usize;
+        // SAFETY: both fds are open for the duration of the call; `offset` is ours and writable.
+        let n = check(
+            unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut offset, left) }
+                as libc::c_long,
+        )?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while being copied",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Adds `seals` (`F_SEAL_*`) to a memfd made with `MFD_ALLOW_SEALING`.
+pub fn add_seals(fd: &impl AsRawFd, seals: libc::c_int) -> io::Result<()> {
+    // SAFETY: F_ADD_SEALS takes an int argument and changes only the file's seals.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
+    Ok(())
+}
+
+/// A close-on-exec duplicate of `fd` numbered `min` or higher.
+pub fn dup_at_least(fd: &impl AsRawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int argument and returns a new fd or -1.
+    let new =
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
 }

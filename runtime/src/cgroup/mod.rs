@@ -8,6 +8,7 @@
 //! the container is created, and stored with it: later commands run from other cgroups find them.
 //! Ordering: created and limited before the container's PID 1 exists; PID 1 joins before `Go`.
 
+pub mod device_filter;
 mod v1;
 mod v2;
 
@@ -39,6 +40,8 @@ pub enum CgroupError {
     },
     #[error("reading /proc/self/cgroup: {0}")]
     OwnCgroup(#[source] io::Error),
+    #[error("device controller: {0}")]
+    Devices(#[from] device_filter::DeviceFilterError),
     #[error("cgroup controller {0} is not available on this host")]
     MissingController(&'static str),
     #[error("{action} {path}: {source}")]
@@ -130,7 +133,7 @@ pub struct Stats {
 /// One container's cgroups, whatever the mode.
 pub trait Cgroup {
     /// Creates the directories and writes the limits; with `restrict_devices`, the container
-    /// may use only the standard device nodes (v1's devices controller).
+    /// may use only the standard device nodes (v1's devices controller, v2's eBPF device filter).
     fn create(&self, limits: &Limits, restrict_devices: bool) -> Result<(), CgroupError>;
     /// Moves `pid` into every one of the container's cgroups.
     fn add(&self, pid: i32) -> Result<(), CgroupError>;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::device_filter;
 use super::{keyed_value, read_trimmed, remove_dir, write_file, Cgroup, CgroupError, Stats};
 use crate::limits::{Limits, CPU_PERIOD_US};
 
@@ -70,8 +71,7 @@ fn enable_controllers(leaf: &Path, controllers: &[&str]) -> Result<(), CgroupErr
 }
 
 impl Cgroup for V2<'_> {
-    // Device restriction in v2 needs an eBPF program (BPF_CGROUP_DEVICE): not there yet.
-    fn create(&self, limits: &Limits, _restrict_devices: bool) -> Result<(), CgroupError> {
+    fn create(&self, limits: &Limits, restrict_devices: bool) -> Result<(), CgroupError> {
         if let Some(parent) = self.dir.parent() {
             super::create_dir(parent)?;
         }
@@ -83,6 +83,10 @@ impl Cgroup for V2<'_> {
                 continue; // the kernel has no swap accounting
             }
             write_file(&path, &value)?;
+        }
+        if restrict_devices {
+            let prog = device_filter::program(&device_filter::default_rules());
+            device_filter::attach(self.dir, &prog)?;
         }
         Ok(())
     }
@@ -170,7 +174,7 @@ mod tests {
         // The fake kernel does not create interface files; pre-create the ones the leaf would get.
         fs::create_dir_all(&leaf).unwrap();
         fs::write(leaf.join("memory.swap.max"), "max").unwrap();
-        V2 { dir: &leaf }.create(&limits, true).unwrap();
+        V2 { dir: &leaf }.create(&limits, false).unwrap();
         for dir in ["", "own", "own/forge"] {
             let enabled =
                 fs::read_to_string(tree.path().join(dir).join("cgroup.subtree_control")).unwrap();

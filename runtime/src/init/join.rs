@@ -131,12 +131,16 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
     use nix::sys::prctl;
     // A health check that times out kills the joining process; the command must not linger.
     let _ = prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // Relative to the container's root, where `join` left us: never the caller's directory.
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     if let Err(e) = nix::unistd::chdir(cwd) {
         die(format!(
             "working directory {cwd:?} in the container: {}",
             e.desc()
         ));
+    }
+    if let Err(e) = super::check_cwd_inside_root() {
+        die(e);
     }
     // The container's limits apply to what is executed in it, as to its own command.
     if let Err(e) = spec.privileges.apply_bounds() {
@@ -150,7 +154,8 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
     if let Err(e) = spec.privileges.seal() {
         die(e);
     }
-    // fds the caller of `forge exec` leaked to us (a host directory would lead out of the root).
+    // Nothing the caller left open (a host directory would lead out of the root, its sockets,
+    // the sealed binary) reaches the command: every fd above stderr closes on exec.
     if let Err(e) = crate::sys::cloexec_from(3) {
         die(format!("closing inherited fds: {e}"));
     }

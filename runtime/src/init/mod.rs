@@ -37,9 +37,40 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWPID
 /// in `main` of every binary that starts containers, before any thread starts.
 pub fn dispatch() {
     match std::env::args_os().nth(1) {
-        Some(a) if a == INIT_ARG => main(),
-        Some(a) if a == join::JOIN_ARG => join::main(),
+        Some(a) if a == INIT_ARG => {
+            hide_from_container(c"forge-init");
+            main()
+        }
+        Some(a) if a == join::JOIN_ARG => {
+            hide_from_container(c"forge-exec");
+            join::main()
+        }
         _ => {}
+    }
+}
+
+/// Makes this process non-dumpable until it executes the user's command (exec resets the flag),
+/// as runc does: without CAP_SYS_PTRACE a process in the container can then not open
+/// `/proc/PID/exe`, `fd/` or `mem` of Forge's processes as they join it. Also names the process,
+/// which was executed as `/proc/self/fd/N` and would otherwise show up as "N" in `ps`.
+fn hide_from_container(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_DUMPABLE and PR_SET_NAME change only this process's attributes; the name is
+    // a NUL-terminated string that outlives the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
+    }
+}
+
+/// Fails unless the working directory is reachable from the root directory: a directory fd or
+/// cwd inherited from outside would make `getcwd` report it as unreachable (glibc: `ENOENT`).
+pub(crate) fn check_cwd_inside_root() -> Result<(), String> {
+    match nix::unistd::getcwd() {
+        Ok(dir) if dir.is_absolute() => Ok(()),
+        Ok(dir) => Err(format!(
+            "working directory {dir:?} is outside the container"
+        )),
+        Err(e) => Err(format!("working directory is outside the container: {e}")),
     }
 }
 
@@ -171,6 +202,7 @@ fn enter(spec: &InitSpec) -> Result<(), String> {
     };
     nix::unistd::chdir(cwd)
         .map_err(|e| format!("working directory {cwd:?} in the container: {}", e.desc()))?;
+    check_cwd_inside_root()?;
     crate::sys::cloexec_from(3).map_err(|e| format!("closing inherited fds: {e}"))
 }
 
