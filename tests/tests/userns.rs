@@ -238,3 +238,39 @@ fn bad_userns_input_is_refused_and_leaves_nothing() {
     );
     t.forge.assert_no_containers();
 }
+
+#[test]
+fn image_layers_stack_with_their_whiteouts_and_opaque_directories() {
+    let t = Userns::new();
+    let tools = common::oci::tools_dir();
+    common::oci::build_images(tools.path());
+    // v3 = v1 plus a layer whose /dir is opaque (`.wh..wh..opq`): only its own /dir/z shows.
+    common::oci::sh(&format!(
+        r#"cd {dir}
+mkdir -p opq/dir && touch opq/dir/.wh..wh..opq && echo z > opq/dir/z
+tar -C opq -cf opq.tar dir
+umoci raw add-layer --image lay:v1 --tag v3 opq.tar
+(cd lay && tar -cf ../oci.tar .)"#,
+        dir = tools.path().display()
+    ));
+    t.ok(&["load", "-i", tools.path().join("oci.tar").to_str().unwrap()]);
+    let run = |image: &str, script: &str| {
+        t.ok(&[
+            "run",
+            "--rm",
+            "--userns=auto",
+            "--net",
+            "none",
+            image,
+            script,
+        ])
+    };
+    // v2 deletes /a.txt and /dir/x of v1 with whiteouts.
+    let v2 = run(
+        "oci:v2",
+        "ls -A /dir; ls /a.txt 2>/dev/null || echo no-a; cat /keep",
+    );
+    assert_eq!(words(&v2), ["y", "no-a", "k"], "{v2}");
+    let v3 = run("oci:v3", "ls -A /dir; cat /a.txt");
+    assert_eq!(words(&v3), ["z", "a"], "{v3}");
+}

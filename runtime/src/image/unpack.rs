@@ -28,8 +28,9 @@ use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 /// The name (after [`WHITEOUT_PREFIX`]) of the marker that makes its directory opaque.
 const OPAQUE_MARKER: &[u8] = b".wh..opq";
-/// The xattr overlayfs reads to know that a directory hides the same directory of lower layers.
-const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque\0";
+/// The xattrs overlayfs reads to know that a directory hides the same directory of lower layers:
+/// `trusted.*` normally, `user.*` when mounted with `userxattr` (in a user namespace).
+const OPAQUE_XATTRS: [&[u8]; 2] = [b"trusted.overlay.opaque\0", b"user.overlay.opaque\0"];
 /// Bytes read from the stream (and written to a file) at a time.
 const CHUNK: usize = 128 * 1024;
 
@@ -146,7 +147,8 @@ fn io_err<E: Into<io::Error>>(path: &str, action: &'static str) -> impl FnOnce(E
 /// Unpacks one layer tar stream into the empty directory `dest`, in the form overlayfs expects
 /// of a lower layer:
 /// - whiteouts `.wh.NAME` become a character device 0:0 named NAME; an opaque marker
-///   `DIR/.wh..wh..opq` sets the xattr `trusted.overlay.opaque=y` on DIR (made if missing);
+///   `DIR/.wh..wh..opq` sets the xattrs `trusted.overlay.opaque=y` and `user.overlay.opaque=y`
+///   (read in user namespaces) on DIR (made if missing);
 /// - regular files, directories, symlinks, hard links (to an earlier entry of the same layer),
 ///   fifos; modes (setuid, sticky ...), ownership, mtimes and xattrs (PAX `SCHILY.xattr.*`, except
 ///   overlayfs' own `trusted.overlay.*`/`user.overlay.*`, which only whiteouts may set) are kept;
@@ -835,19 +837,21 @@ impl Layer<'_> {
         if target == OPAQUE_MARKER {
             let dir = self.parent(parent, path)?;
             let value = b"y";
-            // SAFETY: dir is an open directory, the name is NUL-terminated and value is valid
-            // for its length.
-            let result = unsafe {
-                libc::fsetxattr(
-                    dir.as_raw_fd(),
-                    OPAQUE_XATTR.as_ptr().cast(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    0,
-                )
-            };
-            if result != 0 {
-                return Err(io_err(path, "marking the directory opaque")(Errno::last()));
+            for xattr in OPAQUE_XATTRS {
+                // SAFETY: dir is an open directory, the name is NUL-terminated and value is
+                // valid for its length.
+                let result = unsafe {
+                    libc::fsetxattr(
+                        dir.as_raw_fd(),
+                        xattr.as_ptr().cast(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        0,
+                    )
+                };
+                if result != 0 {
+                    return Err(io_err(path, "marking the directory opaque")(Errno::last()));
+                }
             }
             self.stats.whiteouts += 1;
             return Ok(());
@@ -1211,10 +1215,9 @@ mod tests {
         assert!(gone.file_type().is_char_device());
         assert_eq!(gone.rdev(), 0);
         assert!(!dest.join("a/.wh.gone").exists());
-        assert_eq!(
-            lgetxattr(&dest.join("b"), "trusted.overlay.opaque").unwrap(),
-            b"y"
-        );
+        for xattr in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+            assert_eq!(lgetxattr(&dest.join("b"), xattr).unwrap(), b"y", "{xattr}");
+        }
         assert!(!dest.join("b/.wh..wh..opq").exists());
         assert_eq!(fs::read(dest.join("b/new")).unwrap(), b"new");
         assert!(!dest.join(".wh..wh.plnk").exists() && !dest.join(".wh.plnk").exists());
