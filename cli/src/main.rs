@@ -7,7 +7,6 @@ mod images;
 mod manage;
 mod network;
 mod run;
-mod security_opt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -41,7 +41,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "CAP")]
     cap_drop: Vec<String>,
     /// seccomp=unconfined (no seccomp filter), seccomp=PROFILE.json (Docker's format) or
-    /// no-new-privileges=false
+    /// no-new-privileges[=false]
     #[arg(long, value_name = "OPT")]
     security_opt: Vec<String>,
     /// Mount the container's root filesystem read-only
@@ -148,7 +148,8 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     let mut privileges =
         forge_runtime::caps::Privileges::resolve(&args.cap_add, &args.cap_drop, args.privileged)
             .map_err(|e| e.to_string())?;
-    crate::security_opt::apply(&mut privileges, &args.security_opt)?;
+    forge_runtime::security_opt::parse_and_apply(&mut privileges, &args.security_opt)
+        .map_err(|e| e.to_string())?;
     let limits = parse_limits(args)?;
     let userns: forge_runtime::userns::Mode = args.userns.parse().map_err(|e| format!("{e}"))?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {

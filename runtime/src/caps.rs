@@ -63,6 +63,15 @@ fn parse(name: &str) -> Result<Capability, UnknownCapability> {
     Capability::from_str(&full).map_err(|_| UnknownCapability(name.to_string()))
 }
 
+/// Checks one `--cap-add`/`--cap-drop` name: with or without `CAP_`, any case, or `ALL`.
+pub fn check_name(name: &str) -> Result<(), UnknownCapability> {
+    if name.eq_ignore_ascii_case("ALL") {
+        Ok(())
+    } else {
+        parse(name).map(drop)
+    }
+}
+
 fn short(cap: Capability) -> String {
     cap.to_string().trim_start_matches("CAP_").to_string()
 }
@@ -161,6 +170,9 @@ mod tests {
         assert_eq!(only.capabilities, ["KILL"]);
         let all = Privileges::resolve(&[], &[], true).unwrap();
         assert!(all.capabilities.len() > 35 && !all.no_new_privs);
+        assert_eq!(check_name("cap_net_admin"), Ok(()));
+        assert_eq!(check_name("all"), Ok(()));
+        assert_eq!(check_name("FLY"), Err(UnknownCapability("FLY".into())));
         assert_eq!(
             Privileges::resolve(&["FLY".into()], &[], false),
             Err(UnknownCapability("FLY".into()))

@@ -78,8 +78,8 @@ pub enum RuntimeError {
     User(#[from] crate::user::UserError),
     #[error("{0} needs a network; it cannot be used with --net none")]
     NeedsNetwork(&'static str),
-    #[error("invalid --tmpfs {0:?}: expected an absolute path without '..', optionally :OPTIONS")]
-    BadTmpfs(String),
+    #[error("invalid --tmpfs {0}")]
+    BadTmpfs(#[from] crate::tmpfs::TmpfsError),
     #[error("network {0} is given twice")]
     NetworkTwice(String),
     /// A network option refused before the container exists.
@@ -224,20 +224,6 @@ pub struct Runtime {
     roots: Roots,
     images: ImageStore,
     netd: Netd,
-}
-
-/// `PATH[:OPTIONS]` of `--tmpfs` → (PATH, OPTIONS).
-fn parse_tmpfs(spec: &str) -> Result<(String, String), RuntimeError> {
-    let (path, options) = spec.split_once(':').unwrap_or((spec, ""));
-    let ok = path.starts_with('/')
-        && path != "/"
-        && !Path::new(path)
-            .components()
-            .any(|c| c == std::path::Component::ParentDir);
-    if !ok {
-        return Err(RuntimeError::BadTmpfs(spec.to_string()));
-    }
-    Ok((path.to_string(), options.to_string()))
 }
 
 /// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
@@ -466,7 +452,7 @@ impl Runtime {
         let tmpfs = opts
             .tmpfs
             .iter()
-            .map(|spec| parse_tmpfs(spec))
+            .map(|spec| crate::tmpfs::parse(spec))
             .collect::<Result<Vec<_>, _>>()?;
         // Held until the config (which records the range) is written: ranges never overlap.
         let (userns, _userns_lock) = match opts.userns {

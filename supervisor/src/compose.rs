@@ -37,6 +37,14 @@
 //! ports = ["8080:80", "127.0.0.1:5353:53/udp"]
 //! stop_signal = "SIGTERM"          # or "TERM" or 15; default: the image's StopSignal, else SIGTERM
 //! stop_grace_period = "10s"
+//! cap_add = ["NET_ADMIN"]          # to Docker's default set; with or without CAP_, or "ALL"
+//! cap_drop = ["ALL"]               # dropped first, then cap_add added (as Docker does)
+//! privileged = false               # every capability, no masked paths, no seccomp
+//! security_opt = ["no-new-privileges:true"]  # also "seccomp=unconfined", "seccomp=PROFILE.json"
+//! #   (Docker's format; a relative path is relative to this file's directory; read and checked now)
+//! read_only = false                # the root filesystem read-only
+//! tmpfs = ["/run", "/tmp:size=64m"]  # or one string; PATH[:OPTIONS] as for `forge run --tmpfs`
+//! userns_mode = "host"             # or "auto" (a user namespace of its own; not with limits.storage)
 //!
 //! [services.web.healthcheck]       # Compose's defaults: 30s, 30s, 3, 0s
 //! test = ["CMD", "true"]           # or ["CMD-SHELL", "..."], a string (CMD-SHELL), ["NONE"]
@@ -56,6 +64,7 @@
 //! networks, published ports) are here.
 
 mod node;
+mod security;
 mod service;
 
 use std::collections::BTreeMap;
@@ -64,6 +73,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use forge_runtime::caps::Privileges;
 use forge_runtime::limits::Limits;
 use forge_runtime::netd::ipam::Subnet;
 use forge_runtime::netd::ports::PortMapping;
@@ -118,6 +128,13 @@ pub struct Service {
     /// `None`: the image's StopSignal, else SIGTERM (as compose does).
     pub stop_signal: Option<Signal>,
     pub stop_grace_period: Duration,
+    /// Capabilities, no_new_privs and seccomp, resolved from `cap_add`, `cap_drop`,
+    /// `privileged` and `security_opt` (a seccomp profile is read when the file is).
+    pub privileges: Privileges,
+    pub read_only: bool,
+    /// `PATH[:OPTIONS]`, as `forge run --tmpfs` takes them.
+    pub tmpfs: Vec<String>,
+    pub userns: forge_runtime::userns::Mode,
 }
 
 /// When a dependency counts as ready for its dependents to start.
@@ -304,8 +321,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Compose, ComposeError> {
             },
         )
     })?;
+    let dir = path.parent().unwrap_or(Path::new(""));
     let mut compose =
-        read_document(&doc).map_err(|invalid| ComposeError::at(path, text, invalid))?;
+        read_document(&doc, dir).map_err(|invalid| ComposeError::at(path, text, invalid))?;
     compose.path = path.to_path_buf();
     Ok(compose)
 }
@@ -328,7 +346,7 @@ impl Compose {
     }
 }
 
-fn read_document(doc: &ImDocument<String>) -> Result<Compose, Invalid> {
+fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invalid> {
     let root = Node::root(doc).table("a table")?;
     root.only(&["services", "networks", "x-backoff"])?;
     let backoff = match root.get("x-backoff") {
@@ -352,7 +370,7 @@ fn read_document(doc: &ImDocument<String>) -> Result<Compose, Invalid> {
     let mut places = Vec::new();
     for entry in table.entries() {
         check_name(entry.key, &entry.key_spot, "service")?;
-        let (service, placed) = service::read(entry.key, &entry.node, &backoff)?;
+        let (service, placed) = service::read(entry.key, &entry.node, &backoff, dir)?;
         services.insert(entry.key.to_string(), service);
         places.push((entry.key, placed));
     }

@@ -268,6 +268,10 @@ fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
         limits: svc.limits.clone(),
         user: svc.user.clone(),
         init: svc.init,
+        privileges: svc.privileges.clone(),
+        read_only: svc.read_only,
+        tmpfs: svc.tmpfs.clone(),
+        userns: svc.userns,
         net: NetSpec {
             networks: svc
                 .networks

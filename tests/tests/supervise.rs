@@ -103,11 +103,23 @@ struct Supervisor {
 impl Supervisor {
     /// `forge-supervise --root ROOT -p PROJECT EXTRA... FILE` in the test's network namespace.
     fn start(forge: &Forge, project: &str, file: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(forge, project, file, extra, &[])
+    }
+
+    /// [`Supervisor::start`] with environment variables `env` set for the supervisor.
+    fn start_with_env(
+        forge: &Forge,
+        project: &str,
+        file: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Self {
         let file = file.to_str().expect("utf-8 path");
         let mut args = vec!["-p", project];
         args.extend_from_slice(extra);
         args.push(file);
         let mut cmd = forge.supervise(&args);
+        cmd.envs(env.iter().copied());
         let what = format!("forge-supervise {}", args.join(" "));
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -1549,6 +1561,138 @@ stop_grace_period = "30s"
         sup.dump()
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Security keys.
+
+/// A `command` that runs `script`, then waits until SIGTERM and exits 0.
+fn report_then_wait(script: &str) -> String {
+    format!(
+        r#"["sh", "-c", '''
+trap 'exit 0' TERM
+{script}
+while true; do sleep 1 & wait $!; done
+''']"#
+    )
+}
+
+#[test]
+fn cap_add_cap_drop_read_only_tmpfs_and_security_opt_reach_the_container() {
+    let forge = Forge::new();
+    let script = "echo CapEff=$(awk '/^CapEff/ {print $2}' /proc/self/status); \
+        echo NoNewPrivs=$(awk '/^NoNewPrivs/ {print $2}' /proc/self/status); \
+        echo Seccomp=$(awk '/^Seccomp:/ {print $2}' /proc/self/status); \
+        touch /x 2>/dev/null && echo root=writable || echo root=not-writable; \
+        touch /scratch/y 2>/dev/null && echo scratch=writable || echo scratch=not-writable; \
+        echo done";
+    let file = compose_file(&format!(
+        r#"
+[services.locked]
+image = "host"
+cap_drop = ["ALL"]
+cap_add = ["NET_BIND_SERVICE"]
+read_only = true
+tmpfs = ["/scratch"]
+security_opt = ["no-new-privileges:true"]
+command = {command}
+
+[services.open]
+image = "host"
+security_opt = ["seccomp=unconfined", "no-new-privileges:false"]
+command = {command}
+"#,
+        command = report_then_wait(script)
+    ));
+    let mut sup = Supervisor::start(&forge, "sec", &file.path, &[]);
+    for service in ["locked", "open"] {
+        sup.wait_output(service, "its report", |t| t == "done");
+    }
+    forge.note_ids(forge.container_ids());
+    let report = |service: &str| -> Vec<String> {
+        sup.output(service)
+            .into_iter()
+            .map(|l| l.text)
+            .take_while(|t| t != "done")
+            .collect()
+    };
+    assert_eq!(
+        report("locked"),
+        [
+            "CapEff=0000000000000400",
+            "NoNewPrivs=1",
+            "Seccomp=2",
+            "root=not-writable",
+            "scratch=writable"
+        ],
+        "{}",
+        sup.dump()
+    );
+    // Without the keys: Docker's 14 default capabilities, a writable root and no /scratch; and
+    // seccomp=unconfined and no-new-privileges:false reach the container as well. (Under a
+    // seccomp filter no_new_privs stays set whatever the option says: the runtime installs its
+    // filters the way that sets it, as `forge run` does too.)
+    assert_eq!(
+        report("open"),
+        [
+            "CapEff=00000000a80425fb",
+            "NoNewPrivs=0",
+            "Seccomp=0",
+            "root=writable",
+            "scratch=not-writable"
+        ],
+        "{}",
+        sup.dump()
+    );
+    let (code, _) = terminate(&mut sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn userns_mode_auto_is_root_inside_and_a_subordinate_id_outside() {
+    const UID_START: u32 = 3_000_000_000;
+    const GID_START: u32 = 3_100_000_000;
+    let forge = Forge::new();
+    // Subordinate IDs of our own, so the host's /etc/subuid is neither needed nor changed.
+    let subuid = forge.root().join("subuid");
+    let subgid = forge.root().join("subgid");
+    std::fs::write(&subuid, format!("containers:{UID_START}:262144\n")).unwrap();
+    std::fs::write(&subgid, format!("containers:{GID_START}:262144\n")).unwrap();
+    let file = compose_file(&format!(
+        r#"
+[services.mapped]
+image = "host"
+userns_mode = "auto"
+command = {}
+"#,
+        report_then_wait("echo uid=$(id -u)")
+    ));
+    let env = [
+        ("FORGE_SUBUID_FILE", subuid.as_path()),
+        ("FORGE_SUBGID_FILE", subgid.as_path()),
+    ];
+    let mut sup = Supervisor::start_with_env(&forge, "uns", &file.path, &[], &env);
+    sup.wait_output("mapped", "its uid", |t| t.starts_with("uid="));
+    forge.note_ids(forge.container_ids());
+    assert_eq!(sup.output("mapped")[0].text, "uid=0", "{}", sup.dump());
+    let pid = sup.started_pid("mapped");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |field: &str| -> Vec<String> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in:\n{status}"));
+        line.split_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(ids("Uid:"), vec![UID_START.to_string(); 4], "{status}");
+    assert_eq!(ids("Gid:"), vec![GID_START.to_string(); 4], "{status}");
+    let (code, _) = terminate(&mut sup);
     assert_eq!(code, 0, "{}", sup.dump());
     assert_torn_down(&forge);
 }

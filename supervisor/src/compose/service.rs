@@ -1,13 +1,15 @@
 //! One `[services.NAME]` table, field by field, and the small tables inside it (healthcheck,
-//! limits, x-backoff). Checks that need other services are left to the caller, with the places
+//! limits, x-backoff; the security keys are in `security.rs`). Checks that need other services are left to the caller, with the places
 //! they need in [`Placed`].
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use forge_runtime::limits::{LimitArgs, LimitError, Limits};
 use forge_runtime::netd::ports::PortMapping;
 use forge_runtime::signal::parse_signal;
+use forge_runtime::userns::Mode;
 use nix::sys::signal::Signal;
 
 use super::node::{Invalid, Node, Spot};
@@ -32,6 +34,13 @@ const SERVICE_KEYS: &[&str] = &[
     "ports",
     "stop_signal",
     "stop_grace_period",
+    "cap_add",
+    "cap_drop",
+    "privileged",
+    "security_opt",
+    "read_only",
+    "tmpfs",
+    "userns_mode",
 ];
 
 /// Where a service names other services, networks and ports, for the checks across services.
@@ -42,10 +51,12 @@ pub(super) struct Placed {
     pub ports: Vec<(PortMapping, Spot)>,
 }
 
+/// `dir` is the compose file's directory, for relative paths in the service.
 pub(super) fn read(
     name: &str,
     node: &Node,
     global_backoff: &Backoff,
+    dir: &Path,
 ) -> Result<(Service, Placed), Invalid> {
     let table = node.table("a table, like [services.web]")?;
     table.only(SERVICE_KEYS)?;
@@ -70,6 +81,12 @@ pub(super) fn read(
             placed.ports.push((port, spot));
         }
     }
+    let security = super::security::read(&table, dir)?;
+    let limits = get("limits").map_or(Ok(Limits::defaults()), |n| limits(&n))?;
+    if let (Mode::Auto, Some(_)) = (security.userns, &limits.storage) {
+        let spot = get("userns_mode").expect("auto was given").spot;
+        return Err(spot.err("userns_mode = \"auto\" cannot be combined with limits.storage"));
+    }
     let service = Service {
         name: name.to_string(),
         image,
@@ -92,12 +109,16 @@ pub(super) fn read(
         restart: get("restart").map_or(Ok(RestartPolicy::No), |n| restart(&n))?,
         backoff: get("x-backoff").map_or(Ok(*global_backoff), |n| backoff(&n, global_backoff))?,
         healthcheck: get("healthcheck").map_or(Ok(None), |n| healthcheck(&n))?,
-        limits: get("limits").map_or(Ok(Limits::defaults()), |n| limits(&n))?,
+        limits,
         networks: placed.networks.iter().map(|(n, _)| n.clone()).collect(),
         ports: placed.ports.iter().map(|(p, _)| *p).collect(),
         stop_signal: get("stop_signal").map(|n| signal(&n)).transpose()?,
         stop_grace_period: get("stop_grace_period")
             .map_or(Ok(Duration::from_secs(10)), |n| duration(&n))?,
+        privileges: security.privileges,
+        read_only: security.read_only,
+        tmpfs: security.tmpfs,
+        userns: security.userns,
     };
     Ok((service, placed))
 }

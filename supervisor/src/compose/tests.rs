@@ -1,4 +1,5 @@
 use super::*;
+use forge_runtime::userns::Mode;
 
 fn ok(text: &str) -> Compose {
     parse(Path::new("compose.toml"), text).unwrap_or_else(|err| panic!("{err}"))
@@ -240,6 +241,10 @@ fn defaults() {
         ports: vec![],
         stop_signal: None,
         stop_grace_period: Duration::from_secs(10),
+        privileges: Privileges::default(),
+        read_only: false,
+        tmpfs: vec![],
+        userns: Mode::Host,
     };
     assert_eq!(app, &expected);
 
@@ -404,6 +409,131 @@ fn unreadable_file() {
         "/nonexistent/compose.toml: cannot read: No such file or directory"
     );
     assert!(err.source.is_some());
+}
+
+#[test]
+fn security_keys() {
+    let compose = ok(r#"
+[services.app]
+image = "host"
+cap_drop = ["ALL"]
+cap_add = ["net_bind_service", "CAP_KILL"]
+read_only = true
+tmpfs = ["/run", "/tmp:size=64m"]
+security_opt = ["no-new-privileges:false", "seccomp=unconfined"]
+userns_mode = "auto"
+
+[services.root]
+image = "host"
+privileged = true
+tmpfs = "/scratch"
+userns_mode = "host"
+"#);
+    let app = &compose.services["app"];
+    assert_eq!(
+        app.privileges.capabilities,
+        s(&["KILL", "NET_BIND_SERVICE"])
+    );
+    assert!(!app.privileges.no_new_privs);
+    assert!(app.privileges.seccomp_unconfined && !app.privileges.privileged);
+    assert!(app.read_only);
+    assert_eq!(app.tmpfs, s(&["/run", "/tmp:size=64m"]));
+    assert_eq!(app.userns, Mode::Auto);
+    let root = &compose.services["root"];
+    assert_eq!(
+        root.privileges,
+        Privileges::resolve(&[], &[], true).unwrap()
+    );
+    assert!(!root.read_only);
+    assert_eq!(root.tmpfs, s(&["/scratch"]));
+    assert_eq!(root.userns, Mode::Host);
+}
+
+#[test]
+fn a_relative_seccomp_profile_is_read_from_the_compose_files_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#;
+    std::fs::create_dir(dir.path().join("sec")).unwrap();
+    std::fs::write(dir.path().join("sec/profile.json"), profile).unwrap();
+    let text = "[services.app]\nimage = \"host\"\nsecurity_opt = [\"seccomp=sec/profile.json\"]\n";
+    let file = dir.path().join("compose.toml");
+    std::fs::write(&file, text).unwrap();
+    // From another working directory: the path follows the file, not the cwd.
+    let compose = load(&file).unwrap_or_else(|err| panic!("{err}"));
+    let loaded = compose.services["app"].privileges.seccomp_profile.as_ref();
+    let loaded = loaded.expect("the profile is resolved when the file is read");
+    assert_eq!(loaded.source, dir.path().join("sec/profile.json"));
+    assert!(!loaded.rules.is_empty());
+
+    // Missing or broken profiles are refused at the option, naming the profile.
+    std::fs::write(dir.path().join("sec/broken.json"), "{ nope").unwrap();
+    for (name, what) in [
+        ("missing.json", "No such file"),
+        ("broken.json", "invalid JSON"),
+    ] {
+        let text = format!(
+            "[services.app]\nimage = \"host\"\nsecurity_opt = [\"no-new-privileges\", \"seccomp=sec/{name}\"]\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        let err = load(&file).unwrap_err().to_string();
+        let want = format!(
+            "compose.toml:3:38: services.app.security_opt[1]: seccomp profile {}",
+            dir.path().join("sec").join(name).display()
+        );
+        assert!(err.contains(&want) && err.contains(what), "{err}");
+    }
+}
+
+#[test]
+fn security_errors_are_placed_at_the_element() {
+    let head = "[services.app]\nimage = \"host\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "cap_add = [\"NET_ADMIN\", \"FLY\"]",
+            "3:25: services.app.cap_add[1]: unknown capability \"FLY\"",
+        ),
+        (
+            "cap_drop = \"ALL\"",
+            "3:12: services.app.cap_drop: expected a list of capabilities like [\"NET_ADMIN\"], found a string",
+        ),
+        ("privileged = 1", "3:14: services.app.privileged: expected true or false"),
+        ("read_only = \"yes\"", "3:13: services.app.read_only: expected true or false"),
+        (
+            "tmpfs = [\"/run\", \"tmp\"]",
+            "3:18: services.app.tmpfs[1]: invalid tmpfs \"tmp\": expected an absolute path",
+        ),
+        (
+            "tmpfs = \"/run:noexec\"",
+            "3:9: services.app.tmpfs: invalid tmpfs \"/run:noexec\": unknown option \"noexec\"",
+        ),
+        (
+            "tmpfs = [\"/run\", \"/run:size=1m\"]",
+            "3:18: services.app.tmpfs[1]: tmpfs \"/run\" is listed twice",
+        ),
+        (
+            "security_opt = [\"apparmor=unconfined\"]",
+            "3:17: services.app.security_opt[0]: unsupported security option \"apparmor=unconfined\"",
+        ),
+        (
+            "security_opt = [\"seccomp:\"]",
+            "3:17: services.app.security_opt[0]: seccomp= needs a profile path",
+        ),
+        (
+            "userns_mode = \"private\"",
+            "3:15: services.app.userns_mode: unknown userns_mode \"private\" (expected \"host\" or \"auto\")",
+        ),
+        (
+            "userns_mode = \"auto\"\nlimits.storage = \"1g\"",
+            "3:15: services.app.userns_mode: userns_mode = \"auto\" cannot be combined with limits.storage",
+        ),
+    ];
+    for (body, want) in cases {
+        let got = err(&format!("{head}{body}\n"));
+        assert!(
+            got.starts_with(&format!("compose.toml:{want}")),
+            "{body}\n  got:  {got}\n  want: {want}"
+        );
+    }
 }
 
 #[test]
