@@ -292,3 +292,59 @@ pub fn dup_at_least(fd: &impl AsRawFd, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: the kernel just returned this fd to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
 }
+
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+pub const MOUNT_ATTR_RDONLY: libc::c_uint = 0x1;
+pub const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+pub const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+
+/// A new filesystem context (`fsopen(2)`) for `fstype`.
+pub fn fsopen(fstype: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    // SAFETY: the name is a valid NUL-terminated string that outlives the call.
+    let fd = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sets the string option `key` of a filesystem context.
+pub fn fsconfig_set(ctx: &impl AsRawFd, key: &std::ffi::CStr, value: &str) -> io::Result<()> {
+    let value = CString::new(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: key and value are valid NUL-terminated strings that outlive the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// Creates the filesystem of a configured context and returns it as a detached mount with
+/// `attrs` (`MOUNT_ATTR_*`): in no mount table, gone once the last fd on it is closed.
+pub fn fsmount_detached(ctx: &impl AsRawFd, attrs: libc::c_uint) -> io::Result<OwnedFd> {
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            null,
+            null,
+            0,
+        )
+    })?;
+    // SAFETY: fsmount takes the context fd and two flag words.
+    let fd = check(unsafe {
+        libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs)
+    })?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
