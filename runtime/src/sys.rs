@@ -257,26 +257,6 @@ pub fn move_mount_to(tree: std::os::fd::BorrowedFd<'_>, target: &Path) -> io::Re
     Ok(())
 }
 
-/// Copies `len` bytes of `from` (from its start) to the end of `to`, in the kernel.
-pub fn sendfile_all(to: &impl AsRawFd, from: &impl AsRawFd, len: u64) -> io::Result<()> {
-    let mut offset: libc::off_t = 0;
-    while (offset as u64) < len {
-        let left = (len - offset as u64).min(1 << 30) as usize;
-        // SAFETY: both fds are open for the duration of the call; `offset` is ours and writable.
-        let n = check(
-            unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut offset, left) }
-                as libc::c_long,
-        )?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file shrank while being copied",
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Adds `seals` (`F_SEAL_*`) to a memfd made with `MFD_ALLOW_SEALING`.
 pub fn add_seals(fd: &impl AsRawFd, seals: libc::c_int) -> io::Result<()> {
     // SAFETY: F_ADD_SEALS takes an int argument and changes only the file's seals.
