@@ -138,17 +138,22 @@ impl Privileges {
             .map_err(|e| format!("clearing inheritable capabilities: {e}"))
     }
 
-    /// The last step before exec: `no_new_privs`, unless opted out, then the seccomp filter
-    /// (which without no_new_privs needs CAP_SYS_ADMIN, so it comes while we still have it).
-    pub fn seal(&self) -> Result<(), String> {
-        if self.no_new_privs {
-            nix::sys::prctl::set_no_new_privs()
-                .map_err(|e| format!("setting no_new_privs: {e}"))?;
+    /// The last steps before exec: `switch_user` (to the container's user), `no_new_privs`
+    /// unless opted out, and the seccomp filter. With no_new_privs the filter comes last, as late
+    /// as possible; without it the kernel wants CAP_SYS_ADMIN to load a filter, so it comes
+    /// before the user switch drops the capabilities (as runc does).
+    pub fn seal(&self, switch_user: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        let filter = || match self.seccomp_unconfined {
+            true => Ok(()),
+            false => crate::seccomp::install(self),
+        };
+        if !self.no_new_privs {
+            filter()?;
+            return switch_user();
         }
-        if !self.seccomp_unconfined {
-            crate::seccomp::install(self)?;
-        }
-        Ok(())
+        switch_user()?;
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
+        filter()
     }
 }
 

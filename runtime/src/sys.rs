@@ -328,3 +328,26 @@ pub fn fsmount_detached(ctx: &impl AsRawFd, attrs: libc::c_uint) -> io::Result<O
     // SAFETY: the kernel just returned this fd to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// Installs a classic-BPF seccomp filter on the calling thread. Unlike seccompiler's
+/// `apply_filter` it does not set no_new_privs: without it the kernel asks for CAP_SYS_ADMIN.
+pub fn seccomp_set_filter(program: &[seccompiler::sock_filter]) -> io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long"))?;
+    let prog = libc::sock_fprog {
+        len,
+        // seccompiler's sock_filter is #[repr(C)] with the same fields as the kernel's.
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points to `len` valid instructions that outlive the call; the kernel copies
+    // the program.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    Ok(())
+}

@@ -321,3 +321,36 @@ fn bad_seccomp_profiles_are_refused_before_anything_is_created() {
     assert_eq!(forge.ok(&["ps", "-a", "-q"]).stdout, "");
     forge.assert_no_containers();
 }
+
+#[test]
+fn no_new_privileges_false_keeps_the_seccomp_filter_for_root_and_other_users() {
+    let forge = Forge::new();
+    let profile = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/seccomp/mkdir-eacces.json"
+    );
+    for extra in [
+        &["--security-opt", "no-new-privileges=false"][..],
+        &["--security-opt", "no-new-privileges=false", "-u", "65534"],
+        &[
+            "--security-opt",
+            "no-new-privileges=false",
+            "--security-opt",
+            &format!("seccomp={profile}"),
+            "-u",
+            "65534",
+        ],
+    ] {
+        let status = caps_of(&forge, extra);
+        assert_eq!(
+            status_field(&status, "NoNewPrivs"),
+            "0",
+            "{extra:?}: {status}"
+        );
+        assert_ne!(status_field(&status, "Seccomp"), "0", "{extra:?}: {status}");
+    }
+    // And by default no_new_privs is on, with the filter.
+    let status = caps_of(&forge, &[]);
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+}

@@ -1631,9 +1631,7 @@ command = {command}
         sup.dump()
     );
     // Without the keys: Docker's 14 default capabilities, a writable root and no /scratch; and
-    // seccomp=unconfined and no-new-privileges:false reach the container as well. (Under a
-    // seccomp filter no_new_privs stays set whatever the option says: the runtime installs its
-    // filters the way that sets it, as `forge run` does too.)
+    // seccomp=unconfined and no-new-privileges:false reach the container as well.
     assert_eq!(
         report("open"),
         [

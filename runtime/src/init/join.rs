@@ -146,12 +146,8 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
     if let Err(e) = spec.privileges.apply_bounds() {
         die(e);
     }
-    if let Some(user) = &spec.user {
-        if let Err(e) = crate::user::switch_to(user) {
-            die(e);
-        }
-    }
-    if let Err(e) = spec.privileges.seal() {
+    let switch_user = || spec.user.as_ref().map_or(Ok(()), crate::user::switch_to);
+    if let Err(e) = spec.privileges.seal(switch_user) {
         die(e);
     }
     // Nothing the caller left open (a host directory would lead out of the root, its sockets,

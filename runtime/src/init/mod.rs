@@ -155,12 +155,8 @@ fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
 
 /// Becomes the user's command (as its user); reports over the channel if that fails.
 fn exec_command(channel: &Channel, spec: &InitSpec, file: &Path) -> ! {
-    if let Some(user) = &spec.user {
-        if let Err(message) = crate::user::switch_to(user) {
-            fail(channel, EXIT_FORGE_ERROR, message);
-        }
-    }
-    if let Err(message) = spec.privileges.seal() {
+    let switch_user = || spec.user.as_ref().map_or(Ok(()), crate::user::switch_to);
+    if let Err(message) = spec.privileges.seal(switch_user) {
         fail(channel, EXIT_FORGE_ERROR, message);
     }
     let failure = exec::exec(file, &spec.args, &spec.env);

@@ -100,13 +100,20 @@ pub fn compile(profile: &SeccompProfile) -> Result<ScmpFilterContext, CompileErr
 
 /// Compiles and loads `profile` into the calling thread (which is about to exec).
 pub fn install(profile: &SeccompProfile) -> Result<(), CompileError> {
-    compile(profile)?
-        .load()
+    let mut filter = compile(profile)?;
+    // no_new_privs is the caller's choice (Privileges::seal), not libseccomp's default.
+    filter
+        .set_ctl_nnp(false)
         .map_err(|source| CompileError::Libseccomp {
             path: profile.source.clone(),
-            what: "loading the filter".into(),
+            what: "leaving no_new_privs alone".into(),
             source,
-        })
+        })?;
+    filter.load().map_err(|source| CompileError::Libseccomp {
+        path: profile.source.clone(),
+        what: "loading the filter".into(),
+        source,
+    })
 }
 
 #[cfg(test)]

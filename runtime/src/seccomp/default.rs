@@ -150,7 +150,7 @@ pub fn default_programs(privileges: &Privileges) -> Result<Vec<BpfProgram>, Stri
 /// Installs the default filter in the calling thread (which is about to exec).
 pub fn install(privileges: &Privileges) -> Result<(), String> {
     for program in default_programs(privileges)? {
-        seccompiler::apply_filter(&program).map_err(|e| format!("installing seccomp: {e}"))?;
+        crate::sys::seccomp_set_filter(&program).map_err(|e| format!("installing seccomp: {e}"))?;
     }
     Ok(())
 }
