@@ -121,7 +121,9 @@ pub fn choose_host_ports(
             continue;
         }
         let found = (0..span)
-            .map(|n| EPHEMERAL.start() + (start.wrapping_add(n) % span))
+            .map(|n| {
+                EPHEMERAL.start() + ((u32::from(start) + u32::from(n)) % u32::from(span)) as u16
+            })
             .map(|host_port| PortMapping {
                 host_port,
                 ..*mapping
@@ -233,6 +235,13 @@ mod tests {
         assert_eq!(ports, [32772, 8080, 32773, 32770]);
         let wraps = choose_host_ports(&[p("80")], &[], 28232, |_| true).unwrap();
         assert_eq!(wraps[0].host_port, 32768);
+        // From any start, every port of the range is tried once.
+        let tried = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let _ = choose_host_ports(&[p("80")], &[], 60000, |m| {
+            tried.borrow_mut().insert(m.host_port);
+            false
+        });
+        assert_eq!(tried.borrow().len(), 28232);
         let none = choose_host_ports(&[p("80")], &[], 0, |_| false).unwrap_err();
         assert_eq!(
             none.to_string(),

@@ -226,7 +226,6 @@ pub struct Runtime {
     netd: Netd,
 }
 
-/// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
 /// `net` with `-P` applied: each port the image exposes (`80/tcp`, `53/udp`, `8080`) and that is
 /// not published already gets a mapping whose host port is chosen at start, as `docker run -P`.
 fn with_exposed_ports(
@@ -239,6 +238,10 @@ fn with_exposed_ports(
         return Ok(net);
     }
     for port in exposed {
+        if port.ends_with("/sctp") {
+            tracing::warn!("image {image} exposes {port}: SCTP cannot be published; skipped");
+            continue;
+        }
         let bad = || RuntimeError::BadExposedPort {
             image: image.to_string(),
             port: port.clone(),
@@ -258,6 +261,7 @@ fn with_exposed_ports(
     Ok(net)
 }
 
+/// A signal as images name it: `SIGQUIT`, `QUIT` or `3`.
 fn parse_signal(text: &str) -> Option<i32> {
     use std::str::FromStr;
     if let Ok(n) = text.parse::<i32>() {
@@ -449,11 +453,8 @@ impl Runtime {
             Some(spec) => Some(crate::user::resolve(&image, spec)?),
             None => None,
         };
-        let tmpfs = opts
-            .tmpfs
-            .iter()
-            .map(|spec| crate::tmpfs::parse(spec))
-            .collect::<Result<Vec<_>, _>>()?;
+        let net = with_exposed_ports(&opts.net, &opts.image, &image.config.exposed_ports)?;
+        let tmpfs = crate::tmpfs::parse_all(&opts.tmpfs)?;
         // Held until the config (which records the range) is written: ranges never overlap.
         let (userns, _userns_lock) = match opts.userns {
             crate::userns::Mode::Host => (None, None),
@@ -513,7 +514,7 @@ impl Runtime {
             auto_remove: opts.auto_remove,
             limits: opts.limits.clone(),
             cgroup,
-            net: with_exposed_ports(&opts.net, &opts.image, &image.config.exposed_ports)?,
+            net,
             labels: opts.labels.clone(),
             user,
             init: opts.init,

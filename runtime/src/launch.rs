@@ -65,9 +65,9 @@ pub struct Started {
     pub pty: Option<OwnedFd>,
 }
 
-/// The Forge binary to re-exec as init or join: a sealed in-memory copy (see
-/// [`crate::sealed_exe`]) of `/proc/self/exe`, or of `$FORGE_INIT_EXE` when a test harness says
-/// which binary plays Forge.
+/// The Forge binary to re-exec as init or join, as a container cannot write it (a read-only
+/// overlay view or a sealed copy, see [`crate::sealed_exe`]) of `/proc/self/exe`, or of
+/// `$FORGE_INIT_EXE` when a test harness says which binary plays Forge.
 pub(crate) fn init_exe() -> Result<String, SealError> {
     let source = std::env::var("FORGE_INIT_EXE").unwrap_or_else(|_| "/proc/self/exe".to_string());
     Ok(sealed_exe::shared(&source)?.exec_path())

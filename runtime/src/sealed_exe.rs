@@ -84,11 +84,8 @@ impl SealedExe {
             .ok_or_else(|| err(io::Error::from(io::ErrorKind::InvalidInput)))?;
         let empty =
             nix::unistd::mkdtemp(&base.join(".forge-exe-XXXXXX")).map_err(|e| err(e.into()))?;
-        let lower = format!(
-            "{}:{}",
-            escape_lowerdir(&dir.to_string_lossy()),
-            escape_lowerdir(&empty.to_string_lossy())
-        );
+        let escape = crate::init::rootfs::overlay_escape;
+        let lower = format!("{}:{}", escape(dir), escape(&empty));
         let mount = overlay_mount(&lower);
         let _ = std::fs::remove_dir(&empty);
         let mount = mount.map_err(err)?;
@@ -161,11 +158,6 @@ fn overlay_mount(lowerdir: &str) -> io::Result<OwnedFd> {
         | crate::sys::MOUNT_ATTR_NOSUID
         | crate::sys::MOUNT_ATTR_NODEV;
     crate::sys::fsmount_detached(&ctx, attrs)
-}
-
-/// A directory as one entry of overlayfs's `lowerdir` list (`:` separates them).
-fn escape_lowerdir(dir: &str) -> String {
-    dir.replace('\\', "\\\\").replace(':', "\\:")
 }
 
 #[cfg(test)]

@@ -211,14 +211,16 @@ pub fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> io::Result<Ow
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Makes the detached mount `tree` show its files' owners through the mapping of `userns`.
+/// Makes the detached mount `tree` show its files' owners through the mapping of `userns`, and
+/// read-only: it shows the shared image store to a container whose root would own it.
 pub fn mount_setattr_idmap(
     tree: std::os::fd::BorrowedFd<'_>,
     userns: std::os::fd::BorrowedFd<'_>,
 ) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
+        attr_set: MOUNT_ATTR_IDMAP
+            | u64::from(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
         attr_clr: 0,
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,

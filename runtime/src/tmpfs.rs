@@ -16,6 +16,8 @@ pub enum TmpfsError {
     Path(String),
     #[error("{spec:?}: {reason}")]
     Option { spec: String, reason: String },
+    #[error("{0:?} is given twice")]
+    Twice(String),
 }
 
 /// Options without a value: the superblock flags the kernel takes from mount data for any
@@ -34,6 +36,19 @@ const FLAGS: &[&str] = &[
     "inode64",
     "noswap",
 ];
+
+/// Each `PATH[:OPTIONS]` of one container → (PATH, OPTIONS); a path may be given once.
+pub fn parse_all<S: AsRef<str>>(specs: &[S]) -> Result<Vec<(String, String)>, TmpfsError> {
+    let mut parsed: Vec<(String, String)> = Vec::new();
+    for spec in specs {
+        let (path, options) = parse(spec.as_ref())?;
+        if parsed.iter().any(|(p, _)| *p == path) {
+            return Err(TmpfsError::Twice(path));
+        }
+        parsed.push((path, options));
+    }
+    Ok(parsed)
+}
 
 /// `PATH[:OPTIONS]` → (PATH, OPTIONS).
 pub fn parse(spec: &str) -> Result<(String, String), TmpfsError> {

@@ -39,6 +39,8 @@ pub enum UsernsError {
     },
     #[error("--userns=auto cannot be combined with {0}")]
     Conflict(&'static str),
+    #[error("--userns=auto: the range of user {SUBID_USER} in {path} includes ID 0, which would make the container's root the host's")]
+    RangeWithRoot { path: PathBuf },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -171,6 +173,11 @@ pub fn candidates() -> Result<Vec<IdMap>, UsernsError> {
             other => other.map_err(io_err("reading", path))?,
         };
         let ranges = parse_subids(&text, SUBID_USER);
+        if ranges.iter().any(|&(start, _)| start == 0) {
+            return Err(UsernsError::RangeWithRoot {
+                path: path.to_path_buf(),
+            });
+        }
         if ranges.iter().all(|&(_, count)| count < RANGE_SIZE) {
             return Err(UsernsError::NoSubIds {
                 path: path.to_path_buf(),
@@ -287,13 +294,26 @@ fn idmapped_copy(dir: &Path, userns: std::os::fd::BorrowedFd<'_>) -> Result<Owne
 }
 
 /// PID 1's side of [`hand_over`]: the layer mounts, once the caller says the maps are written.
-pub fn receive_layers(channel: &Channel) -> Result<Vec<OwnedFd>, String> {
+pub fn receive_layers(channel: &Channel, expected: usize) -> Result<Vec<OwnedFd>, String> {
     let mut layers = Vec::new();
     loop {
         match channel.recv() {
             Ok(Some((Message::Layer, Some(fd)))) => layers.push(fd),
-            Ok(Some((Message::Mapped, _))) => return Ok(layers),
-            other => return Err(format!("waiting for the user namespace map: {other:?}")),
+            Ok(Some((Message::Layer, None))) => {
+                return Err("an idmapped image layer arrived without its mount".into())
+            }
+            Ok(Some((Message::Mapped, _))) if layers.len() == expected => return Ok(layers),
+            Ok(Some((Message::Mapped, _))) => {
+                return Err(format!(
+                    "{} idmapped image layers arrived for an image of {expected}",
+                    layers.len()
+                ))
+            }
+            Ok(Some((other, _))) => {
+                return Err(format!("waiting for the user namespace map, got {other:?}"))
+            }
+            Ok(None) => return Err("the caller hung up before mapping the user namespace".into()),
+            Err(e) => return Err(format!("waiting for the user namespace map: {e}")),
         }
     }
 }

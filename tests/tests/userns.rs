@@ -236,6 +236,12 @@ fn bad_userns_input_is_refused_and_leaves_nothing() {
             && missing.stderr.contains(t.subgid.to_str().unwrap()),
         "{missing}"
     );
+    // A range that includes ID 0 would make the container's root the host's.
+    std::fs::write(&t.subgid, "containers:0:131072\n").unwrap();
+    let root = t.run(&["run", "--rm", "--userns=auto", "host", "true"]);
+    assert_eq!(root.code, 125, "{root}");
+    assert_eq!(root.stderr_lines().len(), 1, "{root}");
+    assert!(root.stderr.contains("includes ID 0"), "{root}");
     t.forge.assert_no_containers();
 }
 

@@ -93,7 +93,14 @@ impl Blobs {
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|m| SystemTime::now().duration_since(m).ok());
-            if is_partial && age.is_some_and(|age| age > KEEP) {
+            if !is_partial || age.is_none_or(|age| age <= KEEP) {
+                continue;
+            }
+            // Removed only while locked by nobody else (a pull may still be writing it).
+            let Ok(file) = fs::File::open(entry.path()) else {
+                continue;
+            };
+            if let Ok(_locked) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -125,7 +125,7 @@ fn fail(channel: &Channel, code: i32, message: String) -> ! {
 /// PID 1 of the container.
 fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
     let layers = match spec.userns {
-        Some(_) => crate::userns::receive_layers(channel)
+        Some(_) => crate::userns::receive_layers(channel, spec.lower.len())
             .and_then(|layers| crate::userns::become_root().map(|()| layers)),
         None => Ok(Vec::new()),
     };

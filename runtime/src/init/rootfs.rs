@@ -121,7 +121,7 @@ const DEV_LINKS: &[(&str, &str)] = &[
 ];
 
 /// Escapes a path for overlayfs's comma- and colon-separated option string.
-fn overlay_escape(path: &Path) -> String {
+pub(crate) fn overlay_escape(path: &Path) -> String {
     let mut out = String::new();
     for c in path.to_string_lossy().chars() {
         if matches!(c, ',' | ':' | '\\') {

@@ -1,9 +1,9 @@
-//! The built-in default seccomp filter (seccompiler, no profile file): system calls that Docker's default profile refuses to a container
-//! without the matching capability return EPERM (kernel modules, kexec, keyrings, bpf, perf,
+//! The built-in default seccomp filter (seccompiler, no profile file): system calls that
+//! Docker's default profile refuses to a container without the matching capability return EPERM (kernel modules, kexec, keyrings, bpf, perf,
 //! userfaultfd, handle-based opens, clocks, reboot, swap, accounting, and — unless SYS_ADMIN was
 //! added — mounts and new namespaces, including `clone` with namespace flags). `clone3` returns
 //! ENOSYS, as in Docker, because its flags cannot be inspected: libc falls back to `clone`.
-//! Installed right before the command is executed, after no_new_privs.
+//! Installed right before the command is executed (see `Privileges::seal` for the order).
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,6 @@
 //! Seccomp: the filter installed in the container's command (and in what `forge exec` runs)
-//! right before exec, after no_new_privs.
+//! right before exec: after no_new_privs and the user switch, or without no_new_privs before the
+//! user switch (`Privileges::seal`).
 //!
 //! Either the built-in default ([`default`], compiled with seccompiler) or a profile in Docker's
 //! JSON format given with `--security-opt seccomp=PATH`: [`profile`] reads it and resolves its
