@@ -13,6 +13,8 @@ pub const DEFAULT_PIDS: u64 = 2048;
 /// The CFS period Forge uses; `--cpus N` becomes a quota of N periods.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
+/// What a container may use. `Default` is no limit at all; a container that asks for none
+/// gets [`Limits::for_new_container`] (the default pids limit).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     /// CPUs as a fraction: 0.5 is half of one CPU.
@@ -158,7 +160,7 @@ impl Limits {
     }
 
     /// The limits of a container that asks for none: [`DEFAULT_PIDS`] processes.
-    pub fn defaults() -> Self {
+    pub fn for_new_container() -> Self {
         Limits {
             pids: Some(DEFAULT_PIDS),
             ..Limits::default()
@@ -230,7 +232,10 @@ mod tests {
             .pids
         };
         assert_eq!(pids(None), Some(DEFAULT_PIDS));
-        assert_eq!(parse(LimitArgs::default()).unwrap(), Limits::defaults());
+        assert_eq!(
+            parse(LimitArgs::default()).unwrap(),
+            Limits::for_new_container()
+        );
         assert_eq!(pids(Some("0")), None);
         assert_eq!(pids(Some(" -1")), None);
         assert_eq!(pids(Some("10")), Some(10));

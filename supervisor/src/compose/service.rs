@@ -82,7 +82,7 @@ pub(super) fn read(
         }
     }
     let security = super::security::read(&table, dir)?;
-    let limits = get("limits").map_or(Ok(Limits::defaults()), |n| limits(&n))?;
+    let limits = get("limits").map_or(Ok(Limits::for_new_container()), |n| limits(&n))?;
     if let (Mode::Auto, Some(_)) = (security.userns, &limits.storage) {
         let spot = get("userns_mode").expect("auto was given").spot;
         return Err(spot.err("userns_mode = \"auto\" cannot be combined with limits.storage"));

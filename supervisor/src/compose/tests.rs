@@ -236,7 +236,7 @@ fn defaults() {
         restart: RestartPolicy::No,
         backoff: Backoff::default(),
         healthcheck: None,
-        limits: Limits::defaults(),
+        limits: Limits::for_new_container(),
         networks: s(&["default"]),
         ports: vec![],
         stop_signal: None,
