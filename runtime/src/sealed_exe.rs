@@ -24,6 +24,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +67,7 @@ impl SealedExe {
     }
 
     /// Opens `path` through a detached read-only overlayfs whose top layer is its directory.
-    /// Overlayfs has no lower-only mode with one layer, so an empty directory made for the
-    /// purpose (and removed right after: the overlay no longer needs its name) is the second.
+    /// Overlayfs has no lower-only mode with one layer, so an empty directory is the second.
     pub fn read_only_view_of(path: &str) -> Result<Self, SealError> {
         let err = |source| SealError {
             source_path: path.to_string(),
@@ -77,18 +77,10 @@ impl SealedExe {
         let (Some(dir), Some(name)) = (real.parent(), real.file_name()) else {
             return Err(err(io::Error::from(io::ErrorKind::InvalidInput)));
         };
-        // Overlayfs refuses layers nested in each other.
-        let base = [std::env::temp_dir(), "/run".into(), "/dev/shm".into()]
-            .into_iter()
-            .find(|base| !base.starts_with(dir) && !dir.starts_with(base))
-            .ok_or_else(|| err(io::Error::from(io::ErrorKind::InvalidInput)))?;
-        let empty =
-            nix::unistd::mkdtemp(&base.join(".forge-exe-XXXXXX")).map_err(|e| err(e.into()))?;
+        let empty = empty_layer(dir).map_err(err)?;
         let escape = crate::init::rootfs::overlay_escape;
         let lower = format!("{}:{}", escape(dir), escape(&empty));
-        let mount = overlay_mount(&lower);
-        let _ = std::fs::remove_dir(&empty);
-        let mount = mount.map_err(err)?;
+        let mount = overlay_mount(&lower).map_err(err)?;
         let flags = nix::fcntl::OFlag::O_PATH
             | nix::fcntl::OFlag::O_NOFOLLOW
             | nix::fcntl::OFlag::O_CLOEXEC;
@@ -146,6 +138,37 @@ pub fn shared(source: &str) -> Result<&'static SealedExe, SealError> {
     }
     let exe = SealedExe::of(source)?;
     Ok(SHARED.get_or_init(|| exe))
+}
+
+/// The overlay's empty second layer: `.forge-empty` in /run (else /dev/shm, else the temp
+/// directory), made once and kept, so that a Forge killed at any point leaves nothing new behind.
+/// Never nested with the binary's directory `dir`: overlayfs refuses nested layers. Only ever
+/// looked through for the binary's name, which the top layer has.
+fn empty_layer(dir: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    for base in [
+        PathBuf::from("/run"),
+        "/dev/shm".into(),
+        std::env::temp_dir(),
+    ] {
+        if base.starts_with(dir) || dir.starts_with(&base) {
+            continue;
+        }
+        let empty = base.join(".forge-empty");
+        match std::fs::create_dir(&empty) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => continue,
+            _ => {}
+        }
+        let meta = std::fs::symlink_metadata(&empty)?;
+        if meta.is_dir() && meta.uid() == me && std::fs::read_dir(&empty)?.next().is_none() {
+            return Ok(empty);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        "no empty directory of our own for the overlay's second layer",
+    ))
 }
 
 /// A detached read-only overlayfs of the `lowerdir` list.
@@ -207,7 +230,7 @@ mod tests {
         );
         // The overlay is in no mount table.
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(".forge-exe-"), "{mounts}");
+        assert!(!mounts.contains(".forge-empty"), "{mounts}");
     }
 
     #[test]
