@@ -120,11 +120,11 @@ fn tmpfs(node: &Node) -> Result<Vec<String>, Invalid> {
 
 /// `"host"` or `"auto"`.
 fn userns(node: &Node) -> Result<Mode, Invalid> {
-    match node.string("\"host\" or \"auto\"")? {
-        "host" => Ok(Mode::Host),
-        "auto" => Ok(Mode::Auto),
-        other => Err(node.err(format!(
-            "unknown userns_mode {other:?} (expected \"host\" or \"auto\")"
+    let text = node.string("\"host\" or \"auto\"")?;
+    match text.parse() {
+        Ok(mode) if !text.is_empty() => Ok(mode),
+        _ => Err(node.err(format!(
+            "unknown userns_mode {text:?} (expected \"host\" or \"auto\")"
         ))),
     }
 }
