@@ -398,3 +398,36 @@ fn exec_tty_works_without_a_terminal_on_forges_side() {
     let unknown = forge.run(&["exec", "-t", "nobody", "tty"]);
     assert_eq!(unknown.code, 125, "{unknown}");
 }
+
+/// `forge ARGS...` (a shell as uid 1000) on a terminal: the user can reopen its own pty.
+fn check_terminal_belongs_to_the_user(forge: &Forge, args: &[&str]) {
+    let mut term = Terminal::start_on(Terminal::open(24, 80), forge, args);
+    term.expect("$ ");
+    term.line("id -u; tty; echo hi > $(tty) && echo written");
+    term.expect("1000");
+    term.expect("/dev/pts/");
+    term.expect("written");
+    term.line("exit 5");
+    assert_eq!(term.finish(), 5);
+}
+
+#[test]
+fn a_users_terminal_is_its_own_in_run_and_exec() {
+    let forge = Forge::new();
+    check_terminal_belongs_to_the_user(
+        &forge,
+        &["run", "-it", "--rm", "--user", "1000:1000", "host", "sh"],
+    );
+    forge.ok(&[
+        "run",
+        "-d",
+        "--user",
+        "1000:1000",
+        "--name",
+        "box",
+        "host",
+        "sleep",
+        "1000",
+    ]);
+    check_terminal_belongs_to_the_user(&forge, &["exec", "-it", "box", "sh"]);
+}

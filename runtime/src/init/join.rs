@@ -148,7 +148,7 @@ fn run(spec: &JoinSpec, command: &[String], channel: Option<&Channel>) -> ! {
     // A health check that times out kills the joining process; the command must not linger.
     let _ = prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     if let Some(channel) = channel {
-        if let Err(e) = take_terminal(channel) {
+        if let Err(e) = take_terminal(spec, channel) {
             die(e);
         }
     }
@@ -187,8 +187,8 @@ fn run(spec: &JoinSpec, command: &[String], channel: Option<&Channel>) -> ! {
 
 /// Starts a session whose controlling terminal is a new pty in the container's devpts (the
 /// mount namespace and root are the container's by now); the master goes to the caller.
-fn take_terminal(channel: &Channel) -> Result<(), String> {
+fn take_terminal(spec: &JoinSpec, channel: &Channel) -> Result<(), String> {
     nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
     let slave = super::open_pty(channel)?;
-    super::attach_terminal(slave)
+    super::attach_terminal(slave, spec.user.as_ref())
 }
