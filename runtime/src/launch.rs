@@ -1,5 +1,6 @@
 //! The caller's side of starting a container: spawn the init process, drive the set-up protocol
-//! (see [`crate::channel`]), and hand back the container's PID 1 as a child of the caller.
+//! (see [`crate::channel`]), and hand back the container's PID 1 as a child of the caller. Also
+//! the caller's side of `forge exec -t`: the same socket brings back the joined command's pty.
 //!
 //! Safe to call from a multi-threaded (tokio) process: the only work between fork and exec is a
 //! `dup2`, and PID 1 is watched through a pidfd, never with `waitpid(-1)`.
