@@ -1,9 +1,10 @@
-//! `forge exec NAME CMD...`: run a command inside a running container.
+//! `forge exec NAME CMD...`: run a command inside a running container, on a pty of the
+//! container's with `-t` (relayed as `forge run -t` does).
 
 use std::process::Stdio;
 
 use forge_runtime::channel::EXIT_FORGE_ERROR;
-use forge_runtime::Runtime;
+use forge_runtime::{Container, ExitInfo, Runtime};
 
 use crate::report;
 
@@ -16,6 +17,9 @@ pub struct ExecArgs {
     /// Keep stdin open
     #[arg(long, short = 'i')]
     interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(long, short = 't')]
+    tty: bool,
     container: String,
     /// Command and arguments
     #[arg(required = true, allow_hyphen_values = true)]
@@ -23,28 +27,45 @@ pub struct ExecArgs {
 }
 
 pub fn exec(runtime: &Runtime, args: &ExecArgs) -> i32 {
-    let command = crate::require_root()
-        .and_then(|()| runtime.get(&args.container).map_err(|e| e.to_string()))
-        .and_then(|c| {
-            runtime
-                .exec_command(&c, &args.command, &args.env)
-                .map_err(|e| e.to_string())
-        });
-    let mut command = match command {
-        Ok(command) => command,
-        Err(e) => {
-            report(&e);
-            return EXIT_FORGE_ERROR;
-        }
-    };
+    let container = crate::require_root()
+        .and_then(|()| runtime.get(&args.container).map_err(|e| e.to_string()));
+    let result = container.and_then(|c| match args.tty {
+        true => with_tty(runtime, &c, args),
+        false => without_tty(runtime, &c, args),
+    });
+    result.unwrap_or_else(|e| {
+        report(&e);
+        EXIT_FORGE_ERROR
+    })
+}
+
+fn without_tty(runtime: &Runtime, c: &Container, args: &ExecArgs) -> Result<i32, String> {
+    let mut command = runtime
+        .exec_command(c, &args.command, &args.env)
+        .map_err(|e| e.to_string())?;
     if !args.interactive {
         command.stdin(Stdio::null());
     }
-    match command.status() {
-        Ok(status) => forge_runtime::ExitInfo::from_status(status).code,
-        Err(e) => {
-            report(&format!("starting the exec process: {e}"));
-            EXIT_FORGE_ERROR
+    let status = command
+        .status()
+        .map_err(|e| format!("starting the exec process: {e}"))?;
+    Ok(ExitInfo::from_status(status).code)
+}
+
+fn with_tty(runtime: &Runtime, c: &Container, args: &ExecArgs) -> Result<i32, String> {
+    let mut joined = runtime
+        .exec_tty(c, &args.command, &args.env)
+        .map_err(|e| e.to_string())?;
+    if let Some(master) = &joined.pty {
+        if let Err(e) = forge_runtime::tty::proxy(master, args.interactive) {
+            tracing::warn!("terminal: {e}");
         }
     }
+    // Hangs up the pty should the relay have ended early, so that the wait below ends too.
+    drop(joined.pty.take());
+    let status = joined
+        .child
+        .wait()
+        .map_err(|e| format!("waiting for the exec process: {e}"))?;
+    Ok(ExitInfo::from_status(status).code)
 }

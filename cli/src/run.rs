@@ -329,7 +329,7 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
     tracing::debug!(pid = started.pid, "started");
     forward_signals(&started);
     if let Some(master) = &started.pty {
-        if let Err(e) = forge_runtime::tty::proxy(master) {
+        if let Err(e) = forge_runtime::tty::proxy(master, container.config.interactive) {
             tracing::warn!("terminal: {e}");
         }
     }

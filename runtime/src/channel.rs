@@ -10,6 +10,10 @@
 //! 4. PID 1 → monitor: `Pty` (with the master fd, only with a tty), then `Ready` or `Failed`
 //! 5. monitor → PID 1: `Go` once cgroups and network are in place
 //! 6. PID 1 → monitor: nothing (the socket closes on a successful exec) or `Failed`
+//!
+//! `forge exec -t` uses the same socket with the joining process (see [`crate::init::join`]):
+//! its forked child sends `Pty` with the master, then the socket closes on exec; a close without
+//! `Pty` means joining failed (the process said why on its stderr).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

@@ -1070,6 +1070,38 @@ impl Runtime {
         args: &[String],
         env: &[String],
     ) -> Result<std::process::Command, RuntimeError> {
+        self.join_command(c, args, &merge_env(&c.config.env, env), false)
+    }
+
+    /// `forge exec -t`: starts `args` in the running container `c` as [`Self::exec_command`]
+    /// does, but on a new pty of the container's as its controlling terminal (`TERM=xterm`
+    /// unless `env` says otherwise). Returns the joining process and the pty's master, which is
+    /// `None` when joining failed (the process says why on its stderr, which is the caller's,
+    /// and exits with 125).
+    pub fn exec_tty(
+        &self,
+        c: &Container,
+        args: &[String],
+        env: &[String],
+    ) -> Result<launch::Joined, RuntimeError> {
+        let env = merge_env(&merge_env(&c.config.env, &["TERM=xterm".into()]), env);
+        let mut cmd = self.join_command(c, args, &env, true)?;
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        launch::join_with_pty(cmd).map_err(|source| RuntimeError::Launch {
+            name: c.name().to_string(),
+            source,
+        })
+    }
+
+    /// The `__forge_join` command for `c` with the command's whole environment `env`.
+    fn join_command(
+        &self,
+        c: &Container,
+        args: &[String],
+        env: &[String],
+        tty: bool,
+    ) -> Result<std::process::Command, RuntimeError> {
         use std::os::unix::process::CommandExt;
         validate_env(env)?;
         let not_running = || RuntimeError::NotRunning(c.name().to_string());
@@ -1084,10 +1116,11 @@ impl Runtime {
             pid_start,
             cgroup: c.config.cgroup.clone(),
             cwd: c.config.cwd.clone(),
-            env: merge_env(&c.config.env, env),
+            env: env.to_vec(),
             user: c.config.user.clone(),
             privileges: c.config.privileges.clone(),
             userns: c.config.userns.is_some(),
+            tty,
         };
         let mut cmd = std::process::Command::new(launch::init_exe()?);
         cmd.arg0("forge-exec")

@@ -1,5 +1,6 @@
 //! The caller's side of starting a container: spawn the init process, drive the set-up protocol
-//! (see [`crate::channel`]), and hand back the container's PID 1 as a child of the caller.
+//! (see [`crate::channel`]), and hand back the container's PID 1 as a child of the caller. Also
+//! the caller's side of `forge exec -t`: the same socket brings back the joined command's pty.
 //!
 //! Safe to call from a multi-threaded (tokio) process: the only work between fork and exec is a
 //! `dup2`, and PID 1 is watched through a pidfd, never with `waitpid(-1)`.
@@ -73,17 +74,10 @@ pub(crate) fn init_exe() -> Result<String, SealError> {
     Ok(sealed_exe::shared(&source)?.exec_path())
 }
 
-pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
-    let exe = init_exe()?;
-    let (channel, theirs) = channel::pair().map_err(LaunchError::Channel)?;
+/// Makes `theirs` fd [`INIT_FD`] of the process `cmd` spawns (and only there: it stays
+/// close-on-exec in ours).
+fn pass_channel(cmd: &mut Command, theirs: &OwnedFd) {
     let theirs_raw = theirs.as_raw_fd();
-    let mut cmd = Command::new(&exe);
-    cmd.arg0("forge-init")
-        .arg(INIT_ARG)
-        .env_clear()
-        .stdin(io.stdin)
-        .stdout(io.stdout)
-        .stderr(io.stderr);
     // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl, which are
     // async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
@@ -99,6 +93,56 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
             Ok(())
         });
     }
+}
+
+/// A command joined to a running container on a pty (`forge exec -t`), a child of the caller.
+pub struct Joined {
+    pub child: std::process::Child,
+    /// The pty's master; `None` when joining failed before the pty existed.
+    pub pty: Option<OwnedFd>,
+}
+
+/// Spawns the join command `cmd` (see [`crate::init::join`]) with the set-up socket and waits
+/// for the pty master it sends back before it executes the command.
+pub fn join_with_pty(mut cmd: Command) -> Result<Joined, LaunchError> {
+    let (channel, theirs) = channel::pair().map_err(LaunchError::Channel)?;
+    pass_channel(&mut cmd, &theirs);
+    let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+        exe: cmd.get_program().to_string_lossy().into_owned(),
+        source,
+    })?;
+    drop(theirs);
+    drop(cmd);
+    let unexpected = match channel.recv() {
+        Ok(Some((Message::Pty, Some(master)))) => {
+            return Ok(Joined {
+                child,
+                pty: Some(master),
+            })
+        }
+        // Joining failed; the process has said why and exits with 125.
+        Ok(None) => return Ok(Joined { child, pty: None }),
+        Ok(Some(other)) => LaunchError::Vanished(format!("unexpected message {other:?}")),
+        Err(e) => LaunchError::Channel(e),
+    };
+    // The command must not run unseen: stop and reap the joining process (its child follows
+    // through the parent-death signal).
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(unexpected)
+}
+
+pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
+    let exe = init_exe()?;
+    let (channel, theirs) = channel::pair().map_err(LaunchError::Channel)?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg0("forge-init")
+        .arg(INIT_ARG)
+        .env_clear()
+        .stdin(io.stdin)
+        .stdout(io.stdout)
+        .stderr(io.stderr);
+    pass_channel(&mut cmd, &theirs);
     let mut stage1 = cmd.spawn().map_err(|source| LaunchError::Spawn {
         exe: exe.clone(),
         source,

@@ -1,6 +1,7 @@
-//! The host side of `forge run -t`: the user's terminal in raw mode, bytes copied both ways
-//! between it and the container's pty master, window size forwarded on SIGWINCH, and the
-//! terminal restored afterwards whatever happens.
+//! The host side of `forge run -t` and `forge exec -t`: the user's terminal in raw mode, bytes
+//! copied both ways between it and the container's pty master, window size forwarded on
+//! SIGWINCH, and the terminal restored afterwards whatever happens. Without `-i` nothing is read
+//! from stdin and the terminal stays as it is (as Docker does), so Ctrl-C stops Forge itself.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -61,12 +62,22 @@ fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Copies stdin → master and master → stdout until the container side hangs up.
-pub fn proxy(master: &OwnedFd) -> io::Result<()> {
+/// The terminal whose window size the container's pty follows: stdin, else stdout.
+fn window_source<'a>(stdin: BorrowedFd<'a>, stdout: BorrowedFd<'a>) -> BorrowedFd<'a> {
+    match nix::unistd::isatty(stdin.as_raw_fd()) {
+        Ok(true) => stdin,
+        _ => stdout,
+    }
+}
+
+/// Copies master → stdout, and stdin → master when `interactive`, until the container side
+/// hangs up.
+pub fn proxy(master: &OwnedFd, interactive: bool) -> io::Result<()> {
     let stdin = io::stdin();
     let stdout = io::stdout();
-    let _raw = RawMode::enter(stdin.as_fd());
-    copy_window_size(stdin.as_fd(), master.as_fd());
+    let _raw = interactive.then(|| RawMode::enter(stdin.as_fd()));
+    let size_from = window_source(stdin.as_fd(), stdout.as_fd());
+    copy_window_size(size_from, master.as_fd());
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         let action = nix::sys::signal::SigAction::new(
@@ -77,10 +88,10 @@ pub fn proxy(master: &OwnedFd) -> io::Result<()> {
         let _ = nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGWINCH, &action);
     }
     let mut buf = [0u8; 8192];
-    let mut stdin_open = true;
+    let mut stdin_open = interactive;
     loop {
         if WINCH.swap(false, Ordering::Relaxed) {
-            copy_window_size(stdin.as_fd(), master.as_fd());
+            copy_window_size(size_from, master.as_fd());
         }
         let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         if stdin_open {

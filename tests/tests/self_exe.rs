@@ -220,9 +220,10 @@ fn run_with_host_fd(forge: &Forge, held: &Path, cwd: &Path, args: &[&str]) -> Ou
 }
 
 /// Prints the fds of a process the command starts (`ls`, which adds its own directory fd), and
-/// the command's and PID 1's working directories.
+/// the command's and PID 1's working directories. ls's complaint about its own closed directory
+/// fd is dropped: on a pty it would land among the listing.
 const SHOW_FDS_AND_CWD: &str = r#"
-    ls -l /proc/self/fd
+    ls -l /proc/self/fd 2>/dev/null
     echo "cwd $(readlink /proc/self/cwd)"
     echo "pid1cwd $(readlink /proc/1/cwd)"
 "#;
@@ -286,6 +287,14 @@ fn no_fd_or_working_directory_of_the_caller_reaches_a_container() {
         host.path(),
         host.path(),
         &["exec", "box", "sh", "-c", SHOW_FDS_AND_CWD],
+    );
+    assert_only_stdio_and_container_cwd(&out, "/tmp");
+    // With a pty, neither the set-up socket nor the pty's master reaches the command either.
+    let out = run_with_host_fd(
+        &forge,
+        host.path(),
+        host.path(),
+        &["exec", "-t", "box", "sh", "-c", SHOW_FDS_AND_CWD],
     );
     assert_only_stdio_and_container_cwd(&out, "/tmp");
     forge.ok(&["rm", "-f", "box"]);

@@ -1,6 +1,6 @@
-//! `forge run -it` driven through a real pty pair, as a user's terminal would drive it: the
-//! container's own terminal, the window size, Ctrl-C, the exit code, and the outer terminal's
-//! settings restored afterwards.
+//! `forge run -it` and `forge exec -it` driven through a real pty pair, as a user's terminal
+//! would drive them: the container's own terminal, the window size, Ctrl-C, the exit code, and
+//! the outer terminal's settings restored afterwards.
 
 mod common;
 
@@ -105,6 +105,14 @@ impl Terminal {
         term
     }
 
+    /// `forge exec -it box sh` in a running container `box`, waiting at its first prompt.
+    fn exec_shell(forge: &Forge, rows: u16, cols: u16) -> Self {
+        forge.ok(&["run", "-d", "--name", "box", "host", "sleep", "1000"]);
+        let mut term = Self::start_on(Self::open(rows, cols), forge, &["exec", "-it", "box", "sh"]);
+        term.expect(PROMPT);
+        term
+    }
+
     /// Reads whatever the master has within `timeout`; false when nothing came.
     fn read_some(&mut self, timeout: Duration) -> bool {
         let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
@@ -197,6 +205,23 @@ fn children_named(parent: i64, comm: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Types `sleep 100` at the prompt, then Ctrl-C: the sleep (a child of the shell `shell`
+/// finds) dies, and the shell prints a new prompt and reports it interrupted.
+fn interrupt_sleep(term: &mut Terminal, shell: impl Fn() -> Option<i64>) {
+    term.line("sleep 100");
+    let sleep = eventually(TIMEOUT, "sleep to start in the shell", || {
+        children_named(shell()?, "sleep").pop()
+    });
+    term.send(&[0x03]);
+    term.expect(PROMPT);
+    term.line("echo status=$?");
+    term.expect("status=130");
+    assert!(
+        !common::process_alive(sleep),
+        "sleep (host pid {sleep}) survived Ctrl-C"
+    );
+}
+
 #[test]
 fn container_terminal_is_dev_pts_0() {
     let forge = Forge::new();
@@ -248,18 +273,7 @@ fn ctrl_c_interrupts_the_foreground_process_and_the_shell_survives() {
     let forge = Forge::new();
     let mut term = Terminal::shell(&forge, 24, 80);
     let shell = forge.running_pid("tty");
-    term.line("sleep 100");
-    let sleep = eventually(TIMEOUT, "sleep to start in the container", || {
-        children_named(shell, "sleep").pop()
-    });
-    term.send(&[0x03]);
-    term.expect(PROMPT);
-    term.line("echo status=$?");
-    term.expect("status=130");
-    assert!(
-        !common::process_alive(sleep),
-        "sleep (host pid {sleep}) survived Ctrl-C"
-    );
+    interrupt_sleep(&mut term, || Some(shell));
     term.line("exit");
     assert_eq!(term.finish(), 0);
 }
@@ -291,4 +305,129 @@ fn outer_terminal_settings_are_restored() {
         before,
         "the outer terminal's settings were not restored"
     );
+}
+
+/// The text after `prefix` in `seen` up to the end of its line, e.g. the number of /dev/pts/N.
+fn rest_of_line<'a>(seen: &'a str, prefix: &str) -> Option<&'a str> {
+    let at = seen.find(prefix)? + prefix.len();
+    seen[at..].lines().next().map(str::trim_end)
+}
+
+#[test]
+fn exec_shell_has_its_own_terminal_size_and_exit_code() {
+    let forge = Forge::new();
+    let pty = Terminal::open(30, 90);
+    let before = pty.2.clone();
+    forge.ok(&["run", "-d", "--name", "box", "host", "sleep", "1000"]);
+    let mut term = Terminal::start_on(pty, &forge, &["exec", "-it", "box", "sh"]);
+    term.expect(PROMPT);
+    term.line("tty; echo TERM=$TERM");
+    term.expect("TERM=xterm");
+    // The container was started without a terminal, so the exec's pty is the first of the
+    // container's devpts; `tty` names it only if the device it finds there is stdin itself.
+    assert_eq!(
+        rest_of_line(&term.seen, "/dev/pts/"),
+        Some("0"),
+        "tty did not print a pts of the container's:\n{}",
+        term.seen
+    );
+    term.line("stty size");
+    term.expect("30 90");
+    set_window_size(&term.master, 35, 95);
+    term.line("stty size");
+    term.expect("35 95");
+    term.line("exit 3");
+    assert_eq!(term.finish(), 3);
+    assert!(
+        !term.seen.contains("job control turned off") && !term.seen.contains("can't access tty"),
+        "the exec'ed shell has no job control:\n{}",
+        term.seen
+    );
+    assert_eq!(
+        term.termios(),
+        before,
+        "the outer terminal's settings were not restored"
+    );
+}
+
+#[test]
+fn exec_ctrl_c_interrupts_the_foreground_process_and_the_shell_survives() {
+    let forge = Forge::new();
+    let mut term = Terminal::exec_shell(&forge, 24, 80);
+    let cli = i64::from(term.child.id());
+    // forge exec → the joining process (forge-exec) → the shell it forked and executed.
+    interrupt_sleep(&mut term, || {
+        let join = children_named(cli, "forge-exec").pop()?;
+        children_named(join, "sh").pop()
+    });
+    term.line("exit");
+    assert_eq!(term.finish(), 0);
+    assert_eq!(
+        forge.status("box"),
+        "running",
+        "Ctrl-C reached the container"
+    );
+}
+
+#[test]
+fn exec_tty_without_interactive_runs_on_a_pty() {
+    let forge = Forge::new();
+    forge.ok(&["run", "-d", "--name", "box", "host", "sleep", "1000"]);
+    let mut term = Terminal::start_on(
+        Terminal::open(24, 80),
+        &forge,
+        &["exec", "-t", "box", "tty"],
+    );
+    term.expect("/dev/pts/");
+    assert_eq!(term.finish(), 0);
+    let without = forge.run(&["exec", "box", "tty"]);
+    assert_ne!(without.code, 0, "exec without -t has a terminal: {without}");
+}
+
+#[test]
+fn exec_tty_works_without_a_terminal_on_forges_side() {
+    let forge = Forge::new();
+    forge.ok(&["run", "-d", "--name", "box", "host", "sleep", "1000"]);
+    let out = forge.run(&["exec", "-t", "box", "sh", "-c", "tty; exit 4"]);
+    assert_eq!(out.code, 4, "{out}");
+    assert!(out.stdout.contains("/dev/pts/0"), "{out}");
+    // A command that cannot be executed says so on the pty, with the shell's exit code.
+    let missing = forge.run(&["exec", "-t", "box", "no-such-command"]);
+    assert_eq!(missing.code, 127, "{missing}");
+    assert!(missing.stdout.contains("no-such-command"), "{missing}");
+    let unknown = forge.run(&["exec", "-t", "nobody", "tty"]);
+    assert_eq!(unknown.code, 125, "{unknown}");
+}
+
+/// `forge ARGS...` (a shell as uid 1000) on a terminal: the user can reopen its own pty.
+fn check_terminal_belongs_to_the_user(forge: &Forge, args: &[&str]) {
+    let mut term = Terminal::start_on(Terminal::open(24, 80), forge, args);
+    term.expect("$ ");
+    term.line("id -u; tty; echo hi > $(tty) && echo written");
+    term.expect("1000");
+    term.expect("/dev/pts/");
+    term.expect("written");
+    term.line("exit 5");
+    assert_eq!(term.finish(), 5);
+}
+
+#[test]
+fn a_users_terminal_is_its_own_in_run_and_exec() {
+    let forge = Forge::new();
+    check_terminal_belongs_to_the_user(
+        &forge,
+        &["run", "-it", "--rm", "--user", "1000:1000", "host", "sh"],
+    );
+    forge.ok(&[
+        "run",
+        "-d",
+        "--user",
+        "1000:1000",
+        "--name",
+        "box",
+        "host",
+        "sleep",
+        "1000",
+    ]);
+    check_terminal_belongs_to_the_user(&forge, &["exec", "-it", "box", "sh"]);
 }

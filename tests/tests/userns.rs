@@ -280,3 +280,18 @@ umoci raw add-layer --image lay:v1 --tag v3 opq.tar
     let v3 = run("oci:v3", "ls -A /dir; cat /a.txt");
     assert_eq!(words(&v3), ["z", "a"], "{v3}");
 }
+
+#[test]
+fn exec_tty_opens_a_pty_of_the_containers_devpts_as_its_root() {
+    let t = Userns::new();
+    t.start("box", "none", "sleep 60");
+    let out = t.ok(&[
+        "exec",
+        "-t",
+        "box",
+        "sh",
+        "-c",
+        "tty; stat -c %u $(tty); id -u",
+    ]);
+    assert_eq!(words(&out), vec!["/dev/pts/0", "0", "0"], "{out}");
+}

@@ -2,14 +2,19 @@
 //! single-threaded copy of Forge joins the container's cgroups and namespaces (as `nsenter`
 //! would), forks so the command lands in the container's PID namespace, and relays its exit.
 //! No fd but 0, 1 and 2 survives into the command, whatever the caller of `forge exec` leaked.
+//!
+//! With a tty (`forge exec -t`) the caller passes the set-up socket as fd 3, as to init: the
+//! forked child starts a session, opens a pty in the container's devpts, sends the master back
+//! (`Pty`) and takes the slave as its controlling terminal and stdio before it executes the
+//! command. Until then its errors go to the caller's stderr; afterwards to the pty.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::CgroupPaths;
-use crate::channel::EXIT_FORGE_ERROR;
+use crate::channel::{Channel, EXIT_FORGE_ERROR};
 use crate::status::ExitInfo;
 use crate::sys::{clone_fork, Forked};
 
@@ -32,6 +37,9 @@ pub struct JoinSpec {
     /// The container has a user namespace of its own: join it first and become its root.
     #[serde(default)]
     pub userns: bool,
+    /// Give the command a pty of the container's; the caller gets the master on fd 3.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// The namespaces to join, in order; the mount namespace last, since it changes what paths mean.
@@ -57,6 +65,11 @@ pub fn main() -> ! {
     };
     let spec: JoinSpec =
         serde_json::from_str(spec).unwrap_or_else(|e| die(format!("bad join spec: {e}")));
+    let channel = spec.tty.then(|| {
+        // SAFETY: with a tty the caller hands us fd 3 as our end of the set-up socket, and
+        // nothing has opened an fd since exec, so it is still that socket and ours alone.
+        Channel::from_fd(unsafe { OwnedFd::from_raw_fd(super::INIT_FD) })
+    });
     if command.is_empty() {
         die("no command given".into());
     }
@@ -65,8 +78,10 @@ pub fn main() -> ! {
     }
     // SAFETY: this process was just exec'ed and has started no threads; it is single-threaded.
     match unsafe { clone_fork(0) } {
-        Ok(Forked::Child) => run(&spec, command),
+        Ok(Forked::Child) => run(&spec, command, channel.as_ref()),
         Ok(Forked::Parent { child }) => {
+            // Only the child speaks; the caller sees EOF once it has exec'ed or died.
+            drop(channel);
             let status = loop {
                 match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None) {
                     Err(nix::errno::Errno::EINTR) => continue,
@@ -126,11 +141,17 @@ fn join(spec: &JoinSpec) -> Result<(), String> {
         .map_err(|e| format!("entering the container's root: {e}"))
 }
 
-/// The forked child, now in the container's PID namespace: becomes the command.
-fn run(spec: &JoinSpec, command: &[String]) -> ! {
+/// The forked child, now in the container's PID namespace: becomes the command, on a pty of
+/// the container's when there is a `channel` to send the master over.
+fn run(spec: &JoinSpec, command: &[String], channel: Option<&Channel>) -> ! {
     use nix::sys::prctl;
     // A health check that times out kills the joining process; the command must not linger.
     let _ = prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if let Some(channel) = channel {
+        if let Err(e) = take_terminal(spec, channel) {
+            die(e);
+        }
+    }
     // Relative to the container's root, where `join` left us: never the caller's directory.
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
     if let Err(e) = nix::unistd::chdir(cwd) {
@@ -162,4 +183,12 @@ fn run(spec: &JoinSpec, command: &[String]) -> ! {
     };
     eprintln!("forge exec: {}", failure.message);
     std::process::exit(failure.code)
+}
+
+/// Starts a session whose controlling terminal is a new pty in the container's devpts (the
+/// mount namespace and root are the container's by now); the master goes to the caller.
+fn take_terminal(spec: &JoinSpec, channel: &Channel) -> Result<(), String> {
+    nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
+    let slave = super::open_pty(channel)?;
+    super::attach_terminal(slave, spec.user.as_ref())
 }

@@ -179,7 +179,7 @@ fn prepare(channel: &Channel, spec: &InitSpec, layers: &[OwnedFd]) -> Result<(),
     bring_up_loopback().map_err(|e| format!("bringing up lo: {e}"))?;
     if spec.tty {
         let slave = open_pty(channel)?;
-        attach_terminal(slave)?;
+        attach_terminal(slave, spec.user.as_ref())?;
     }
     channel
         .send(&Message::Ready)
@@ -225,10 +225,20 @@ fn open_pty(channel: &Channel) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(slave) })
 }
 
-/// Makes the pty slave our controlling terminal and stdin, stdout and stderr.
-fn attach_terminal(slave: OwnedFd) -> Result<(), String> {
+/// Makes the pty slave our controlling terminal and stdin, stdout and stderr, owned by the
+/// command's `user` (the group stays devpts's), so that it can reopen its own terminal.
+fn attach_terminal(slave: OwnedFd, user: Option<&crate::user::User>) -> Result<(), String> {
+    use nix::errno::Errno;
     use std::os::fd::AsRawFd;
     nix::ioctl_write_int_bad!(tiocsctty, libc::TIOCSCTTY);
+    if let Some(user) = user {
+        let uid = Some(nix::unistd::Uid::from_raw(user.uid));
+        match nix::unistd::fchown(slave.as_raw_fd(), uid, None) {
+            // As runc: an id the user namespace does not map leaves the terminal as it is.
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM) => {}
+            Err(e) => return Err(format!("giving the pty to uid {}: {e}", user.uid)),
+        }
+    }
     // SAFETY: TIOCSCTTY takes an int argument; we are a session leader without a terminal (setsid above).
     unsafe { tiocsctty(slave.as_raw_fd(), 0) }
         .map_err(|e| format!("taking the pty as controlling terminal: {e}"))?;
