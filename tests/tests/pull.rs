@@ -1305,6 +1305,8 @@ umoci repack --image lay:big b"#,
     // Manifest, config and layer blobs, the unpacked layer, the image record.
     assert!(lines[3].split_whitespace().count() >= 5, "{out}");
     assert!(lines[5].starts_with(&reference), "{out}");
+    // The size shown is the unpacked one (8 MiB of zeros), not the 21 KiB download.
+    assert!(lines[5].trim_end().ends_with("8.389MB"), "{out}");
 }
 
 #[test]

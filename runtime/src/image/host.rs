@@ -545,7 +545,6 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     fn chroot(rootfs: &Path, argv: &[&str]) -> String {
         let out = Command::new("chroot")
@@ -564,20 +563,6 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
-    }
-
-    /// Sum of the sizes of the regular files below `dir`.
-    fn file_bytes(dir: &Path) -> u64 {
-        let mut total = 0;
-        for entry in fs::read_dir(dir).unwrap() {
-            let meta = entry.as_ref().unwrap().metadata().unwrap();
-            if meta.is_dir() {
-                total += file_bytes(&entry.unwrap().path());
-            } else if meta.is_file() {
-                total += meta.size();
-            }
-        }
-        total
     }
 
     fn assert_skeleton(image: &Image) {
@@ -606,7 +591,7 @@ mod tests {
         assert_eq!(config.env, [format!("PATH={DEFAULT_PATH}")]);
         assert_eq!(config.working_dir, "/");
         assert!(config.created > 0);
-        assert_eq!(config.size, file_bytes(root));
+        assert_eq!(config.size, crate::image::regular_file_bytes(root).unwrap());
     }
 
     fn leftovers(store: &ImageStore) -> Vec<OsString> {

@@ -68,7 +68,7 @@ pub struct ImageConfig {
     /// Seconds since the epoch when the image was built.
     #[serde(default)]
     pub created: u64,
-    /// Total bytes of regular files in the root filesystem (compressed layers for OCI images).
+    /// Total bytes of the regular files of its layers, unpacked (what `forge images` shows).
     #[serde(default)]
     pub size: u64,
     /// Prepended to the command (OCI Entrypoint).
@@ -127,6 +127,22 @@ pub struct ImageStore {
 }
 
 /// Checks that `name` can be used as a directory name and a reference.
+/// Total bytes of the regular files below `dir` (symlinks not followed; a hard link counts
+/// each time): the size of an image's tree as `forge images` shows it.
+pub(crate) fn regular_file_bytes(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            total += regular_file_bytes(&entry.path())?;
+        } else if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
 pub fn validate_name(name: &str) -> Result<(), ImageError> {
     let ok = !name.is_empty()
         && name.len() <= 128

@@ -420,8 +420,10 @@ pub fn record(store: &ImageStore, blobs: &Blobs, image: &Assembled) -> Result<St
             ),
         });
     }
+    let mut size = 0;
     for (layer, diff_id) in image.layers.iter().zip(diff_ids) {
-        blobs.unpack(layer, diff_id)?;
+        let tree = blobs.unpack(layer, diff_id)?;
+        size += super::regular_file_bytes(&tree).map_err(io_err("measuring", &tree))?;
     }
     let run = &image.config.config;
     let config = ImageConfig {
@@ -437,7 +439,7 @@ pub fn record(store: &ImageStore, blobs: &Blobs, image: &Assembled) -> Result<St
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default(),
         created: crate::status::now_secs(),
-        size: image.layers.iter().map(|l| l.size).sum(),
+        size,
         layers: diff_ids.clone(),
         reference: Some(image.reference.canonical()),
         digest: Some(image.manifest_digest.clone()),
