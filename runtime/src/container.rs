@@ -1121,6 +1121,7 @@ impl Runtime {
             privileges: c.config.privileges.clone(),
             userns: c.config.userns.is_some(),
             tty,
+            window: tty.then(crate::tty::caller_window_size).flatten(),
         };
         let mut cmd = std::process::Command::new(launch::init_exe()?);
         cmd.arg0("forge-exec")

@@ -185,7 +185,13 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
     }
     loop {
         match pending.channel.recv().map_err(LaunchError::Channel)? {
-            Some((Message::Pty, fd)) => pending.pty = fd,
+            Some((Message::Pty, fd)) => {
+                // Sized before the command can start and ask (the relay follows SIGWINCH later).
+                if let (Some(master), Some(size)) = (&fd, crate::tty::caller_window_size()) {
+                    crate::tty::set_window_size(std::os::fd::AsFd::as_fd(master), size);
+                }
+                pending.pty = fd
+            }
             Some((Message::Ready, _)) => return Ok(pending),
             Some((Message::Failed { message, .. }, _)) => {
                 return Err(LaunchError::Setup { message })

@@ -39,15 +39,36 @@ extern "C" fn on_winch(_: libc::c_int) {
     WINCH.store(true, Ordering::Relaxed);
 }
 
-/// Copies the window size of terminal `from` to pty `to`.
-pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+/// The window size of terminal `fd` as (rows, columns); `None` when it is not a terminal.
+pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
     // SAFETY: winsize is plain old data; all-zero is valid.
     let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes a winsize into our local; TIOCSWINSZ reads it. Both fds are open.
-    unsafe {
-        if libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut size) == 0 {
-            libc::ioctl(to.as_raw_fd(), libc::TIOCSWINSZ, &size);
-        }
+    // SAFETY: TIOCGWINSZ writes a winsize into our local; the fd is open.
+    let got = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
+    (got == 0).then_some((size.ws_row, size.ws_col))
+}
+
+/// Sets the window size of pty `fd` (either side) to (rows, columns).
+pub fn set_window_size(fd: BorrowedFd<'_>, (rows, cols): (u16, u16)) {
+    // SAFETY: winsize is plain old data; all-zero is valid.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    size.ws_row = rows;
+    size.ws_col = cols;
+    // SAFETY: TIOCSWINSZ reads the winsize from our local; the fd is open.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+}
+
+/// The window size of the terminal this process runs in (stdin's, else stdout's): what a
+/// container's pty starts with, before its command can look.
+pub fn caller_window_size() -> Option<(u16, u16)> {
+    let (stdin, stdout) = (io::stdin(), io::stdout());
+    window_size(window_source(stdin.as_fd(), stdout.as_fd()))
+}
+
+/// Copies the window size of terminal `from` to pty `to`.
+pub fn copy_window_size(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+    if let Some(size) = window_size(from) {
+        set_window_size(to, size);
     }
 }
 

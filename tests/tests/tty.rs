@@ -431,3 +431,20 @@ fn a_users_terminal_is_its_own_in_run_and_exec() {
     ]);
     check_terminal_belongs_to_the_user(&forge, &["exec", "-it", "box", "sh"]);
 }
+
+#[test]
+fn a_command_that_asks_first_thing_sees_the_window_size_already() {
+    let forge = Forge::new();
+    forge.ok(&["run", "-d", "--name", "box", "host", "sleep", "1000"]);
+    // `stty size` is the very first thing the command does, before any SIGWINCH could come.
+    for args in [
+        &["run", "--rm", "-t", "--net", "none", "host", "stty", "size"][..],
+        &["exec", "-t", "box", "stty", "size"],
+    ] {
+        for _ in 0..5 {
+            let mut term = Terminal::start_on(Terminal::open(33, 99), &forge, args);
+            term.expect("33 99");
+            assert_eq!(term.finish(), 0, "{args:?}");
+        }
+    }
+}

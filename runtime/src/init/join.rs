@@ -40,6 +40,10 @@ pub struct JoinSpec {
     /// Give the command a pty of the container's; the caller gets the master on fd 3.
     #[serde(default)]
     pub tty: bool,
+    /// The pty's first window size (rows, columns): the caller's terminal's, set before the
+    /// command starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<(u16, u16)>,
 }
 
 /// The namespaces to join, in order; the mount namespace last, since it changes what paths mean.
@@ -190,5 +194,8 @@ fn run(spec: &JoinSpec, command: &[String], channel: Option<&Channel>) -> ! {
 fn take_terminal(spec: &JoinSpec, channel: &Channel) -> Result<(), String> {
     nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
     let slave = super::open_pty(channel)?;
+    if let Some(size) = spec.window {
+        crate::tty::set_window_size(std::os::fd::AsFd::as_fd(&slave), size);
+    }
     super::attach_terminal(slave, spec.user.as_ref())
 }
