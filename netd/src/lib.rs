@@ -137,14 +137,18 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The host end of a container's veth pair: fixed by its id and network position, so a crashed
-/// set-up is found again (at most 15 bytes, IFNAMSIZ).
+/// set-up is found again: `fg`, 12 characters of the id and the position in base 36 — 15
+/// bytes, IFNAMSIZ's limit. Every position of one container gets its own name (a name shared
+/// by two positions would make the second attach delete the first pair).
 pub fn veth_name(container_id: &str, index: usize) -> String {
     let id = &container_id[..container_id.len().min(12)];
-    match index {
-        0 => format!("{VETH_PREFIX}{id}"),
-        n => format!("{VETH_PREFIX}{}{}", &id[..id.len().min(11)], n % 10),
-    }
+    let position = char::from_digit((index % MAX_NETWORKS) as u32, MAX_NETWORKS as u32)
+        .expect("a digit below the radix");
+    format!("{VETH_PREFIX}{id}{position}")
 }
+
+/// How many networks one container may be on: one base-36 digit of its veth names.
+pub const MAX_NETWORKS: usize = 36;
 
 const VETH_PREFIX: &str = "fg";
 
@@ -645,10 +649,14 @@ mod tests {
             assert!(!valid_name(bad), "{bad}");
         }
         let veth = veth_name("0123456789abcdef0123", 0);
-        assert_eq!(veth, "fg0123456789ab");
-        let second = veth_name("0123456789abcdef0123", 1);
-        assert_eq!(second, "fg0123456789a1");
-        assert!(veth.len() <= 15 && second.len() <= 15, "IFNAMSIZ");
+        assert_eq!(veth, "fg0123456789ab0");
+        // An id whose 12th character is the position's digit: still one name per position.
+        let id = "0123456789a1cdef0123";
+        let names: std::collections::BTreeSet<String> =
+            (0..MAX_NETWORKS).map(|n| veth_name(id, n)).collect();
+        assert_eq!(names.len(), MAX_NETWORKS);
+        assert!(names.iter().all(|n| n.len() <= 15), "IFNAMSIZ: {names:?}");
+        assert_eq!(veth_name(id, 35), "fg0123456789a1z");
     }
 
     #[test]

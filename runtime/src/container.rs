@@ -41,6 +41,8 @@ pub enum RuntimeError {
     NoWorkdir { dir: String, image: String },
     #[error("working directory {0:?} must be an absolute path")]
     RelativeWorkdir(String),
+    #[error("{0} networks: a container can be on at most {max}", max = forge_netd::MAX_NETWORKS)]
+    TooManyNetworks(usize),
     #[error("image {image} exposes {port:?}, which is not PORT[/tcp|udp]")]
     BadExposedPort { image: String, port: String },
     #[error("no such container: {0}")]
@@ -565,6 +567,9 @@ impl Runtime {
             if net.publish_all {
                 return Err(RuntimeError::NeedsNetwork("-P"));
             }
+        }
+        if net.networks.len() > forge_netd::MAX_NETWORKS {
+            return Err(RuntimeError::TooManyNetworks(net.networks.len()));
         }
         for (n, network) in net.networks.iter().enumerate() {
             if net.networks[..n].contains(network) {

@@ -1511,7 +1511,7 @@ command = {web}
 image = "host"
 networks = ["front", "back"]
 depends_on = ["db", "web"]
-command = ["sh", "-c", "ping -c1 -W2 db >/dev/null && echo reached db; ping -c1 -W2 web >/dev/null && echo reached web; sleep 60"]
+command = ["sh", "-c", "ping -c1 -W2 db >/dev/null && echo reached db; ping -c1 -W2 web >/dev/null && echo reached web || {{ cat /etc/hosts; ip addr; ip route; }}; sleep 60"]
 
 [services.probe]
 image = "host"
