@@ -245,6 +245,21 @@ fn bad_userns_input_is_refused_and_leaves_nothing() {
     t.forge.assert_no_containers();
 }
 
+/// Removes `user.overlay.opaque` from every directory below `dir`; how many had it.
+fn strip_user_opaque(dir: &std::path::Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: both strings are NUL-terminated.
+    let removed = unsafe { libc::lremovexattr(path.as_ptr(), c"user.overlay.opaque".as_ptr()) };
+    let mut count = usize::from(removed == 0);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_type().unwrap().is_dir() {
+            count += strip_user_opaque(&entry.path());
+        }
+    }
+    count
+}
+
 #[test]
 fn image_layers_stack_with_their_whiteouts_and_opaque_directories() {
     let t = Userns::new();
@@ -260,6 +275,10 @@ umoci raw add-layer --image lay:v1 --tag v3 opq.tar
         dir = tools.path().display()
     ));
     t.ok(&["load", "-i", tools.path().join("oci.tar").to_str().unwrap()]);
+    // As an older Forge unpacked them: opaque for overlayfs in trusted.* only. The first
+    // user-namespaced start must mark them for userxattr too.
+    let stripped = strip_user_opaque(&t.forge.root().join("layers/sha256"));
+    assert_eq!(stripped, 1, "one opaque directory in the store");
     let run = |image: &str, script: &str| {
         t.ok(&[
             "run",

@@ -9,6 +9,7 @@
 pub mod elf;
 pub mod host;
 pub mod oci;
+pub mod opaque;
 pub mod partial;
 pub mod pull;
 pub mod reference;
