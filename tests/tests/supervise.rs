@@ -406,6 +406,13 @@ fn terminate(sup: &mut Supervisor) -> (i32, Duration) {
     (code, took)
 }
 
+/// SIGTERM: the supervisor must exit 0 and leave nothing of the project behind.
+fn stop_cleanly(forge: &Forge, sup: &mut Supervisor) {
+    let (code, _) = terminate(sup);
+    assert_eq!(code, 0, "{}", sup.dump());
+    assert_torn_down(forge);
+}
+
 /// `restarting in DELAY (...)` -> `DELAY`.
 fn restart_delay(message: &str) -> &str {
     message
@@ -584,9 +591,7 @@ fn the_demos_flaky_service_restarts_with_growing_delays_and_gives_up_after_five(
         "forge ps -a: {flaky_ps}"
     );
 
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -633,9 +638,7 @@ command = {list}
         "{}",
         sup.dump()
     );
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 #[test]
@@ -690,9 +693,7 @@ command = {app}
     );
     sup.wait_output("app", "that it is up", |t| t == "app up");
     assert!(ps_line(&forge, "healthy-web").contains("(healthy)"));
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 #[test]
@@ -851,9 +852,7 @@ restart = "always"
         );
     }
     assert!(sup.output("again").len() >= 3, "{}", sup.dump());
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 #[test]
@@ -882,9 +881,7 @@ x-backoff = { initial = "1ms", max = "1ms" }
         "a restart failed:\n{}",
         sup.dump()
     );
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 #[test]
@@ -985,9 +982,7 @@ x-backoff = { initial = "50ms", reset_after = "300ms" }
         "{}",
         sup.dump()
     );
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1526,9 +1521,7 @@ command = ["sh", "-c", "ping -c1 -W1 web >/dev/null 2>&1 || echo web unreachable
     sup.wait_output("app", "app to reach db", |t| t == "reached db");
     sup.wait_output("app", "app to reach web", |t| t == "reached web");
     sup.wait_output("probe", "probe to miss web", |t| t == "web unreachable");
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 #[test]
@@ -1644,9 +1637,7 @@ command = {command}
         "{}",
         sup.dump()
     );
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
 
 #[test]
@@ -1690,7 +1681,5 @@ command = {}
     };
     assert_eq!(ids("Uid:"), vec![UID_START.to_string(); 4], "{status}");
     assert_eq!(ids("Gid:"), vec![GID_START.to_string(); 4], "{status}");
-    let (code, _) = terminate(&mut sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(&forge);
+    stop_cleanly(&forge, &mut sup);
 }
