@@ -99,9 +99,14 @@ pub struct RunArgs {
     /// Size of the container's writable layer, e.g. 512m (an ext4 image on a loop device)
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     storage: Option<String>,
-    /// Cgroup to create the container's cgroups in [default: forge/ below forge's own cgroup]
+    /// Where the container's cgroup goes: a cgroup path (cgroupfs manager) [default: /forge on
+    /// cgroup v2, forge/ below forge's own cgroup on v1], or a slice (systemd) [default: forge.slice]
     #[arg(long, value_name = "PATH")]
     cgroup_parent: Option<String>,
+    /// Who makes the container's cgroup: `systemd` (a transient scope; the default on cgroup v2
+    /// hosts booted with systemd) or `cgroupfs` (Forge writes /sys/fs/cgroup itself)
+    #[arg(long, value_name = "MANAGER", env = "FORGE_CGROUP_MANAGER")]
+    cgroup_manager: Option<String>,
     /// Network to connect to: `bridge` (the default network), a network's name, or `none`;
     /// repeat it to join several (the first one routes to the outside)
     #[arg(
@@ -151,6 +156,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     forge_runtime::security_opt::parse_and_apply(&mut privileges, &args.security_opt)
         .map_err(|e| e.to_string())?;
     let limits = parse_limits(args)?;
+    let cgroup_manager = args.cgroup_manager.as_deref().map(str::parse).transpose()?;
     let userns: forge_runtime::userns::Mode = args.userns.parse().map_err(|e| format!("{e}"))?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
@@ -192,6 +198,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         auto_remove: args.rm,
         limits,
         cgroup_parent: args.cgroup_parent.clone(),
+        cgroup_manager,
         net,
         labels: Default::default(),
         user: args.user.clone(),
@@ -237,13 +244,8 @@ fn parse_limits(args: &RunArgs) -> Result<Limits, String> {
 
 /// The kernel features a container needs, checked before anything is created.
 fn check_kernel() -> Result<(), String> {
-    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems
-        .lines()
-        .any(|l| l.split_whitespace().last() == Some("overlay"))
-    {
-        return Err("the kernel has no overlay filesystem (modprobe overlay)".into());
-    }
+    // File systems (overlay), loop devices, veth, bridge and nf_tables are not checked here: the
+    // kernel loads their modules on first use, and the step that uses them names what is missing.
     for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
         if !std::path::Path::new(&format!("/proc/self/ns/{ns}")).exists() {
             return Err(format!("the kernel has no {ns} namespace support"));

@@ -118,8 +118,10 @@ pub struct CreateOptions {
     pub interactive: bool,
     pub auto_remove: bool,
     pub limits: Limits,
-    /// Where to create the container's cgroups, instead of below Forge's own cgroup.
+    /// Where to create the container's cgroups instead of the default (a slice for systemd).
     pub cgroup_parent: Option<String>,
+    /// Who makes the cgroups; `None`: the host's default (see [`crate::cgroup::Manager::choose`]).
+    pub cgroup_manager: Option<crate::cgroup::Manager>,
     pub net: NetSpec,
     /// Free-form key/value pairs (the supervisor records project and service).
     pub labels: std::collections::BTreeMap<String, String>,
@@ -469,12 +471,12 @@ impl Runtime {
             }
         };
         let id = names::new_id();
-        let cgroup = CgroupPaths::for_this_process(opts.cgroup_parent.as_deref(), &id).map_err(
-            |source| RuntimeError::Cgroup {
-                name: opts.name.clone().unwrap_or_default(),
-                source,
-            },
-        )?;
+        let cgroup =
+            CgroupPaths::for_this_process(opts.cgroup_manager, opts.cgroup_parent.as_deref(), &id)
+                .map_err(|source| RuntimeError::Cgroup {
+                    name: opts.name.clone().unwrap_or_default(),
+                    source,
+                })?;
         let name = self.claim_name(opts.name.as_deref(), &id)?;
         let hostname = opts.hostname.clone().unwrap_or_else(|| name.clone());
         let mut env = merge_env(&[format!("PATH={DEFAULT_PATH}")], &image.config.env);
@@ -738,7 +740,7 @@ impl Runtime {
         };
         tracing::debug!(pid = pending.pid, "container set up, waiting for go");
         // PID 1 joins its cgroups before it may execute anything of the user's.
-        if let Err(e) = cgroup.add(pending.pid) {
+        if let Err(e) = cgroup.place(pending.pid, &c.config.limits, restrict_devices) {
             drop(pending); // kills and reaps PID 1
             let _ = cgroup.remove();
             return Err(cgroup_err(e));
@@ -760,8 +762,15 @@ impl Runtime {
         c.state.pid_start = pid_start;
         c.state.monitor_pid = Some(std::process::id() as i32);
         c.state.started_at = Some(now_secs());
+        // Under systemd the cgroup goes with its last process: watch for OOM kills from now on.
+        let oom = paths
+            .systemd
+            .is_some()
+            .then(|| crate::cgroup::OomWatch::new(&paths.dirs[0].1))
+            .flatten();
         match pending.go() {
-            Ok(started) => {
+            Ok(mut started) => {
+                started.oom = oom;
                 c.state.status = Status::Running;
                 self.write_state(c.id(), &c.state)?;
                 Ok(started)

@@ -64,6 +64,8 @@ pub struct Started {
     pub pid: i32,
     pub pidfd: OwnedFd,
     pub pty: Option<OwnedFd>,
+    /// Set where the cgroup may be gone before the exit is recorded (the systemd manager).
+    pub oom: Option<crate::cgroup::OomWatch>,
 }
 
 /// The Forge binary to re-exec as init or join, as a container cannot write it (a read-only
@@ -229,6 +231,7 @@ impl Pending {
         self.started = true;
         let pidfd = self.pidfd.try_clone().map_err(LaunchError::Channel)?;
         Ok(Started {
+            oom: None,
             pid: self.pid,
             pidfd,
             pty: self.pty.take(),
@@ -254,6 +257,46 @@ impl Drop for Pending {
 impl Started {
     /// Blocks until PID 1 exits and reaps it. Waits for this pid only, never `-1`.
     pub fn wait(&self) -> ExitInfo {
+        if let Some(oom) = &self.oom {
+            self.watch_oom_until_exit(oom);
+        }
+        let mut exit = self.reap();
+        self.note_oom(&mut exit);
+        exit
+    }
+
+    /// Reads `memory.events` on every change until PID 1 has exited (its pidfd is readable).
+    fn watch_oom_until_exit(&self, oom: &crate::cgroup::OomWatch) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        loop {
+            let mut fds = [
+                PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(oom.fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+                Ok(_) => {}
+            }
+            if fds[1].any().unwrap_or(false) {
+                oom.check();
+            }
+            if fds[0].any().unwrap_or(true) {
+                oom.check();
+                return;
+            }
+        }
+    }
+
+    /// Marks `exit` as an OOM kill when the watch saw one.
+    pub fn note_oom(&self, exit: &mut ExitInfo) {
+        if self.oom.as_ref().is_some_and(|oom| oom.killed()) {
+            exit.reason = crate::container::OOM_REASON.to_string();
+        }
+    }
+
+    fn reap(&self) -> ExitInfo {
         loop {
             match waitpid(Pid::from_raw(self.pid), None) {
                 Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {

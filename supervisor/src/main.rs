@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use forge_runtime::cgroup::Manager;
 use forge_supervisor::output::Style;
 use forge_supervisor::run::Options;
 
@@ -33,6 +34,10 @@ struct Cli {
     /// Exit with this service's exit code (implies --abort-on-container-exit)
     #[arg(long, value_name = "SERVICE")]
     exit_code_from: Option<String>,
+    /// Who makes the containers' cgroups, as `forge run --cgroup-manager`: `systemd` (the
+    /// default on cgroup v2 hosts booted with systemd) or `cgroupfs`
+    #[arg(long, env = "FORGE_CGROUP_MANAGER", value_name = "MANAGER", value_parser = str::parse::<Manager>)]
+    cgroup_manager: Option<Manager>,
     /// Data root, as `forge --root`
     #[arg(long, env = "FORGE_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
@@ -87,6 +92,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    let cgroup_mode =
+        forge_runtime::cgroup::detect(std::path::Path::new(forge_runtime::cgroup::CGROUP_ROOT));
+    if let Err(e) = cgroup_mode.and_then(|mode| Manager::choose(cli.cgroup_manager, mode)) {
+        eprintln!("forge-supervise: {e}");
+        return ExitCode::from(2);
+    }
     let project = cli
         .project_name
         .clone()
@@ -100,6 +111,7 @@ fn main() -> ExitCode {
         },
         abort_on_container_exit: cli.abort_on_container_exit || cli.exit_code_from.is_some(),
         exit_code_from: cli.exit_code_from.clone(),
+        cgroup_manager: cli.cgroup_manager,
     };
     let runtime = forge_runtime::Runtime::new(forge_runtime::Roots::new(cli.root, cli.run_root));
     let tokio = tokio::runtime::Builder::new_multi_thread()

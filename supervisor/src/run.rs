@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use forge_runtime::cgroup::OomWatch;
 use forge_runtime::image::host::ensure_default_image;
 use forge_runtime::launch::LaunchIo;
 use forge_runtime::netd::NetworkOptions;
@@ -28,6 +29,7 @@ pub struct Options {
     pub style: Style,
     pub abort_on_container_exit: bool,
     pub exit_code_from: Option<String>,
+    pub cgroup_manager: Option<forge_runtime::cgroup::Manager>,
 }
 
 /// Where a service is, as its dependants see it.
@@ -283,6 +285,7 @@ fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
             publish_all: false,
             aliases: vec![name.to_string()],
         },
+        cgroup_manager: shared.opts.cgroup_manager,
         labels: BTreeMap::from([
             ("forge.project".to_string(), project.clone()),
             ("forge.service".to_string(), name.to_string()),
@@ -419,7 +422,7 @@ async fn run_once(
             check,
         ))
     });
-    let exit = wait_exit(&started.pidfd).await;
+    let exit = wait_exit(&started.pidfd, started.oom.as_ref()).await;
     if let Some(task) = health {
         task.abort();
         let _ = task.await;
@@ -452,6 +455,7 @@ fn give_up(shared: &Shared, name: &str, why: String) {
 struct Running {
     pid: i32,
     pidfd: OwnedFd,
+    oom: Option<OomWatch>,
     output: [tokio::net::unix::pipe::Receiver; 2],
 }
 
@@ -505,6 +509,7 @@ async fn start(
         Running {
             pid: started.pid,
             pidfd: started.pidfd,
+            oom: started.oom,
             output: [out_read, err_read],
         },
     ))
@@ -532,20 +537,46 @@ fn spawn_pumps(
         .collect()
 }
 
-/// Waits until the process behind `pidfd` exits, and reaps it: no polling, no zombie.
-async fn wait_exit(pidfd: &OwnedFd) -> ExitInfo {
+/// Waits until the process behind `pidfd` exits, and reaps it: no polling, no zombie. With an
+/// OOM watch, reads the container's `memory.events` on every change meanwhile.
+async fn wait_exit(pidfd: &OwnedFd, oom: Option<&OomWatch>) -> ExitInfo {
     if let Ok(owned) = pidfd.try_clone() {
         // SAFETY: the AsyncFd owns this duplicate, so the fd stays open while it is registered.
         let registered =
             unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) };
         if let Ok(fd) = registered {
-            let _ = fd.readable().await;
+            let events = oom.and_then(|o| {
+                let owned = o.fd().try_clone_to_owned().ok()?;
+                // SAFETY: the AsyncFd owns this duplicate, so the fd stays open while registered.
+                unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
+                    .ok()
+            });
+            match (oom, events) {
+                (Some(oom), Some(events)) => loop {
+                    tokio::select! {
+                        _ = fd.readable() => break,
+                        ready = events.readable() => {
+                            oom.check();
+                            if let Ok(mut guard) = ready {
+                                guard.clear_ready();
+                            }
+                        }
+                    }
+                },
+                _ => {
+                    let _ = fd.readable().await;
+                }
+            }
         }
     }
     let pidfd = pidfd.try_clone().expect("duplicating a pidfd");
-    tokio::task::spawn_blocking(move || reap(&pidfd))
+    let mut exit = tokio::task::spawn_blocking(move || reap(&pidfd))
         .await
-        .expect("reaping does not panic")
+        .expect("reaping does not panic");
+    if oom.is_some_and(|o| o.check()) {
+        exit.reason = forge_runtime::container::OOM_REASON.to_string();
+    }
+    exit
 }
 
 /// `waitid(P_PIDFD)`: the exit status of the process behind `pidfd`.

@@ -3,14 +3,29 @@
 //!
 //! The mode is detected at run time as the kernel reports it: cgroup2 at the root is `Unified`;
 //! a tmpfs root with cgroup2 at `unified/` is `Hybrid` (v1 controllers, v2 for process tracking and
-//! `cgroup.kill`); otherwise `Legacy`. Cgroups are created below the cgroup the calling process runs
-//! in (`OWN/forge/ID`), so Forge never escapes the limits it was given. Paths are resolved once, when
-//! the container is created, and stored with it: later commands run from other cgroups find them.
-//! Ordering: created and limited before the container's PID 1 exists; PID 1 joins before `Go`.
+//! `cgroup.kill`); otherwise `Legacy`.
+//!
+//! Two managers place the cgroups, as runc's and Podman's do:
+//! - `cgroupfs`: Forge writes the hierarchy itself. On v1 and hybrid hosts a container's cgroups
+//!   go below the cgroup the calling process runs in (`OWN/forge/ID`), so Forge never escapes the
+//!   limits it was given; on v2 below a subtree Forge owns at the root (`/forge/ID`, see [`v2`]),
+//!   as the no-internal-processes rule forbids controllers below a cgroup with processes.
+//! - `systemd`: on v2 hosts booted with systemd (the default there), systemd makes a transient
+//!   delegated scope per container (`forge.slice/forge-ID.scope`, see [`systemd`]).
+//!
+//! Paths are resolved once, when the container is created, and stored with it: later commands
+//! run from other cgroups find them. Ordering: cgroupfs creates and limits them before the
+//! container's PID 1 exists, systemd around PID 1 ([`Cgroup::place`]); either way PID 1 is in
+//! them before `Go`.
 
 pub mod device_filter;
+mod oom;
+mod systemd;
+mod tree;
 mod v1;
 mod v2;
+
+pub use systemd::OomWatch;
 
 use std::fs;
 use std::io;
@@ -30,6 +45,42 @@ pub enum Mode {
     Unified,
 }
 
+/// Who makes and removes the cgroups (`--cgroup-manager`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manager {
+    Cgroupfs,
+    Systemd,
+}
+
+impl std::str::FromStr for Manager {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cgroupfs" => Ok(Self::Cgroupfs),
+            "systemd" => Ok(Self::Systemd),
+            other => Err(format!(
+                "--cgroup-manager {other:?}: expected \"systemd\" or \"cgroupfs\""
+            )),
+        }
+    }
+}
+
+impl Manager {
+    /// The manager to use in `mode`: the one asked for, else systemd where it is PID 1 on a
+    /// v2 host (as Podman's default), else cgroupfs.
+    pub fn choose(asked: Option<Self>, mode: Mode) -> Result<Self, CgroupError> {
+        let booted = systemd::booted();
+        match asked {
+            Some(Self::Systemd) if !booted => Err(CgroupError::NoSystemd),
+            Some(Self::Systemd) if mode != Mode::Unified => Err(CgroupError::SystemdNeedsV2(mode)),
+            Some(manager) => Ok(manager),
+            None if booted && mode == Mode::Unified => Ok(Self::Systemd),
+            None => Ok(Self::Cgroupfs),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("detecting the cgroup mode at {path}: {source}")]
@@ -44,6 +95,26 @@ pub enum CgroupError {
     Devices(#[from] device_filter::DeviceFilterError),
     #[error("cgroup controller {0} is not available on this host")]
     MissingController(&'static str),
+    #[error("cgroup controller {controller} is not available in {} (its cgroup.controllers lacks it: the host does not delegate it)", cgroup.display())]
+    NotAvailable {
+        controller: &'static str,
+        cgroup: PathBuf,
+    },
+    #[error("cgroup controller {controller} is not enabled for the children of {}, a cgroup Forge did not make (its cgroup.subtree_control lacks it); enable it there or choose another --cgroup-parent", cgroup.display())]
+    NotDelegated {
+        controller: &'static str,
+        cgroup: PathBuf,
+    },
+    #[error("--cgroup-manager systemd: systemd is not running as init on this host (no /run/systemd/system); use --cgroup-manager cgroupfs")]
+    NoSystemd,
+    #[error(
+        "--cgroup-manager systemd needs the unified cgroup v2 hierarchy; this host runs {0:?}"
+    )]
+    SystemdNeedsV2(Mode),
+    #[error("--cgroup-parent {0:?}: the systemd cgroup manager takes a slice name (NAME.slice)")]
+    NotASlice(String),
+    #[error("systemd: {0}")]
+    Systemd(#[from] systemd::SystemdError),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -119,6 +190,9 @@ pub struct CgroupPaths {
     /// Hybrid: the container's directory in the unified hierarchy, for tracking and `cgroup.kill`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unified: Option<PathBuf>,
+    /// The systemd manager: the container's scope unit, whose cgroup is `dirs[0]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Scope>,
 }
 
 /// Resource use, as `forge stats` shows it.
@@ -135,8 +209,18 @@ pub trait Cgroup {
     /// Creates the directories and writes the limits; with `restrict_devices`, the container
     /// may use only the standard device nodes (v1's devices controller, v2's eBPF device filter).
     fn create(&self, limits: &Limits, restrict_devices: bool) -> Result<(), CgroupError>;
-    /// Moves `pid` into every one of the container's cgroups.
+    /// Moves `pid` into every one of the container's existing cgroups (`forge exec`).
     fn add(&self, pid: i32) -> Result<(), CgroupError>;
+    /// Places the container's PID 1 in its cgroups, after [`Cgroup::create`]. The systemd
+    /// manager makes its scope here, as a scope can only be made around a process.
+    fn place(
+        &self,
+        pid: i32,
+        _limits: &Limits,
+        _restrict_devices: bool,
+    ) -> Result<(), CgroupError> {
+        self.add(pid)
+    }
     /// SIGKILLs every process in the cgroups.
     fn kill_all(&self) -> Result<(), CgroupError>;
     fn stats(&self) -> Stats;
@@ -147,11 +231,12 @@ pub trait Cgroup {
 }
 
 impl CgroupPaths {
-    /// Resolves the paths of container `id` below `parent` (default: `OWN/forge`), for the
-    /// calling process as described by `proc_self_cgroup`.
+    /// Resolves the paths of container `id` for `manager`, below `parent` (see the module
+    /// docs for the default), for the calling process as described by `proc_self_cgroup`.
     pub fn resolve(
         root: &Path,
         mode: Mode,
+        manager: Manager,
         proc_self_cgroup: &str,
         parent: Option<&str>,
         id: &str,
@@ -164,16 +249,25 @@ impl CgroupPaths {
             };
             base.strip_prefix("/").unwrap_or(&base).join(id)
         };
-        match mode {
-            Mode::Unified => {
-                let own = own_path(proc_self_cgroup, None).unwrap_or_else(|| "/".into());
+        match (mode, manager) {
+            (Mode::Unified, Manager::Systemd) => {
+                let scope = systemd::Scope::new(parent.unwrap_or(systemd::DEFAULT_SLICE), id)
+                    .ok_or_else(|| CgroupError::NotASlice(parent.unwrap_or_default().into()))?;
                 Ok(Self {
                     mode,
-                    dirs: vec![(String::new(), root.join(below(&own)))],
+                    dirs: vec![(String::new(), root.join(scope.cgroup()))],
                     unified: None,
+                    systemd: Some(scope),
                 })
             }
-            Mode::Legacy | Mode::Hybrid => {
+            // Below the root, not our own cgroup: that one has processes (ours).
+            (Mode::Unified, Manager::Cgroupfs) => Ok(Self {
+                mode,
+                dirs: vec![(String::new(), root.join(below("/")))],
+                unified: None,
+                systemd: None,
+            }),
+            (Mode::Legacy | Mode::Hybrid, _) => {
                 let mut dirs = Vec::new();
                 for controller in v1::CONTROLLERS {
                     let own = own_path(proc_self_cgroup, Some(controller))
@@ -198,68 +292,39 @@ impl CgroupPaths {
                     mode,
                     dirs,
                     unified,
+                    systemd: None,
                 })
             }
         }
     }
 
-    /// Resolves the paths for the calling process on this host.
-    pub fn for_this_process(parent: Option<&str>, id: &str) -> Result<Self, CgroupError> {
+    /// Resolves the paths for the calling process on this host, with the manager asked for (or
+    /// the host's default).
+    pub fn for_this_process(
+        manager: Option<Manager>,
+        parent: Option<&str>,
+        id: &str,
+    ) -> Result<Self, CgroupError> {
         let root = Path::new(CGROUP_ROOT);
         let mode = detect(root)?;
+        let manager = Manager::choose(manager, mode)?;
         let own = fs::read_to_string("/proc/self/cgroup").map_err(CgroupError::OwnCgroup)?;
-        Self::resolve(root, mode, &own, parent, id)
+        Self::resolve(root, mode, manager, &own, parent, id)
     }
 
     pub fn driver(&self) -> Box<dyn Cgroup + '_> {
-        match self.mode {
-            Mode::Unified => Box::new(v2::V2 {
+        match (self.mode, &self.systemd) {
+            (Mode::Unified, Some(scope)) => Box::new(systemd::ScopeCgroup {
+                scope,
                 dir: &self.dirs[0].1,
             }),
-            Mode::Legacy | Mode::Hybrid => Box::new(v1::V1 { paths: self }),
+            (Mode::Unified, None) => Box::new(v2::V2 {
+                root: Path::new(CGROUP_ROOT),
+                dir: &self.dirs[0].1,
+            }),
+            (Mode::Legacy | Mode::Hybrid, _) => Box::new(v1::V1 { paths: self }),
         }
     }
-}
-
-/// Creates a container's cgroup directory and its parents. Another container's removal may delete
-/// the shared `forge` parent between the two mkdirs (it is removed once empty); try again then.
-pub(crate) fn create_dir(path: &Path) -> Result<(), CgroupError> {
-    let mut attempts = 0;
-    loop {
-        match fs::create_dir_all(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 20 => attempts += 1,
-            other => return other.map_err(|e| io_err("creating", path, e)),
-        }
-    }
-}
-
-/// Removes a container's cgroup directory, and the shared `forge` directory above it once it is
-/// empty, so that nothing of Forge's stays behind in the hierarchy.
-pub(crate) fn remove_dir(path: &Path) -> Result<(), CgroupError> {
-    remove_one(path)?;
-    if let Some(parent) = path
-        .parent()
-        .filter(|p| p.file_name().is_some_and(|n| n == "forge"))
-    {
-        let _ = fs::remove_dir(parent); // busy while other containers use it: fine
-    }
-    Ok(())
-}
-
-/// Removes one cgroup directory, retrying while its last processes are still exiting (a killed
-/// fork bomb on a loaded machine can take over a second to drain).
-fn remove_one(path: &Path) -> Result<(), CgroupError> {
-    for _ in 0..500 {
-        match fs::remove_dir(path) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-            Err(e) => return Err(io_err("removing", path, e)),
-        }
-    }
-    fs::remove_dir(path).map_err(|e| io_err("removing", path, e))
 }
 
 /// SIGKILLs every process listed in `dir`'s `cgroup.procs`, for hierarchies without `cgroup.kill`.
@@ -299,22 +364,61 @@ mod tests {
 
     #[test]
     fn containers_go_below_our_own_cgroup() {
-        let p = CgroupPaths::resolve(Path::new("/cg"), Mode::Hybrid, HYBRID, None, "id1").unwrap();
+        let p = CgroupPaths::resolve(
+            Path::new("/cg"),
+            Mode::Hybrid,
+            Manager::Cgroupfs,
+            HYBRID,
+            None,
+            "id1",
+        )
+        .unwrap();
         let memory = &p.dirs.iter().find(|(c, _)| c == "memory").unwrap().1;
         assert_eq!(memory, Path::new("/cg/memory/jobs/a/forge/id1"));
         assert_eq!(
             p.unified.as_deref(),
             Some(Path::new("/cg/unified/u/forge/id1"))
         );
-        let v2 = CgroupPaths::resolve(
-            Path::new("/cg"),
-            Mode::Unified,
-            "0::/user.slice/s\n",
-            Some("mine"),
-            "id2",
-        )
-        .unwrap();
-        assert_eq!(v2.dirs[0].1, Path::new("/cg/user.slice/s/mine/id2"));
+    }
+
+    #[test]
+    fn v2_containers_go_below_forges_own_subtree_not_the_callers_cgroup() {
+        let resolve = |manager, parent| {
+            CgroupPaths::resolve(
+                Path::new("/cg"),
+                Mode::Unified,
+                manager,
+                "0::/user.slice/s\n",
+                parent,
+                "id2",
+            )
+        };
+        let dir = |p: CgroupPaths| p.dirs[0].1.clone();
+        let cgroupfs = Manager::Cgroupfs;
+        assert_eq!(
+            dir(resolve(cgroupfs, None).unwrap()),
+            Path::new("/cg/forge/id2")
+        );
+        assert_eq!(
+            dir(resolve(cgroupfs, Some("ci")).unwrap()),
+            Path::new("/cg/ci/id2")
+        );
+        assert_eq!(
+            dir(resolve(cgroupfs, Some("/ci/a")).unwrap()),
+            Path::new("/cg/ci/a/id2")
+        );
+        let systemd = resolve(Manager::Systemd, None).unwrap();
+        assert_eq!(systemd.systemd.as_ref().unwrap().unit, "forge-id2.scope");
+        assert_eq!(dir(systemd), Path::new("/cg/forge.slice/forge-id2.scope"));
+        let nested = resolve(Manager::Systemd, Some("forge-ci.slice")).unwrap();
+        assert_eq!(
+            dir(nested),
+            Path::new("/cg/forge.slice/forge-ci.slice/forge-id2.scope")
+        );
+        assert!(matches!(
+            resolve(Manager::Systemd, Some("/ci")),
+            Err(CgroupError::NotASlice(_))
+        ));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{
-    keyed_value, kill_procs, read_trimmed, remove_dir, write_file, Cgroup, CgroupError,
-    CgroupPaths, Stats,
+    keyed_value, kill_procs, read_trimmed, tree, write_file, Cgroup, CgroupError, CgroupPaths,
+    Stats,
 };
 use crate::limits::{Limits, CPU_PERIOD_US};
 
@@ -92,7 +92,7 @@ impl V1<'_> {
 impl Cgroup for V1<'_> {
     fn create(&self, limits: &Limits, restrict_devices: bool) -> Result<(), CgroupError> {
         for dir in self.all_dirs() {
-            super::create_dir(dir)?;
+            tree::create_owned(dir)?;
         }
         if let (true, Some(dir)) = (restrict_devices, self.dir(DEVICES)) {
             write_file(&dir.join("devices.deny"), "a")?;
@@ -165,7 +165,7 @@ impl Cgroup for V1<'_> {
         let mut first_error = None;
         for dir in self.all_dirs() {
             // Keep going: a failure in one hierarchy must not leak the others.
-            if let Err(e) = remove_dir(dir) {
+            if let Err(e) = tree::remove_owned(dir) {
                 first_error.get_or_insert(e);
             }
         }
@@ -176,8 +176,8 @@ impl Cgroup for V1<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroup::Mode;
     use crate::cgroup::{detect, CGROUP_ROOT};
+    use crate::cgroup::{Manager, Mode};
 
     /// The freeze–kill–thaw path that pure v1 hosts use (hybrid hosts use `cgroup.kill`), on the
     /// real v1 hierarchies: every process of the cgroup dies, the cgroups are removed.
@@ -193,7 +193,8 @@ mod tests {
         }
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let id = format!("freezer-test-{}", std::process::id());
-        let mut paths = CgroupPaths::resolve(root, Mode::Legacy, &own, None, &id).unwrap();
+        let mut paths =
+            CgroupPaths::resolve(root, Mode::Legacy, Manager::Cgroupfs, &own, None, &id).unwrap();
         paths.unified = None; // force the v1 path even on a hybrid host
         let cgroup = V1 { paths: &paths };
         cgroup.create(&Limits::default(), true).unwrap();

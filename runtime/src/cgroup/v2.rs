@@ -1,13 +1,31 @@
-//! The cgroup v2 driver: one directory, controllers enabled top-down through
-//! `cgroup.subtree_control` of every ancestor below the one Forge runs in, processes only in leaves.
+//! The cgroup v2 driver (cgroupfs manager): one directory per container, in a subtree that
+//! Forge makes and owns (`/forge` by default, below the root of the hierarchy, as Docker's
+//! `/docker` and Podman's `/libpod_parent`).
+//!
+//! v2 forbids processes in a cgroup whose children have domain controllers (the
+//! no-internal-processes rule), and the cgroup Forge was started from (a login session's scope,
+//! a service) always has processes — Forge's own. So containers never go below it: controllers
+//! are enabled top-down, but only in directories Forge made and at the root (which the rule
+//! exempts); a cgroup made by someone else must already pass the controllers a limit needs, or
+//! the container is refused with the controller and the cgroup named. Every controller that
+//! limits or `stats` use (cpu, memory, pids, io) is enabled where it is available, so `stats` is
+//! true without limits. Directories are made, and their controllers enabled, under an flock of
+//! the hierarchy's root, so two Forge processes never see each other's half-made parent.
 
+use std::fs::File;
 use std::path::Path;
 
 use super::device_filter;
-use super::{keyed_value, read_trimmed, remove_dir, write_file, Cgroup, CgroupError, Stats};
+use super::{io_err, keyed_value, read_trimmed, tree, write_file, Cgroup, CgroupError, Stats};
 use crate::limits::{Limits, CPU_PERIOD_US};
 
+/// The controllers Forge enables in its subtree, for limits and for `stats`.
+const CONTROLLERS: [&str; 4] = ["cpu", "memory", "pids", "io"];
+
 pub struct V2<'a> {
+    /// The root of the hierarchy as Forge sees it (`/sys/fs/cgroup`).
+    pub root: &'a Path,
+    /// The container's cgroup.
     pub dir: &'a Path,
 }
 
@@ -32,8 +50,8 @@ pub fn limit_writes(limits: &Limits) -> Vec<(&'static str, String)> {
     writes
 }
 
-/// The controllers `limits` needs, as `cgroup.subtree_control` wants them.
-fn needed_controllers(limits: &Limits) -> Vec<&'static str> {
+/// The controllers `limits` needs, as `cgroup.subtree_control` names them.
+pub(crate) fn needed_controllers(limits: &Limits) -> Vec<&'static str> {
     let mut wanted = Vec::new();
     if limits.cpus.is_some() {
         wanted.push("cpu");
@@ -47,43 +65,97 @@ fn needed_controllers(limits: &Limits) -> Vec<&'static str> {
     wanted
 }
 
-/// Enables `controllers` in every ancestor of `leaf` from the first one that already has them
-/// available, top-down, so the leaf gets its interface files.
-fn enable_controllers(leaf: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
-    let mut ancestors: Vec<&Path> = leaf
-        .ancestors()
-        .skip(1)
-        .take_while(|p| p.join("cgroup.controllers").exists())
-        .collect();
-    ancestors.reverse();
-    for dir in ancestors {
-        let enabled = read_trimmed(&dir.join("cgroup.subtree_control")).unwrap_or_default();
-        let missing: Vec<String> = controllers
-            .iter()
-            .filter(|c| !enabled.split(' ').any(|e| e == **c))
-            .map(|c| format!("+{c}"))
-            .collect();
-        if !missing.is_empty() {
-            write_file(&dir.join("cgroup.subtree_control"), &missing.join(" "))?;
+fn words(path: &Path) -> Vec<String> {
+    read_trimmed(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The real root of a cgroup2 hierarchy has no `cgroup.type` (a cgroup namespace's root has one,
+/// and no exemption from the no-internal-processes rule).
+fn is_hierarchy_root(dir: &Path) -> bool {
+    !dir.join("cgroup.type").exists()
+}
+
+/// Enables the controllers along the way from `root` down to `leaf`'s parent, where Forge may:
+/// in a directory Forge made, or the hierarchy's root, and only for a child Forge made, every
+/// available controller of [`CONTROLLERS`]. A cgroup that is not Forge's is never written: it
+/// must already enable each controller in `needed`. Everything is checked before anything is
+/// written, so a refused container changes nothing.
+fn enable_controllers(
+    root: &Path,
+    leaf: &Path,
+    needed: &[&'static str],
+) -> Result<(), CgroupError> {
+    let Ok(below_root) = leaf.strip_prefix(root) else {
+        return Ok(());
+    };
+    let mut chain = vec![root.to_path_buf()];
+    for part in below_root.parent().into_iter().flat_map(Path::components) {
+        let next = chain[chain.len() - 1].join(part);
+        chain.push(next);
+    }
+    // A child's available controllers are what its parent enables (the kernel's rule).
+    let mut available = words(&root.join("cgroup.controllers"));
+    let mut plan = Vec::new();
+    for (i, dir) in chain.iter().enumerate() {
+        let enabled = words(&dir.join("cgroup.subtree_control"));
+        let child_is_ours = chain.get(i + 1).is_none_or(|child| tree::is_owned(child));
+        let ours = tree::is_owned(dir) || (i == 0 && is_hierarchy_root(dir));
+        let mut enable = Vec::new();
+        for controller in CONTROLLERS.iter().chain(needed).copied() {
+            let needed = needed.contains(&controller);
+            if enabled.iter().any(|e| e == controller) || enable.contains(&controller) {
+                continue;
+            }
+            if !available.iter().any(|a| a == controller) {
+                if needed {
+                    return Err(CgroupError::NotAvailable {
+                        controller,
+                        cgroup: dir.clone(),
+                    });
+                }
+            } else if ours && child_is_ours {
+                enable.push(controller);
+            } else if needed {
+                return Err(CgroupError::NotDelegated {
+                    controller,
+                    cgroup: dir.clone(),
+                });
+            }
         }
+        available = enabled;
+        available.extend(enable.iter().map(|c| c.to_string()));
+        plan.push((dir, enable));
+    }
+    for (dir, enable) in plan.into_iter().filter(|(_, e)| !e.is_empty()) {
+        let line: Vec<String> = enable.iter().map(|c| format!("+{c}")).collect();
+        write_file(&dir.join("cgroup.subtree_control"), &line.join(" "))?;
     }
     Ok(())
 }
 
+/// An exclusive flock of the hierarchy's root, held while Forge's shared parents are made,
+/// enabled or removed.
+fn lock(root: &Path) -> Result<nix::fcntl::Flock<File>, CgroupError> {
+    let dir = File::open(root).map_err(|e| io_err("opening", root, e))?;
+    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| io_err("locking", root, e.into()))
+}
+
 impl Cgroup for V2<'_> {
     fn create(&self, limits: &Limits, restrict_devices: bool) -> Result<(), CgroupError> {
-        if let Some(parent) = self.dir.parent() {
-            super::create_dir(parent)?;
-        }
-        enable_controllers(self.dir, &needed_controllers(limits))?;
-        super::create_dir(self.dir)?;
-        for (file, value) in limit_writes(limits) {
-            let path = self.dir.join(file);
-            if file == "memory.swap.max" && !path.exists() {
-                continue; // the kernel has no swap accounting
+        {
+            let _lock = lock(self.root)?;
+            if let Some(parent) = self.dir.parent() {
+                tree::create_owned(parent)?;
             }
-            write_file(&path, &value)?;
+            enable_controllers(self.root, self.dir, &needed_controllers(limits))?;
+            tree::create_owned(self.dir)?;
         }
+        write_limits(self.dir, limits)?;
         if restrict_devices {
             let prog = device_filter::program(&device_filter::default_rules());
             device_filter::attach(self.dir, &prog)?;
@@ -96,32 +168,57 @@ impl Cgroup for V2<'_> {
     }
 
     fn kill_all(&self) -> Result<(), CgroupError> {
-        let kill = self.dir.join("cgroup.kill");
-        if kill.exists() {
-            return write_file(&kill, "1");
-        }
-        super::kill_procs(self.dir);
-        Ok(())
+        kill_all(self.dir)
     }
 
     fn stats(&self) -> Stats {
-        let number =
-            |file: &str| read_trimmed(&self.dir.join(file)).and_then(|s| s.parse::<u64>().ok());
-        Stats {
-            cpu_usage_ns: keyed_value(&self.dir.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000,
-            memory_bytes: number("memory.current").unwrap_or(0),
-            memory_limit: number("memory.max"),
-            pids: number("pids.current").unwrap_or(0),
-        }
+        stats(self.dir)
     }
 
     fn oom_killed(&self) -> bool {
-        keyed_value(&self.dir.join("memory.events"), "oom_kill").is_some_and(|n| n > 0)
+        oom_killed(self.dir)
     }
 
     fn remove(&self) -> Result<(), CgroupError> {
-        remove_dir(self.dir)
+        let _lock = lock(self.root)?;
+        tree::remove_owned(self.dir)
     }
+}
+
+/// Writes `limits` into the container's cgroup `dir`.
+pub(crate) fn write_limits(dir: &Path, limits: &Limits) -> Result<(), CgroupError> {
+    for (file, value) in limit_writes(limits) {
+        let path = dir.join(file);
+        if file == "memory.swap.max" && !path.exists() {
+            continue; // the kernel has no swap accounting
+        }
+        write_file(&path, &value)?;
+    }
+    Ok(())
+}
+
+/// SIGKILLs every process in `dir` and below.
+pub(crate) fn kill_all(dir: &Path) -> Result<(), CgroupError> {
+    let kill = dir.join("cgroup.kill");
+    if kill.exists() {
+        return write_file(&kill, "1");
+    }
+    super::kill_procs(dir);
+    Ok(())
+}
+
+pub(crate) fn stats(dir: &Path) -> Stats {
+    let number = |file: &str| read_trimmed(&dir.join(file)).and_then(|s| s.parse::<u64>().ok());
+    Stats {
+        cpu_usage_ns: keyed_value(&dir.join("cpu.stat"), "usage_usec").unwrap_or(0) * 1000,
+        memory_bytes: number("memory.current").unwrap_or(0),
+        memory_limit: number("memory.max"),
+        pids: number("pids.current").unwrap_or(0),
+    }
+}
+
+pub(crate) fn oom_killed(dir: &Path) -> bool {
+    keyed_value(&dir.join("memory.events"), "oom_kill").is_some_and(|n| n > 0)
 }
 
 #[cfg(test)]
@@ -129,16 +226,19 @@ mod tests {
     use super::*;
     use std::fs;
 
-    /// A fake cgroup2 tree: root and `own` with every controller available, nothing enabled.
-    fn fake_tree() -> tempfile::TempDir {
-        let tmp = tempfile::tempdir().unwrap();
-        for dir in ["", "own", "own/forge"] {
-            let d = tmp.path().join(dir);
-            fs::create_dir_all(&d).unwrap();
-            fs::write(d.join("cgroup.controllers"), "cpu memory pids io").unwrap();
-            fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+    /// A fake cgroup2 directory with `controllers` available and nothing enabled; `kind` is its
+    /// cgroup.type (`None` for the root of the hierarchy, which has none).
+    fn fake_cgroup(dir: &Path, controllers: &str, kind: Option<&str>) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        if let Some(kind) = kind {
+            fs::write(dir.join("cgroup.type"), kind).unwrap();
         }
-        tmp
+    }
+
+    fn subtree_control(dir: &Path) -> String {
+        fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap()
     }
 
     #[test]
@@ -163,53 +263,89 @@ mod tests {
     }
 
     #[test]
-    fn controllers_are_enabled_top_down_and_limits_written_in_the_leaf() {
-        let tree = fake_tree();
-        let leaf = tree.path().join("own/forge/c1");
-        let limits = Limits {
-            memory: Some(64 << 20),
-            pids: Some(5),
-            ..Default::default()
-        };
-        // The fake kernel does not create interface files; pre-create the ones the leaf would get.
-        fs::create_dir_all(&leaf).unwrap();
-        fs::write(leaf.join("memory.swap.max"), "max").unwrap();
-        V2 { dir: &leaf }.create(&limits, false).unwrap();
-        for dir in ["", "own", "own/forge"] {
-            let enabled =
-                fs::read_to_string(tree.path().join(dir).join("cgroup.subtree_control")).unwrap();
-            assert_eq!(enabled, "+memory +pids", "in {dir:?}");
-        }
+    fn every_controller_is_enabled_in_the_root_and_in_forges_own_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fake_cgroup(root, "cpuset cpu io memory pids", None);
+        tree::create_owned(&root.join("forge")).unwrap();
+        fake_cgroup(&root.join("forge"), "cpu io memory pids", Some("domain"));
+        enable_controllers(root, &root.join("forge/c1"), &["memory", "pids"]).unwrap();
+        assert_eq!(subtree_control(root), "+cpu +memory +pids +io");
         assert_eq!(
-            fs::read_to_string(leaf.join("memory.max")).unwrap(),
-            (64u64 << 20).to_string()
+            subtree_control(&root.join("forge")),
+            "+cpu +memory +pids +io"
         );
-        assert_eq!(fs::read_to_string(leaf.join("pids.max")).unwrap(), "5");
-        assert!(!leaf.join("cpu.max").exists());
+        // Nothing is written twice.
+        fs::write(root.join("cgroup.subtree_control"), "cpu memory pids io").unwrap();
+        fs::write(root.join("forge/cgroup.subtree_control"), "cpu memory io").unwrap();
+        enable_controllers(root, &root.join("forge/c2"), &[]).unwrap();
+        assert_eq!(subtree_control(root), "cpu memory pids io");
+        assert_eq!(subtree_control(&root.join("forge")), "+pids");
     }
 
     #[test]
-    fn already_enabled_controllers_are_not_written_again() {
-        let tree = fake_tree();
-        fs::write(tree.path().join("cgroup.subtree_control"), "cpu memory").unwrap();
-        enable_controllers(&tree.path().join("own/forge/c2"), &["memory", "pids"]).unwrap();
+    fn a_cgroup_forge_did_not_make_is_never_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fake_cgroup(root, "cpu io memory pids", None);
+        fs::write(root.join("cgroup.subtree_control"), "cpu io memory pids").unwrap();
+        fake_cgroup(
+            &root.join("session.scope"),
+            "cpu io memory pids",
+            Some("domain"),
+        );
+        let leaf = root.join("session.scope/forge/c1");
+        tree::create_owned(leaf.parent().unwrap()).unwrap();
+        fake_cgroup(leaf.parent().unwrap(), "", Some("domain"));
+        let err = enable_controllers(root, &leaf, &["memory"]).unwrap_err();
+        assert!(
+            matches!(&err, CgroupError::NotDelegated { controller: "memory", cgroup }
+                if cgroup == &root.join("session.scope")),
+            "{err}"
+        );
+        assert_eq!(subtree_control(&root.join("session.scope")), "");
+        // Without limits the container still runs there, without the controllers.
+        enable_controllers(root, &leaf, &[]).unwrap();
+        assert_eq!(subtree_control(&root.join("session.scope")), "");
+        // A cgroup namespace's root is not the hierarchy's: no exemption, not written either.
+        fs::write(root.join("cgroup.type"), "domain").unwrap();
+        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        tree::create_owned(&root.join("forge")).unwrap();
+        enable_controllers(root, &root.join("forge/c2"), &[]).unwrap();
+        assert_eq!(subtree_control(root), "");
+    }
+
+    #[test]
+    fn a_controller_the_host_does_not_have_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fake_cgroup(root, "memory pids", None);
+        let err = enable_controllers(root, &root.join("forge/c1"), &["cpu"]).unwrap_err();
+        assert!(
+            matches!(&err, CgroupError::NotAvailable { controller: "cpu", cgroup } if cgroup == root),
+            "{err}"
+        );
         assert_eq!(
-            fs::read_to_string(tree.path().join("cgroup.subtree_control")).unwrap(),
-            "+pids"
+            subtree_control(root),
+            "",
+            "nothing is enabled when the start is refused"
         );
     }
 
     #[test]
     fn kill_stats_oom_and_remove_use_the_v2_files() {
-        let tree = fake_tree();
-        let leaf = tree.path().join("own/forge/c3");
-        fs::create_dir_all(&leaf).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let leaf = tmp.path().join("forge/c3");
+        tree::create_owned(&leaf).unwrap();
         fs::write(leaf.join("cgroup.kill"), "").unwrap();
         fs::write(leaf.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
         fs::write(leaf.join("cpu.stat"), "usage_usec 2500\nuser_usec 2000\n").unwrap();
         fs::write(leaf.join("memory.current"), "4096\n").unwrap();
         fs::write(leaf.join("pids.current"), "3\n").unwrap();
-        let cg = V2 { dir: &leaf };
+        let cg = V2 {
+            root: tmp.path(),
+            dir: &leaf,
+        };
         cg.kill_all().unwrap();
         assert_eq!(fs::read_to_string(leaf.join("cgroup.kill")).unwrap(), "1");
         assert!(cg.oom_killed());

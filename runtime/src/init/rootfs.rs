@@ -393,7 +393,17 @@ fn apply_step(step: &Step) -> Result<(), RootfsError> {
             *flags,
             data.as_deref(),
         )
-        .map_err(|e| err("mounting", target, e.into())),
+        .map_err(|e| match (e, fstype) {
+            // The kernel loads a file system's module on the first mount; ENODEV: none to load.
+            (nix::errno::Errno::ENODEV, Some(fs)) => err(
+                "mounting",
+                target,
+                io::Error::other(format!(
+                    "the kernel has no {fs} file system, nor a module for it (modprobe {fs})"
+                )),
+            ),
+            (e, _) => err("mounting", target, e.into()),
+        }),
         // A path this kernel does not have (e.g. no sysrq support) needs no protecting.
         Step::ReadOnlyBind { target } if fs::symlink_metadata(target).is_err() => Ok(()),
         Step::MaskFile { target, null } => {
