@@ -4,10 +4,10 @@
 //!
 //! v2 forbids processes in a cgroup whose children have domain controllers (the
 //! no-internal-processes rule), and the cgroup Forge was started from (a login session's scope,
-//! a service) always has processes — Forge's own. So containers never go below it: controllers
-//! are enabled top-down, but only in directories Forge made and at the root (which the rule
-//! exempts); a cgroup made by someone else must already pass the controllers a limit needs, or
-//! the container is refused with the controller and the cgroup named. Every controller that
+//! a service) always has processes — Forge's own. So containers never go below it. Controllers
+//! are enabled top-down, but only in directories Forge made: a cgroup made by someone else (the
+//! root included: systemd or the init system manages it) must already pass down the controllers
+//! a limit needs, or the container is refused with the controller and the cgroup named. Every controller that
 //! limits or `stats` use (cpu, memory, pids, io) is enabled where it is available, so `stats` is
 //! true without limits. Directories are made, and their controllers enabled, under an flock of
 //! the hierarchy's root, so two Forge processes never see each other's half-made parent.
@@ -73,16 +73,10 @@ fn words(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The real root of a cgroup2 hierarchy has no `cgroup.type` (a cgroup namespace's root has one,
-/// and no exemption from the no-internal-processes rule).
-fn is_hierarchy_root(dir: &Path) -> bool {
-    !dir.join("cgroup.type").exists()
-}
-
 /// Enables the controllers along the way from `root` down to `leaf`'s parent, where Forge may:
-/// in a directory Forge made, or the hierarchy's root, and only for a child Forge made, every
-/// available controller of [`CONTROLLERS`]. A cgroup that is not Forge's is never written: it
-/// must already enable each controller in `needed`. Everything is checked before anything is
+/// in a directory Forge made, every available controller of [`CONTROLLERS`]. A cgroup that is
+/// not Forge's, the root included, is never written: it must already enable each controller in
+/// `needed`. Everything is checked before anything is
 /// written, so a refused container changes nothing.
 fn enable_controllers(
     root: &Path,
@@ -100,10 +94,9 @@ fn enable_controllers(
     // A child's available controllers are what its parent enables (the kernel's rule).
     let mut available = words(&root.join("cgroup.controllers"));
     let mut plan = Vec::new();
-    for (i, dir) in chain.iter().enumerate() {
+    for dir in &chain {
         let enabled = words(&dir.join("cgroup.subtree_control"));
-        let child_is_ours = chain.get(i + 1).is_none_or(|child| tree::is_owned(child));
-        let ours = tree::is_owned(dir) || (i == 0 && is_hierarchy_root(dir));
+        let ours = tree::is_owned(dir);
         let mut enable = Vec::new();
         for controller in CONTROLLERS.iter().chain(needed).copied() {
             let needed = needed.contains(&controller);
@@ -117,7 +110,7 @@ fn enable_controllers(
                         cgroup: dir.clone(),
                     });
                 }
-            } else if ours && child_is_ours {
+            } else if ours {
                 enable.push(controller);
             } else if needed {
                 return Err(CgroupError::NotDelegated {
@@ -226,15 +219,11 @@ mod tests {
     use super::*;
     use std::fs;
 
-    /// A fake cgroup2 directory with `controllers` available and nothing enabled; `kind` is its
-    /// cgroup.type (`None` for the root of the hierarchy, which has none).
-    fn fake_cgroup(dir: &Path, controllers: &str, kind: Option<&str>) {
+    /// A fake cgroup2 directory with `controllers` available and `enabled` for its children.
+    fn fake_cgroup(dir: &Path, controllers: &str, enabled: &str) {
         fs::create_dir_all(dir).unwrap();
         fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
-        fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
-        if let Some(kind) = kind {
-            fs::write(dir.join("cgroup.type"), kind).unwrap();
-        }
+        fs::write(dir.join("cgroup.subtree_control"), enabled).unwrap();
     }
 
     fn subtree_control(dir: &Path) -> String {
@@ -263,23 +252,25 @@ mod tests {
     }
 
     #[test]
-    fn every_controller_is_enabled_in_the_root_and_in_forges_own_directories() {
+    fn every_controller_the_root_passes_down_is_enabled_in_forges_own_directories() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        fake_cgroup(root, "cpuset cpu io memory pids", None);
+        fake_cgroup(root, "cpuset cpu io memory pids", "cpu io memory pids");
         tree::create_owned(&root.join("forge")).unwrap();
-        fake_cgroup(&root.join("forge"), "cpu io memory pids", Some("domain"));
+        fake_cgroup(&root.join("forge"), "cpu io memory pids", "");
         enable_controllers(root, &root.join("forge/c1"), &["memory", "pids"]).unwrap();
-        assert_eq!(subtree_control(root), "+cpu +memory +pids +io");
+        assert_eq!(
+            subtree_control(root),
+            "cpu io memory pids",
+            "the root is not Forge's"
+        );
         assert_eq!(
             subtree_control(&root.join("forge")),
             "+cpu +memory +pids +io"
         );
         // Nothing is written twice.
-        fs::write(root.join("cgroup.subtree_control"), "cpu memory pids io").unwrap();
         fs::write(root.join("forge/cgroup.subtree_control"), "cpu memory io").unwrap();
         enable_controllers(root, &root.join("forge/c2"), &[]).unwrap();
-        assert_eq!(subtree_control(root), "cpu memory pids io");
         assert_eq!(subtree_control(&root.join("forge")), "+pids");
     }
 
@@ -287,48 +278,48 @@ mod tests {
     fn a_cgroup_forge_did_not_make_is_never_written() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        fake_cgroup(root, "cpu io memory pids", None);
-        fs::write(root.join("cgroup.subtree_control"), "cpu io memory pids").unwrap();
-        fake_cgroup(
-            &root.join("session.scope"),
-            "cpu io memory pids",
-            Some("domain"),
+        // A root as systemd leaves it: memory and pids for its accounting, not cpu or io.
+        fake_cgroup(root, "cpu io memory pids", "memory pids");
+        fake_cgroup(&root.join("session.scope"), "memory pids", "");
+        let forge = root.join("forge");
+        tree::create_owned(&forge).unwrap();
+        fake_cgroup(&forge, "memory pids", "");
+        // What the root passes down is enabled; stats-only controllers it keeps are skipped.
+        enable_controllers(root, &forge.join("c1"), &["pids"]).unwrap();
+        assert_eq!(subtree_control(&forge), "+memory +pids");
+        let err = enable_controllers(root, &forge.join("c2"), &["cpu"]).unwrap_err();
+        assert!(
+            matches!(&err, CgroupError::NotDelegated { controller: "cpu", cgroup } if cgroup == root),
+            "{err}"
         );
+        assert_eq!(subtree_control(root), "memory pids");
+        // Below a cgroup of someone else's, with processes: never written, refused when needed.
         let leaf = root.join("session.scope/forge/c1");
         tree::create_owned(leaf.parent().unwrap()).unwrap();
-        fake_cgroup(leaf.parent().unwrap(), "", Some("domain"));
         let err = enable_controllers(root, &leaf, &["memory"]).unwrap_err();
         assert!(
             matches!(&err, CgroupError::NotDelegated { controller: "memory", cgroup }
                 if cgroup == &root.join("session.scope")),
             "{err}"
         );
-        assert_eq!(subtree_control(&root.join("session.scope")), "");
-        // Without limits the container still runs there, without the controllers.
         enable_controllers(root, &leaf, &[]).unwrap();
         assert_eq!(subtree_control(&root.join("session.scope")), "");
-        // A cgroup namespace's root is not the hierarchy's: no exemption, not written either.
-        fs::write(root.join("cgroup.type"), "domain").unwrap();
-        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
-        tree::create_owned(&root.join("forge")).unwrap();
-        enable_controllers(root, &root.join("forge/c2"), &[]).unwrap();
-        assert_eq!(subtree_control(root), "");
     }
 
     #[test]
     fn a_controller_the_host_does_not_have_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        fake_cgroup(root, "memory pids", None);
+        fake_cgroup(root, "memory pids", "memory pids");
+        tree::create_owned(&root.join("forge")).unwrap();
         let err = enable_controllers(root, &root.join("forge/c1"), &["cpu"]).unwrap_err();
         assert!(
             matches!(&err, CgroupError::NotAvailable { controller: "cpu", cgroup } if cgroup == root),
             "{err}"
         );
-        assert_eq!(
-            subtree_control(root),
-            "",
-            "nothing is enabled when the start is refused"
+        assert!(
+            !root.join("forge/cgroup.subtree_control").exists(),
+            "nothing is enabled in Forge's own directory when the start is refused"
         );
     }
 
