@@ -140,6 +140,10 @@ fn properties(scope: &Scope, pid: i32, limits: &Limits) -> Vec<(&'static str, Va
             _ => {}
         }
     }
+    // Without a limit, systemd would apply its DefaultTasksMax (15% of pid_max) to the scope.
+    if limits.pids.is_none() {
+        props.push(("TasksMax", Value::U64(u64::MAX)));
+    }
     props
 }
 
@@ -326,7 +330,12 @@ mod tests {
         assert_eq!(get("MemorySwapMax"), format!("uint64 {}", u64::MAX));
         assert_eq!(get("TasksMax"), "uint64 100");
         let unlimited = properties(&scope, 42, &Limits::default());
-        assert!(!unlimited.iter().any(|(n, _)| n.ends_with("Max")));
+        let maxima: Vec<String> = unlimited
+            .iter()
+            .filter(|(n, _)| n.ends_with("Max"))
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        assert_eq!(maxima, [format!("TasksMax=uint64 {}", u64::MAX)]);
         assert!(unlimited.iter().any(|(n, _)| *n == "MemoryAccounting"));
     }
 }
