@@ -114,12 +114,15 @@ impl Manager {
             Some("systemd") => Self::Systemd,
             Some("cgroupfs") => Self::Cgroupfs,
             Some(other) => panic!("FORGE_CGROUP_MANAGER={other:?} is neither systemd nor cgroupfs"),
-            None if Mode::host().is_v2() && Path::new("/run/systemd/system").is_dir() => {
-                Self::Systemd
-            }
+            None if Mode::host().is_v2() && systemd_booted() => Self::Systemd,
             None => Self::Cgroupfs,
         }
     }
+}
+
+/// Whether systemd is PID 1 (`sd_booted(3)`).
+pub fn systemd_booted() -> bool {
+    Path::new("/run/systemd/system").is_dir()
 }
 
 /// The container's id, `Config.id`.
@@ -461,11 +464,13 @@ const WATCHED_FILES: &[&str] = &[
 struct DirState {
     /// The caller's own cgroup in this hierarchy (not an ancestor).
     own: bool,
-    /// The root of a cgroup2 hierarchy, exempt from the no-internal-processes rule (no
-    /// cgroup.type); on a unified host Forge may enable its controllers there.
-    v2_root: bool,
-    /// v1 hierarchy: Forge's subtree is OWN/forge here.
-    v1: bool,
+    /// The root of a unified host's hierarchy, exempt from the no-internal-processes rule (it
+    /// has no cgroup.type): Forge may enable its controllers there and make its subtree `forge`
+    /// (cgroupfs), systemd its `forge.slice`.
+    unified_root: bool,
+    /// On v1 and hybrid hosts (every hierarchy, the cgroup2 one too) Forge's subtree is
+    /// OWN/forge: `forge` below the caller's own cgroup is Forge's.
+    subtree_below_own: bool,
     files: BTreeMap<String, String>,
     children: BTreeSet<String>,
 }
@@ -487,8 +492,8 @@ pub struct CallerCgroups {
 }
 
 impl CallerCgroups {
-    /// The hierarchies Forge uses, as (mount point, the caller's cgroup there, v1).
-    fn hierarchies() -> Vec<(PathBuf, String, bool)> {
+    /// The hierarchies Forge uses, as (mount point, the caller's cgroup there).
+    fn hierarchies() -> Vec<(PathBuf, String)> {
         let mut found = Vec::new();
         let mut seen = BTreeSet::new();
         let v2_mount = match Mode::host() {
@@ -497,7 +502,7 @@ impl CallerCgroups {
             Mode::Legacy => None,
         };
         if let (Some(mount), Some(own)) = (v2_mount, own_cgroup(None)) {
-            found.push((mount, own, false));
+            found.push((mount, own));
         }
         if !Mode::host().is_v2() {
             for controller in V1_CONTROLLERS.iter().chain(&["devices"]) {
@@ -508,7 +513,7 @@ impl CallerCgroups {
                 let mount = Path::new(ROOT).join(controller);
                 let real = std::fs::canonicalize(&mount).unwrap_or(mount);
                 if seen.insert(real.clone()) {
-                    found.push((real, own, true));
+                    found.push((real, own));
                 }
             }
         }
@@ -518,7 +523,7 @@ impl CallerCgroups {
     /// Takes the snapshot.
     pub fn take() -> Self {
         let mut dirs = BTreeMap::new();
-        for (mount, own, v1) in Self::hierarchies() {
+        for (mount, own) in Self::hierarchies() {
             let own_dir = match own.trim_start_matches('/') {
                 "" => mount.clone(),
                 below => mount.join(below),
@@ -540,10 +545,11 @@ impl CallerCgroups {
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .filter_map(|e| e.file_name().into_string().ok())
                     .collect();
+                let unified = Mode::host().is_v2();
                 let state = DirState {
                     own: i == 0,
-                    v2_root: !v1 && dir == mount && !dir.join("cgroup.type").exists(),
-                    v1,
+                    unified_root: unified && dir == mount && !dir.join("cgroup.type").exists(),
+                    subtree_below_own: !unified,
                     files,
                     children,
                 };
@@ -570,11 +576,11 @@ impl CallerCgroups {
 
     /// What differs in `self` (taken later) from `before` that Forge could have changed and
     /// must not have, at `phase`. Allowed, as the layouts document:
-    /// - v1/hybrid: `forge` below the caller's own cgroup (Forge's subtree; other tests and
-    ///   other Forge processes on the host share it, so it comes and goes);
+    /// - v1/hybrid: `forge` below the caller's own cgroup in each hierarchy (Forge's subtree;
+    ///   other tests and other Forge processes on the host share it, so it comes and goes);
     /// - unified: at the root, Forge's controllers enabled in `cgroup.subtree_control` (the
-    ///   root is exempt from the no-internal-processes rule; with systemd they may also be
-    ///   disabled again once no unit needs them), `forge.slice` (systemd keeps the
+    ///   root is exempt from the no-internal-processes rule; where systemd is PID 1 they may
+    ///   also be disabled again, by systemd, once no unit needs them), `forge.slice` (systemd keeps the
     ///   slice unit), and `forge` while containers run (cgroupfs; it may also go, once empty);
     /// - anywhere: `forge-e2e-*` directories that other test processes on this host made
     ///   (named with their pid).
@@ -598,15 +604,15 @@ impl CallerCgroups {
                 if old == new {
                     continue;
                 }
-                if file == "cgroup.subtree_control" && was.v2_root && Mode::host().is_v2() {
+                if file == "cgroup.subtree_control" && was.unified_root {
                     let old: BTreeSet<&str> = old.split_whitespace().collect();
                     let new: BTreeSet<&str> = new.split_whitespace().collect();
                     let forges = |c: &&str| V2_CONTROLLERS.contains(c);
                     let added_forges_only = new.difference(&old).all(forges);
-                    // systemd disables again what no unit needs any more; Forge never does.
+                    // Where systemd runs it owns the root's controllers and disables again
+                    // what no unit needs any more; Forge never disables one.
                     let removed_ok = old.is_subset(&new)
-                        || (Manager::host_default() == Manager::Systemd
-                            && old.difference(&new).all(forges));
+                        || (systemd_booted() && old.difference(&new).all(forges));
                     if added_forges_only && removed_ok {
                         continue;
                     }
@@ -618,21 +624,21 @@ impl CallerCgroups {
                     .iter()
                     .filter(|name| was.own || name.starts_with("forge"))
                     .filter(|name| !made_by_another_test_process(name))
-                    .filter(|name| !(was.v1 && was.own && *name == "forge"))
-                    .filter(|name| !(was.v2_root && *name == "forge.slice"))
+                    .filter(|name| !(was.subtree_below_own && was.own && *name == "forge"))
+                    .filter(|name| !(was.unified_root && *name == "forge.slice"))
                     .cloned()
                     .collect()
             };
             let (old, new) = (compared(&was.children), compared(&now.children));
             for name in new.difference(&old) {
                 let forges_while_running =
-                    was.v2_root && name == "forge" && phase == Phase::Running;
+                    was.unified_root && name == "forge" && phase == Phase::Running;
                 if !forges_while_running {
                     changes.push(format!("{shown}/{name}: a new cgroup"));
                 }
             }
             for name in old.difference(&new) {
-                if !(was.v2_root && name == "forge") {
+                if !(was.unified_root && name == "forge") {
                     changes.push(format!("{shown}/{name}: removed"));
                 }
             }
@@ -641,13 +647,17 @@ impl CallerCgroups {
     }
 }
 
-/// Whether cgroup `name` is a `forge-e2e-*` one that another test process made: such names
+/// Whether cgroup `name` is a `forge-e2e-*` one that another live test process made: such names
 /// carry the pid of the process that made them (`forge-e2e-parent-PID-N`, `forge-e2e_PID_N.slice`,
-/// `forge-e2e-probe-PID`).
+/// `forge-e2e-probe-PID`). Ours, and any other, are compared.
 fn made_by_another_test_process(name: &str) -> bool {
-    let me = std::process::id().to_string();
-    name.starts_with("forge-e2e")
-        && !name
-            .split(|c: char| !c.is_ascii_digit())
-            .any(|number| number == me)
+    let Some(rest) = name.strip_prefix("forge-e2e") else {
+        return false;
+    };
+    let me = std::process::id();
+    let mut numbers = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let first = numbers.next();
+    first.is_some_and(|pid| pid != me && Path::new(&format!("/proc/{pid}")).exists())
 }
