@@ -25,7 +25,9 @@ pub const ROOT: &str = "/sys/fs/cgroup";
 /// The v1 controllers Forge always uses (the devices controller is added where the kernel has it).
 pub const V1_CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "freezer"];
 
-/// The controllers Forge enables for every container on v2, limited or not (`stats` uses them).
+/// The controllers Forge wants for every container on v2, limited or not (`stats` uses them):
+/// the systemd manager turns on accounting for all of them; cgroupfs enables those that the
+/// cgroups it did not make (the root included) pass down ([`v2_expected_controllers`]).
 pub const V2_CONTROLLERS: [&str; 4] = ["cpu", "memory", "pids", "io"];
 
 /// The slice the systemd manager puts containers in by default.
@@ -339,6 +341,23 @@ pub fn controllers(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// The controllers a v2 container must have in its `cgroup.controllers`, without limits: every
+/// one of [`V2_CONTROLLERS`] under the systemd manager (accounting on for each); under cgroupfs
+/// those of them that the parent of Forge's subtree (a cgroup Forge did not make: the root for
+/// the default `/forge`) passes down in its `cgroup.subtree_control`.
+pub fn v2_expected_controllers(info: &Value) -> BTreeSet<String> {
+    let wanted = V2_CONTROLLERS.iter().map(|c| c.to_string());
+    match Manager::of(info) {
+        Manager::Systemd => wanted.collect(),
+        Manager::Cgroupfs => {
+            let root = Path::new(ROOT);
+            let passed = read(root, "cgroup.subtree_control");
+            let passed: BTreeSet<&str> = passed.split_whitespace().collect();
+            wanted.filter(|c| passed.contains(c.as_str())).collect()
+        }
+    }
+}
+
 /// The CPU bandwidth limit as `(quota, period)` in µs, `None` for no quota: v1's
 /// cpu.cfs_quota_us (-1) and cpu.cfs_period_us, v2's cpu.max (`max 100000`).
 pub fn cpu_quota(info: &Value) -> (Option<u64>, u64) {
@@ -464,9 +483,8 @@ const WATCHED_FILES: &[&str] = &[
 struct DirState {
     /// The caller's own cgroup in this hierarchy (not an ancestor).
     own: bool,
-    /// The root of a unified host's hierarchy, exempt from the no-internal-processes rule (it
-    /// has no cgroup.type): Forge may enable its controllers there and make its subtree `forge`
-    /// (cgroupfs), systemd its `forge.slice`.
+    /// The root of a unified host's hierarchy (it has no cgroup.type): Forge's cgroupfs subtree
+    /// `forge` and systemd's `forge.slice` are made there.
     unified_root: bool,
     /// On v1 and hybrid hosts (every hierarchy, the cgroup2 one too) Forge's subtree is
     /// OWN/forge: `forge` below the caller's own cgroup is Forge's.
@@ -578,10 +596,11 @@ impl CallerCgroups {
     /// must not have, at `phase`. Allowed, as the layouts document:
     /// - v1/hybrid: `forge` below the caller's own cgroup in each hierarchy (Forge's subtree;
     ///   other tests and other Forge processes on the host share it, so it comes and goes);
-    /// - unified: at the root, Forge's controllers enabled in `cgroup.subtree_control` (the
-    ///   root is exempt from the no-internal-processes rule; where systemd is PID 1 they may
-    ///   also be disabled again, by systemd, once no unit needs them), `forge.slice` (systemd keeps the
-    ///   slice unit), and `forge` while containers run (cgroupfs; it may also go, once empty);
+    /// - unified with the systemd manager: at the root, Forge's controllers enabled or disabled
+    ///   in `cgroup.subtree_control` by systemd (the accounting Forge asks of it), and
+    ///   `forge.slice` (systemd keeps the slice unit);
+    /// - unified with cgroupfs: `forge` at the root while containers run (it may also go, once
+    ///   empty); the root's files are never written (not Forge's);
     /// - anywhere: `forge-e2e-*` directories that other test processes on this host made
     ///   (named with their pid).
     ///
@@ -604,16 +623,17 @@ impl CallerCgroups {
                 if old == new {
                     continue;
                 }
-                if file == "cgroup.subtree_control" && was.unified_root {
+                // The systemd manager asks systemd for accounting of Forge's controllers: systemd
+                // enables them at the root for forge.slice, and disables them again once no
+                // unit needs them. Forge itself (cgroupfs) never writes the root.
+                if file == "cgroup.subtree_control"
+                    && was.unified_root
+                    && Manager::host_default() == Manager::Systemd
+                {
                     let old: BTreeSet<&str> = old.split_whitespace().collect();
                     let new: BTreeSet<&str> = new.split_whitespace().collect();
                     let forges = |c: &&str| V2_CONTROLLERS.contains(c);
-                    let added_forges_only = new.difference(&old).all(forges);
-                    // Where systemd runs it owns the root's controllers and disables again
-                    // what no unit needs any more; Forge never disables one.
-                    let removed_ok = old.is_subset(&new)
-                        || (systemd_booted() && old.difference(&new).all(forges));
-                    if added_forges_only && removed_ok {
+                    if old.symmetric_difference(&new).all(forges) {
                         continue;
                     }
                 }
