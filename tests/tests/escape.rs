@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::cgroup::{self, Mode};
 use common::{eventually, output, process_alive, Forge, Netns, Out, COMMAND_TIMEOUT};
 
 const PROBE: &str = env!("CARGO_BIN_EXE_escape-probe");
@@ -578,17 +579,6 @@ fn a_raw_socket_sees_only_the_containers_own_traffic() {
     );
 }
 
-/// The container's cgroup directory for a v1 controller, from `forge inspect`.
-fn cgroup_dir(forge: &Forge, name: &str, controller: &str) -> PathBuf {
-    let info = forge.inspect(name);
-    info["Config"]["cgroup"]["dirs"]
-        .as_array()
-        .and_then(|dirs| dirs.iter().find(|d| d[0] == controller))
-        .and_then(|d| d[1].as_str())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("no {controller} cgroup in {info}"))
-}
-
 fn read_in(dir: &Path, file: &str) -> String {
     read_trimmed(dir.join(file).to_str().unwrap())
 }
@@ -599,18 +589,26 @@ fn the_hosts_cgroup_files_cannot_be_written() {
     forge.ok(&[
         "run", "-d", "--name", "box", "--net", "none", "host", "sleep", "600",
     ]);
-    let pids = cgroup_dir(&forge, "box", "pids");
-    let memory = cgroup_dir(&forge, "box", "memory");
+    let info = forge.inspect("box");
+    let pids = cgroup::dir(&info, "pids");
+    let memory = cgroup::dir(&info, "memory");
     let parent = pids.parent().unwrap().to_path_buf();
+    // The memory limit and one harmless control file, as each mode names them.
+    let (memory_limit, control) = if Mode::of(&info).is_v2() {
+        ("memory.max", "cgroup.max.descendants")
+    } else {
+        ("memory.limit_in_bytes", "notify_on_release")
+    };
     let watched = [
         (pids.clone(), "pids.max"),
         (parent.clone(), "pids.max"),
-        (memory.clone(), "memory.limit_in_bytes"),
-        (pids.clone(), "notify_on_release"),
+        (memory.clone(), memory_limit),
+        (pids.clone(), control),
     ];
     let before: Vec<String> = watched.iter().map(|(d, f)| read_in(d, f)).collect();
     // Inside, /sys/fs/cgroup is sysfs's empty, read-only directory: the host's cgroup files are
-    // neither there nor mountable, and the container's own paths name nothing.
+    // neither there nor mountable (v1's nor v2's names), and the container's own paths name
+    // nothing.
     let mut attempts = vec![
         (
             "/sys/fs/cgroup/pids/pids.max".to_string(),
@@ -620,6 +618,12 @@ fn the_hosts_cgroup_files_cannot_be_written() {
         (
             "/sys/fs/cgroup/memory/memory.limit_in_bytes".into(),
             "-1".into(),
+        ),
+        ("/sys/fs/cgroup/pids.max".into(), "max".into()),
+        ("/sys/fs/cgroup/memory.max".into(), "max".into()),
+        (
+            "/sys/fs/cgroup/cgroup.subtree_control".into(),
+            "+memory".into(),
         ),
     ];
     for (dir, file) in &watched {
@@ -677,22 +681,13 @@ fn a_fork_bomb_stops_at_the_default_pids_limit_and_the_host_stays_responsive() {
     ]);
     let info = forge.inspect("bomb");
     assert_eq!(info["Config"]["limits"]["pids"], 2048, "{info}");
-    let pids = cgroup_dir(&forge, "bomb", "pids");
     eventually(
         Duration::from_secs(60),
         "the bomb to hit the pids limit",
-        || {
-            let refused_forks = read_in(&pids, "pids.events");
-            (refused_forks
-                .trim_start_matches("max ")
-                .parse::<u64>()
-                .unwrap_or(0)
-                > 0)
-            .then_some(())
-        },
+        || (cgroup::pids_refused(&info) > 0).then_some(()),
     );
     assert_host_responsive();
-    let current: u64 = read_in(&pids, "pids.current").parse().unwrap();
+    let current = cgroup::pids_current(&info);
     assert!(
         (1900..=2048).contains(&current),
         "pids.current {current} under the default 2048"

@@ -41,23 +41,18 @@ fn exec_joins_the_cgroups_and_dies_with_the_container() {
         "60",
     ]);
     let mut exec = forge.spawn(&["exec", "box", "sleep", "60"]);
-    let id = forge.inspect("box")["Config"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let info = forge.inspect("box");
+    // Every one of the container's cgroups: one per v1 controller (and hybrid's unified one),
+    // or v2's one directory.
+    let dirs = common::cgroup::dirs(&info);
     common::eventually(
         std::time::Duration::from_secs(5),
-        "exec to join the pids cgroup",
+        "exec to join each of the container's cgroups",
         || {
-            let dirs = common::cgroups_named(&[id.clone()].into_iter().collect());
-            let procs = dirs
-                .iter()
-                .filter_map(|d| d.strip_prefix("cgroup "))
-                .filter(|d| d.contains("/pids/"))
-                .map(|d| std::fs::read_to_string(format!("{d}/cgroup.procs")).unwrap_or_default())
-                .next()?;
             // PID 1, the joining process and the command.
-            (procs.lines().count() >= 3).then_some(())
+            dirs.iter()
+                .all(|(_, dir)| common::cgroup::procs_in(dir).len() >= 3)
+                .then_some(())
         },
     );
     forge.ok(&["rm", "-f", "box"]);

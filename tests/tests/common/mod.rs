@@ -7,6 +7,7 @@
 //! module but use only some helpers would warn about the rest, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cgroup;
 pub mod oci;
 
 use std::collections::{BTreeSet, HashSet};
@@ -391,9 +392,17 @@ pub fn leftovers(root: &Path) -> Vec<String> {
 }
 
 /// Cgroup directories anywhere below /sys/fs/cgroup named after one of `ids` (Forge names a
-/// container's cgroups by its id).
+/// container's cgroups by its id, and the systemd manager its scope `forge-ID.scope`), or named
+/// exactly one of `ids` (a cgroup parent's name).
 pub fn cgroups_named(ids: &BTreeSet<String>) -> Vec<String> {
-    fn walk(dir: &Path, depth: usize, ids: &BTreeSet<String>, found: &mut Vec<String>) {
+    let named = |name: &str| {
+        ids.contains(name)
+            || name
+                .strip_prefix("forge-")
+                .and_then(|n| n.strip_suffix(".scope"))
+                .is_some_and(|id| ids.contains(id))
+    };
+    fn walk(dir: &Path, depth: usize, named: &dyn Fn(&str) -> bool, found: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -403,16 +412,16 @@ pub fn cgroups_named(ids: &BTreeSet<String>) -> Vec<String> {
                 continue;
             }
             let path = entry.path();
-            if entry.file_name().to_str().is_some_and(|n| ids.contains(n)) {
+            if entry.file_name().to_str().is_some_and(named) {
                 found.push(format!("cgroup {}", path.display()));
             } else if depth > 0 {
-                walk(&path, depth - 1, ids, found);
+                walk(&path, depth - 1, named, found);
             }
         }
     }
     let mut found = Vec::new();
     if !ids.is_empty() {
-        walk(Path::new("/sys/fs/cgroup"), 12, ids, &mut found);
+        walk(Path::new("/sys/fs/cgroup"), 12, &named, &mut found);
     }
     found
 }
@@ -429,6 +438,91 @@ pub fn settled(mut check: impl FnMut() -> Vec<String>) -> Vec<String> {
     }
 }
 
+/// Who may run containers now: every [`Forge`] of the test binary shares the gate, and a test
+/// that compares host-wide cgroup state ([`Forge::alone`]) holds it alone, so that the other
+/// tests of its binary (which run in parallel) change nothing it looks at. A thread that holds
+/// the gate passes again (a test may make a second `Forge`); a waiting exclusive holder keeps
+/// new tests out, so it waits only for the ones running.
+struct Gate {
+    state: Mutex<GateState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Shared holds per thread.
+    shared: std::collections::HashMap<std::thread::ThreadId, usize>,
+    exclusive: Option<std::thread::ThreadId>,
+    waiting_exclusive: usize,
+}
+
+static GATE: OnceLock<Gate> = OnceLock::new();
+
+fn gate() -> &'static Gate {
+    GATE.get_or_init(|| Gate {
+        state: Mutex::default(),
+        changed: std::sync::Condvar::new(),
+    })
+}
+
+/// A hold of the [`Gate`], released on drop (on whichever thread).
+struct GateHold {
+    thread: std::thread::ThreadId,
+    exclusive: bool,
+}
+
+impl GateHold {
+    fn shared() -> Self {
+        let me = std::thread::current().id();
+        let gate = gate();
+        let mut state = gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let reentrant = state.exclusive == Some(me) || state.shared.contains_key(&me);
+            if reentrant || (state.exclusive.is_none() && state.waiting_exclusive == 0) {
+                break;
+            }
+            state = gate.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        *state.shared.entry(me).or_default() += 1;
+        Self {
+            thread: me,
+            exclusive: false,
+        }
+    }
+
+    fn exclusive() -> Self {
+        let me = std::thread::current().id();
+        let gate = gate();
+        let mut state = gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.waiting_exclusive += 1;
+        while state.exclusive.is_some() || state.shared.keys().any(|t| *t != me) {
+            state = gate.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.waiting_exclusive -= 1;
+        state.exclusive = Some(me);
+        Self {
+            thread: me,
+            exclusive: true,
+        }
+    }
+}
+
+impl Drop for GateHold {
+    fn drop(&mut self) {
+        let gate = gate();
+        let mut state = gate.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.exclusive {
+            state.exclusive = None;
+        } else if let Some(count) = state.shared.get_mut(&self.thread) {
+            *count -= 1;
+            if *count == 0 {
+                state.shared.remove(&self.thread);
+            }
+        }
+        gate.changed.notify_all();
+    }
+}
+
 /// One test's Forge: a fresh data root (run root `ROOT/run`) sharing the prebuilt `host` image.
 /// Dropping it force-removes its containers and fails the test if anything of them remains.
 pub struct Forge {
@@ -437,10 +531,22 @@ pub struct Forge {
     pub netns: Netns,
     /// Ids of every container seen under the root, to find their cgroups after they are gone.
     seen: Mutex<BTreeSet<String>>,
+    /// Held until the test's containers are gone (dropped after [`Forge`]'s own drop).
+    _gate: GateHold,
 }
 
 impl Forge {
     pub fn new() -> Self {
+        Self::with_gate(GateHold::shared())
+    }
+
+    /// A Forge for a test that compares host-wide cgroup state: no other test of this binary
+    /// has a Forge (so no container) while it lives; it waits for the running ones to end.
+    pub fn alone() -> Self {
+        Self::with_gate(GateHold::exclusive())
+    }
+
+    fn with_gate(gate: GateHold) -> Self {
         require_root();
         let template = template_root();
         let root = tempfile::Builder::new()
@@ -457,6 +563,7 @@ impl Forge {
             root,
             netns: Netns::new(),
             seen: Mutex::default(),
+            _gate: gate,
         }
     }
 
