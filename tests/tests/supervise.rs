@@ -217,6 +217,7 @@ impl Supervisor {
         what: &str,
         mut check: impl FnMut(&Self) -> Option<T>,
     ) -> T {
+        let timeout = common::scaled(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             let ended = self.exited().is_some()

@@ -151,14 +151,27 @@ fn manager(conn: &zbus::blocking::Connection) -> Result<zbus::blocking::Proxy<'_
     zbus::blocking::Proxy::new(conn, DESTINATION, MANAGER_PATH, MANAGER)
 }
 
+/// The process's one connection to the system bus, made on first use: a supervisor starts and
+/// stops many scopes, `forge run --rm` one scope twice.
+fn system_bus() -> Result<zbus::blocking::Connection, SystemdError> {
+    static BUS: std::sync::Mutex<Option<zbus::blocking::Connection>> = std::sync::Mutex::new(None);
+    let mut bus = BUS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(conn) = bus.as_ref() {
+        return Ok(conn.clone());
+    }
+    let conn =
+        zbus::blocking::Connection::system().map_err(|e| SystemdError::Connect(Box::new(e)))?;
+    *bus = Some(conn.clone());
+    Ok(conn)
+}
+
 /// Asks systemd for the scope around `pid` and waits until `pid` is in it.
 fn start_scope(scope: &Scope, pid: i32, limits: &Limits) -> Result<(), SystemdError> {
     let start_err = |source| SystemdError::Start {
         unit: scope.unit.clone(),
         source: Box::new(source),
     };
-    let conn =
-        zbus::blocking::Connection::system().map_err(|e| SystemdError::Connect(Box::new(e)))?;
+    let conn = system_bus()?;
     let manager = manager(&conn).map_err(start_err)?;
     let aux: Vec<(&str, Vec<(&str, Value)>)> = Vec::new();
     let _job: OwnedObjectPath = manager
@@ -200,8 +213,7 @@ fn stop_scope(unit: &str) -> Result<(), SystemdError> {
         unit: unit.to_string(),
         source: Box::new(source),
     };
-    let conn =
-        zbus::blocking::Connection::system().map_err(|e| SystemdError::Connect(Box::new(e)))?;
+    let conn = system_bus()?;
     let manager = manager(&conn).map_err(stop_err)?;
     match manager.call::<_, _, OwnedObjectPath>("StopUnit", &(unit, "replace")) {
         Ok(_) => Ok(()),

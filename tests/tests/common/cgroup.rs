@@ -623,16 +623,17 @@ impl CallerCgroups {
                 if old == new {
                     continue;
                 }
-                // The systemd manager asks systemd for accounting of Forge's controllers: systemd
-                // enables them at the root for forge.slice, and disables them again once no
-                // unit needs them. Forge itself (cgroupfs) never writes the root.
+                // The systemd manager asks systemd for accounting of Forge's controllers and a
+                // delegated scope (which gets cpuset too): systemd enables them at the root for
+                // forge.slice, and disables them again once no unit needs them. Forge itself
+                // (cgroupfs) never writes the root.
                 if file == "cgroup.subtree_control"
                     && was.unified_root
                     && Manager::host_default() == Manager::Systemd
                 {
                     let old: BTreeSet<&str> = old.split_whitespace().collect();
                     let new: BTreeSet<&str> = new.split_whitespace().collect();
-                    let forges = |c: &&str| V2_CONTROLLERS.contains(c);
+                    let forges = |c: &&str| V2_CONTROLLERS.contains(c) || *c == "cpuset";
                     if old.symmetric_difference(&new).all(forges) {
                         continue;
                     }

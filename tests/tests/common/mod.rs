@@ -317,7 +317,19 @@ pub fn output(cmd: &mut Command, timeout: Duration) -> Out {
 }
 
 /// Polls `check` until it returns `Some`, failing the test with `what` after `timeout`.
+/// A deadline for waiting, stretched by `$FORGE_TEST_TIME_SCALE` (the v2 guest under qemu's
+/// software emulation runs several times slower than a host; scripts/vm-test.sh sets it).
+pub fn scaled(timeout: Duration) -> Duration {
+    let scale = std::env::var("FORGE_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s >= 1.0)
+        .unwrap_or(1.0);
+    timeout.mul_f64(scale)
+}
+
 pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let timeout = scaled(timeout);
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
