@@ -16,6 +16,21 @@ cargo build --workspace --quiet
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' target/test-output.txt | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -oE '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
-echo "total: $passed passed, $failed failed"
-exit "$status"
+failed=$(grep -oE '^test result: .* ([0-9]+) failed' target/test-output.txt | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo "host: $passed passed, $failed failed"
+
+# The cgroup v2 tier: the same end-to-end suite in a Debian 12 guest with systemd as PID 1 and
+# pure cgroup v2 (qemu, software emulation), once as a systemd service and once from a session
+# scope (scripts/vm-test.sh, docs/vm-tests.md). The guest image is cached between runs.
+FORGE_VM_OUT=target/vm scripts/vm-test.sh 2>&1 | tee target/vm-output.txt
+vm_status=${PIPESTATUS[0]}
+vm_line=$(grep -E '^vm: [0-9]+ passed, [0-9]+ failed' target/vm-output.txt | tail -1 || true)
+vm_passed=$(grep -oE '[0-9]+ passed' <<<"$vm_line" | grep -oE '[0-9]+' || echo 0)
+vm_failed=$(grep -oE '[0-9]+ failed' <<<"$vm_line" | grep -oE '[0-9]+' || echo 0)
+if [[ -z $vm_line && $vm_status -eq 0 ]]; then
+    vm_status=1 # the guest reported nothing: not a pass
+fi
+
+echo "total: $((passed + vm_passed)) passed, $((failed + vm_failed)) failed"
+if ((status != 0)); then exit "$status"; fi
+exit "$vm_status"
