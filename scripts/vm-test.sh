@@ -368,16 +368,29 @@ boot_guest() {
 # ---------------------------------------------------------------------------------------------
 # Report
 
-# The lines of a test binary's output worth showing for a failure: libtest's failures section,
-# else the end of the output.
+# One line per failed test of a test binary's output: its name, the first line of its panic
+# message and the first line that the failing command wrote to stderr (libtest's failures
+# section, as the tests' helpers print it).
+failure_summary() {
+    awk '
+        function flush() { if (name != "") printf "    %s: %s%s\n", name, msg, (err != "" ? "  [stderr: " err "]" : "") }
+        /^failures:$/ { sections++; if (sections == 2) { flush(); name = ""; exit } next }
+        sections != 1 { next }
+        /^---- .* stdout ----$/ { flush(); name = $2; msg = err = ""; want = "" ; next }
+        want == "msg" { msg = $0; want = ""; next }
+        want == "err" && $0 != "" { err = $0; want = ""; next }
+        / panicked at / && msg == "" { want = "msg"; next }
+        /^--- stderr ---$/ && err == "" { want = "err"; next }
+        END { if (sections == 1) flush() }' "$1"
+}
+
+# The lines of a test binary's output worth showing for a failure: libtest's failures section
+# (each failed test's first lines), else the end of the output.
 failure_excerpt() {
-    local file=$1 max=${FORGE_VM_FAIL_LINES:-300}
-    [[ -f $file ]] || {
-        echo "(no output file $file)"
-        return
-    }
+    local file=$1 max=${FORGE_VM_FAIL_LINES:-200}
     if grep -q '^failures:$' "$file"; then
-        sed -n '/^failures:$/,$p' "$file" | head -n "$max"
+        awk '/^failures:$/ { n++ } n == 1 && /^---- .* stdout ----$/ { lines = 0 }
+             n == 1 && lines++ < 12' "$file" | head -n "$max"
     else
         tail -n 60 "$file"
     fi
@@ -414,11 +427,25 @@ report_tests() {
             printf 'vm: %-8s %-10s %4s s  %s\n' "$pass" "$name" "$secs" "$result"
         done
     done
-    local what
+    local what log
     for what in "${failing[@]}"; do
-        printf '\n===== vm: %s failed: %s =====\n' "$what" "$OUT/results/${what}.log"
-        failure_excerpt "$OUT/results/${what}.log"
+        log=$OUT/results/$what.log
+        printf '\n===== vm: %s failed (full output: %s)\n' "$what" "$log"
+        if [[ -f $log ]]; then
+            failure_excerpt "$log"
+        else
+            echo "(no output on the data disk)"
+        fi
     done
+    if ((${#failing[@]})); then
+        echo
+        say "failed tests (first line of the panic, and of the failing command's stderr):"
+        for what in "${failing[@]}"; do
+            log=$OUT/results/$what.log
+            echo "  $what"
+            [[ ! -f $log ]] || failure_summary "$log"
+        done
+    fi
     if grep -qE '^(CGROUP-CHANGED|LEFTOVER|ERROR) ' "$OUT/markers.txt"; then
         bad=1
         echo
