@@ -5,6 +5,7 @@
 #
 #   scripts/vm-test.sh [--pass service|scope|all] [TEST_BINARY...]   e.g. run limits
 #   scripts/vm-test.sh [--pass service|scope] --exec 'SHELL COMMANDS'
+#   scripts/vm-test.sh --report      the last run's report again (from FORGE_VM_OUT)
 #
 # Environment: FORGE_VM_CACHE (guest image cache, default /var/cache/forge-vm), FORGE_VM_OUT
 # (serial log, data disk and results, default target/vm), FORGE_VM_TIMEOUT (seconds for the
@@ -91,7 +92,7 @@ host_mirror() {
             tolower($1) == "suites:" { $1 = ""; suites = substr($0, 2) }
             tolower($1) == "enabled:" { enabled = tolower($2) }
             END { if (!found) flush() }' "$file"
-    done | head -n 1
+    done | awk 'NR == 1' # (not head: under pipefail, an awk cut short by SIGPIPE fails the script)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ library_packages() {
     ldd "$@" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
         sort -u | while read -r lib; do
         for path in "$lib" "$(readlink -f "$lib")"; do
-            pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1) && [[ -n $pkg ]] &&
+            pkg=$(dpkg -S "$path" 2>/dev/null | awk -F: 'NR == 1 { print $1 }') && [[ -n $pkg ]] &&
                 { echo "$pkg"; break; }
         done
     done | sort -u
@@ -354,6 +355,7 @@ boot_guest() {
     TAIL_PID=
     GUEST_SECS=$((SECONDS - start))
     say "guest ended ($GUEST_END) after $GUEST_SECS s"
+    printf 'GUEST_END=%q\nGUEST_SECS=%q\n' "$GUEST_END" "$GUEST_SECS" >"$OUT/guest.env"
     # The runner's full output, from the data disk (debugfs reads it without mounting).
     if [[ $GUEST_END != poweroff ]]; then
         e2fsck -fy "$OUT/data.img" >/dev/null 2>&1 || true
@@ -387,10 +389,10 @@ failure_summary() {
 # The lines of a test binary's output worth showing for a failure: libtest's failures section
 # (each failed test's first lines), else the end of the output.
 failure_excerpt() {
-    local file=$1 max=${FORGE_VM_FAIL_LINES:-200}
+    local file=$1 max=${FORGE_VM_FAIL_LINES:-60}
     if grep -q '^failures:$' "$file"; then
-        awk '/^failures:$/ { n++ } n == 1 && /^---- .* stdout ----$/ { lines = 0 }
-             n == 1 && lines++ < 12' "$file" | head -n "$max"
+        awk -v max="$max" '/^failures:$/ { n++ } n == 1 && /^---- .* stdout ----$/ { lines = 0 }
+             n == 1 && lines++ < 12 && shown++ < max' "$file"
     else
         tail -n 60 "$file"
     fi
@@ -398,13 +400,13 @@ failure_excerpt() {
 
 report_tests() {
     local pass i name line rc secs result passed failed total_passed=0 total_failed=0 bad=0
-    local failing=()
+    local failing=() table=()
     for pass in "${PASSES_WANTED[@]}"; do
         for i in "${!TEST_NAMES[@]}"; do
             name=${TEST_NAMES[$i]}
             line=$(grep -m1 "^RESULT $pass $name " "$OUT/markers.txt" || true)
             if [[ -z $line ]]; then
-                say "$pass/$name: did not report (counted as 1 failed)"
+                table+=("$(printf 'vm: %-8s %-10s  did not report (counted as 1 failed)' "$pass" "$name")")
                 total_failed=$((total_failed + 1)) bad=1
                 failing+=("$pass/$name")
                 continue
@@ -424,7 +426,7 @@ report_tests() {
                 bad=1
                 failing+=("$pass/$name")
             fi
-            printf 'vm: %-8s %-10s %4s s  %s\n' "$pass" "$name" "$secs" "$result"
+            table+=("$(printf 'vm: %-8s %-10s %4s s  %s' "$pass" "$name" "$secs" "$result")")
         done
     done
     local what log
@@ -446,12 +448,13 @@ report_tests() {
             [[ ! -f $log ]] || failure_summary "$log"
         done
     fi
+    echo
+    printf '%s\n' "${table[@]}"
     if grep -qE '^(CGROUP-CHANGED|LEFTOVER|ERROR) ' "$OUT/markers.txt"; then
         bad=1
-        echo
-        say "the guest found cgroups changed or left behind, or an error:"
+        say "the guest found cgroups outside Forge's own changed, or left behind, or an error"
+        say "(snapshots of the passes' cgroups: $OUT/results/cgroups.txt):"
         grep -E '^(CGROUP-CHANGED|LEFTOVER|ERROR) ' "$OUT/markers.txt" | sed 's/^/vm:   /'
-        [[ ! -f $OUT/results/cgroups.txt ]] || sed 's/^/vm:   /' "$OUT/results/cgroups.txt"
     fi
     if [[ $GUEST_END != poweroff ]]; then
         bad=1
@@ -476,6 +479,22 @@ report_exec() {
 
 # ---------------------------------------------------------------------------------------------
 
+# --report: the report of the last run in $OUT again, without building or booting anything.
+report_again() {
+    [[ -f $OUT/stage/vm.env && -f $OUT/guest.env ]] || die "no earlier run in $OUT"
+    local MODE
+    # shellcheck source=/dev/null
+    source "$OUT/stage/vm.env"
+    # shellcheck source=/dev/null
+    source "$OUT/guest.env"
+    if [[ $MODE == exec ]]; then
+        report_exec
+    else
+        report_tests
+    fi
+    exit
+}
+
 main() {
     local pass=all
     EXEC='' WANT=()
@@ -485,6 +504,7 @@ main() {
             --pass=*) pass=${1#--pass=}; shift ;;
             --exec) EXEC=${2:?--exec needs shell commands}; shift 2 ;;
             --exec=*) EXEC=${1#--exec=}; shift ;;
+            --report) report_again ;;
             -h | --help) usage ;;
             -*) die "unknown option $1 (see --help)" ;;
             *) WANT+=("$1"); shift ;;
