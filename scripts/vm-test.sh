@@ -4,6 +4,7 @@
 # login-like session scope (docs/vm-tests.md).
 #
 #   scripts/vm-test.sh [--pass service|scope|all] [TEST_BINARY...]   e.g. run limits
+#   scripts/vm-test.sh --pass root [TEST_BINARY...]   diagnostic: from the root cgroup (not in all)
 #   scripts/vm-test.sh [--pass service|scope] --exec 'SHELL COMMANDS'
 #   scripts/vm-test.sh --report      the last run's report again (from FORGE_VM_OUT)
 #
@@ -319,6 +320,7 @@ boot_guest() {
     append+=" ${FORGE_VM_APPEND:-}"
     : >"$log"
     trap cleanup EXIT
+    trap 'exit 130' INT TERM
     say "booting the guest (qemu TCG, serial log: $log, timeout ${TIMEOUT} s)"
     qemu-system-x86_64 -accel tcg -cpu max -smp "${FORGE_VM_SMP:-2}" -m "${FORGE_VM_MEMORY:-4096}" \
         -nographic -monitor none -serial "file:$log" -no-reboot -nic none \
@@ -511,9 +513,9 @@ main() {
         esac
     done
     case $pass in
-        service | scope) PASSES_WANTED=("$pass") ;;
+        service | scope | root) PASSES_WANTED=("$pass") ;;
         all) PASSES_WANTED=(service scope) ;;
-        *) die "--pass must be service, scope or all, not '$pass'" ;;
+        *) die "--pass must be service, scope, all or root, not '$pass'" ;;
     esac
     if [[ -n $EXEC ]]; then
         ((${#WANT[@]} == 0)) || die "--exec takes no test binary names"
