@@ -189,36 +189,50 @@ library_packages() {
     done | sort -u
 }
 
+# Sets GUEST to the directory of the image for this script's key, building it when missing.
+# Each key has a directory of its own (guest-KEY: root.img, vmlinuz, initrd.img, image.key),
+# renamed into place once complete, so concurrent runs never see half an image and a rebuild
+# never pulls an image from under a running guest (qemu holds its files open).
 ensure_guest() {
-    local key mirror build
+    local key mirror build old
     key=$(
         {
             declare -f guest_unit configure_guest build_guest
             printf '%s\n' "$SUITE" "${ALL_GUEST_PACKAGES[@]}"
         } | sha256sum | cut -d' ' -f1
     )
-    mkdir -p "$CACHE"
-    exec 9>"$CACHE/lock"
-    flock 9
-    if [[ -f $CACHE/image.key && $(<"$CACHE/image.key") == "$key" && -f $CACHE/root.img &&
-        -f $CACHE/vmlinuz && -f $CACHE/initrd.img ]]; then
-        say "guest image: $CACHE/root.img (cached, key ${key:0:12})"
+    GUEST=$CACHE/guest-${key:0:16}
+    if ! guest_complete "$key"; then
+        mkdir -p "$CACHE"
+        exec 9>"$CACHE/build.lock"
+        flock 9
+    fi
+    if guest_complete "$key"; then
+        say "guest image: $GUEST/root.img (cached)"
     else
         mirror=${FORGE_VM_MIRROR:-$(host_mirror)}
         [[ -n $mirror ]] || die "no apt source for Debian $SUITE in /etc/apt/sources.list{,.d/}; set FORGE_VM_MIRROR"
         say "building the guest image (debootstrap $SUITE from $mirror; a few minutes)"
         local start=$SECONDS
+        rm -rf "$CACHE"/build.* # a killed build's leftovers: the lock is ours
         build=$CACHE/build.$$
-        rm -rf "$build" && mkdir -p "$build"
+        mkdir -p "$build"
         build_guest "$build" "$mirror"
-        rm -f "$CACHE/image.key"
-        mv -f "$build/root.img" "$build/vmlinuz" "$build/initrd.img" "$build/debootstrap.log" "$CACHE/"
-        rmdir "$build"
-        echo "$key" >"$CACHE/image.key"
-        say "guest image built in $((SECONDS - start)) s (key ${key:0:12})"
+        echo "$key" >"$build/image.key"
+        rm -rf "$GUEST" # an incomplete one
+        mv -T "$build" "$GUEST"
+        say "guest image built in $((SECONDS - start)) s: $GUEST"
+        # Older keys' images: a guest booted from one keeps its open files.
+        for old in "$CACHE"/guest-*; do
+            [[ $old == "$GUEST" ]] || rm -rf "$old"
+        done
     fi
-    # Runs keep a shared lock: a rebuild waits until no guest boots the image.
-    flock -s 9
+    exec 9>&-
+}
+
+guest_complete() {
+    [[ -f $GUEST/image.key && $(<"$GUEST/image.key") == "$1" && -f $GUEST/root.img &&
+        -f $GUEST/vmlinuz && -f $GUEST/initrd.img ]]
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -325,8 +339,8 @@ boot_guest() {
     qemu-system-x86_64 -accel tcg -cpu max -smp "${FORGE_VM_SMP:-2}" -m "${FORGE_VM_MEMORY:-4096}" \
         -nographic -monitor none -serial "file:$log" -no-reboot -nic none \
         -device virtio-rng-pci \
-        -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initrd.img" -append "$append" \
-        -drive "file=$CACHE/root.img,format=raw,if=virtio,snapshot=on" \
+        -kernel "$GUEST/vmlinuz" -initrd "$GUEST/initrd.img" -append "$append" \
+        -drive "file=$GUEST/root.img,format=raw,if=virtio,snapshot=on" \
         -drive "file=$OUT/data.img,format=raw,if=virtio" </dev/null >"$OUT/qemu.out" 2>&1 &
     QEMU_PID=$!
     tail -n +1 -f "$log" 2>/dev/null | sed -u -n 's/\r$//; s/^.*FORGE-VM: /vm: /p' &
