@@ -475,10 +475,16 @@ report_tests() {
     if [[ $GUEST_END != poweroff ]]; then
         bad=1
         say "the guest did not power off by itself ($GUEST_END after $GUEST_SECS s); end of $OUT/serial.log:"
-        tail -n 40 "$OUT/serial.log" | sed 's/\r$//'
+        serial_tail
     fi
     echo "vm: $total_passed passed, $total_failed failed"
     return "$bad"
+}
+
+# The end of the console log, without the firmware's terminal escapes.
+serial_tail() {
+    tail -n 40 "$OUT/serial.log" | sed 's/\r$//; s/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1b[a-z]//g'
+    echo
 }
 
 report_exec() {
@@ -487,7 +493,7 @@ report_exec() {
     status=$(sed -n 's/^EXEC-STATUS //p' "$OUT/markers.txt" | tail -n 1)
     if [[ -z $status ]]; then
         say "the guest did not report the commands' exit status ($GUEST_END after $GUEST_SECS s); end of $OUT/serial.log:" >&2
-        tail -n 40 "$OUT/serial.log" | sed 's/\r$//' >&2
+        serial_tail >&2
         return 125
     fi
     return "$status"
