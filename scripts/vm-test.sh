@@ -10,7 +10,7 @@
 #
 # Environment: FORGE_VM_CACHE (guest image cache, default /var/cache/forge-vm), FORGE_VM_OUT
 # (serial log, data disk and results, default target/vm), FORGE_VM_TIMEOUT (seconds for the
-# whole guest run, default 2400), FORGE_VM_BIN_TIMEOUT (seconds per test binary, default 900),
+# whole guest run, default 3300), FORGE_VM_BIN_TIMEOUT (seconds per test binary, default 900),
 # FORGE_VM_ARGS (extra arguments for every test binary, e.g. a test-name filter),
 # FORGE_VM_CGROUP_MANAGER (passed to the tests as FORGE_CGROUP_MANAGER), FORGE_VM_MIRROR (the
 # Debian mirror, instead of the one in the host's apt sources), FORGE_VM_MEMORY (MiB, 4096),
@@ -23,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 CACHE=${FORGE_VM_CACHE:-/var/cache/forge-vm}
 OUT=${FORGE_VM_OUT:-$ROOT/target/vm}
-TIMEOUT=${FORGE_VM_TIMEOUT:-2400}
+TIMEOUT=${FORGE_VM_TIMEOUT:-3300}
 BIN_TIMEOUT=${FORGE_VM_BIN_TIMEOUT:-900}
 SUITE=bookworm
 
