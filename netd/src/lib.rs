@@ -596,10 +596,16 @@ impl Netd {
             locked.state.endpoints.remove(&endpoint.key());
         }
         locked.save()?;
+        let nl = Netlink::here()?;
         if gone.iter().any(|e| !e.ports.is_empty()) {
-            self.apply_rules(&Netlink::here()?, &locked)?;
+            self.apply_rules(&nl, &locked)?;
         }
         for endpoint in &gone {
+            // The kernel removes the pair with the container's namespace, but later, from a
+            // work queue: delete the host end now, so nothing is seen left once `rm` returns.
+            if let Err(e) = nl.delete_link(&endpoint.veth) {
+                tracing::warn!("deleting {}: {e}", endpoint.veth);
+            }
             hosts::update_network(&locked.state, &endpoint.network);
         }
         Ok(())
