@@ -157,6 +157,13 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         .map_err(|e| e.to_string())?;
     let limits = parse_limits(args)?;
     let cgroup_manager = args.cgroup_manager.as_deref().map(str::parse).transpose()?;
+    if cgroup_manager.is_some() {
+        // Before any image is built or pulled: a manager the host cannot have changes nothing.
+        let root = std::path::Path::new(forge_runtime::cgroup::CGROUP_ROOT);
+        forge_runtime::cgroup::detect(root)
+            .and_then(|mode| forge_runtime::cgroup::Manager::choose(cgroup_manager, mode))
+            .map_err(|e| e.to_string())?;
+    }
     let userns: forge_runtime::userns::Mode = args.userns.parse().map_err(|e| format!("{e}"))?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");

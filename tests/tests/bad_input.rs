@@ -105,3 +105,30 @@ fn not_root_is_refused() {
     );
     forge.assert_no_containers();
 }
+
+#[test]
+fn an_unknown_cgroup_manager_is_refused() {
+    let forge = Forge::new();
+    refused(
+        &forge,
+        &["--cgroup-manager", "upstart", "host", "true"],
+        "--cgroup-manager \"upstart\"",
+    );
+}
+
+/// The systemd manager where the host cannot have it is refused with the reason; where it can
+/// (a v2 host booted with systemd), the container runs in its scope.
+#[test]
+fn the_systemd_cgroup_manager_is_refused_where_the_host_has_no_systemd_or_no_v2() {
+    let forge = Forge::new();
+    let args = ["--cgroup-manager", "systemd", "--rm", "host", "true"];
+    if !common::cgroup::systemd_booted() {
+        refused(&forge, &args, "systemd is not running as init");
+    } else if !common::cgroup::Mode::host().is_v2() {
+        refused(&forge, &args, "needs the unified cgroup v2 hierarchy");
+    } else {
+        let mut full = vec!["run"];
+        full.extend_from_slice(&args);
+        forge.ok(&full);
+    }
+}
