@@ -211,10 +211,16 @@ fn rm_removes_an_exited_container() {
 fn detached_rm_flag_removes_the_container_when_it_exits() {
     let forge = Forge::new();
     forge.ok(&["run", "-d", "--rm", "--name", "x", "host", "sleep", "0.2"]);
+    // Its name goes last, after its files.
     eventually(
         Duration::from_secs(10),
-        "the --rm container to be removed",
-        || forge.container_ids().is_empty().then_some(()),
+        "the --rm container and its name to be removed",
+        || {
+            let gone = ["containers", "run/containers", "names"]
+                .iter()
+                .all(|dir| forge.entries(dir).is_empty());
+            gone.then_some(())
+        },
     );
     forge.assert_no_containers();
 }

@@ -940,8 +940,11 @@ restart = "on-failure"
 fn backoff_grows_and_resets_after_a_run_longer_than_reset_after() {
     let forge = Forge::new();
     // Runs 3 and 6 last 0.6 s (longer than reset_after), the others exit at once; the counter
-    // lives in the container's writable layer, which persists across restarts.
-    let file = compose_file(
+    // lives in the container's writable layer, which persists across restarts. Both times
+    // stretch under emulation, where even a run that exits at once takes a while.
+    let reset_after = common::scaled(Duration::from_millis(300)).as_millis();
+    let long_run = common::scaled(Duration::from_millis(600)).as_secs_f64();
+    let file = compose_file(&format!(
         r#"
 [services.bouncy]
 image = "host"
@@ -950,13 +953,13 @@ n=$(cat /tmp/n 2>/dev/null || echo 0)
 n=$((n + 1))
 echo $n > /tmp/n
 echo run $n
-if [ $((n % 3)) -eq 0 ]; then sleep 0.6; fi
+if [ $((n % 3)) -eq 0 ]; then sleep {long_run}; fi
 exit 1
 ''']
 restart = "on-failure"
-x-backoff = { initial = "50ms", reset_after = "300ms" }
-"#,
-    );
+x-backoff = {{ initial = "50ms", reset_after = "{reset_after}ms" }}
+"#
+    ));
     let mut sup = Supervisor::start(&forge, "bouncy", &file.path, &[]);
     sup.wait_event("bouncy", "restarting in ", 6);
     let delays: Vec<String> = sup
