@@ -290,7 +290,7 @@ impl Started {
     }
 
     /// Marks `exit` as an OOM kill when the watch saw one.
-    pub fn note_oom(&self, exit: &mut ExitInfo) {
+    fn note_oom(&self, exit: &mut ExitInfo) {
         if self.oom.as_ref().is_some_and(|oom| oom.killed()) {
             exit.reason = crate::container::OOM_REASON.to_string();
         }
