@@ -172,6 +172,11 @@ fn processes_forge_exec_starts_cannot_be_used_to_overwrite_the_forge_binary() {
             "host",
             "sh",
             "-c",
+            // The catcher runs below a PID 1 that starts it again should it end: a process that
+            // exits between its checks and its `exec 3<` ends the shell, and with PID 1 the
+            // container (the exec under test then fails with ENOMEM or SIGKILL).
+            "while :; do sh -c \"$1\"; done",
+            "sh",
             CATCH_EXEC,
         ],
     );
