@@ -272,6 +272,7 @@ impl Supervisor {
 
     /// Waits for the supervisor to exit and for its output to end; its exit code.
     fn finish(&mut self, timeout: Duration) -> i32 {
+        let timeout = common::scaled(timeout);
         let deadline = Instant::now() + timeout;
         let code = loop {
             if let Some(code) = self.exited() {
@@ -287,7 +288,7 @@ impl Supervisor {
             std::thread::sleep(Duration::from_millis(5));
         };
         // A process that outlives the supervisor (a leaked container) would hold its pipes open.
-        let closed = Instant::now() + Duration::from_secs(5);
+        let closed = Instant::now() + common::scaled(Duration::from_secs(5));
         while !(self.out.closed.load(Ordering::SeqCst) && self.err.closed.load(Ordering::SeqCst)) {
             if Instant::now() >= closed {
                 panic!(
