@@ -348,6 +348,9 @@ async fn supervise(shared: Arc<Shared>, name: String, index: usize) {
         let (mut c, exit) = match start(&shared, c).await {
             Ok((c, started)) => {
                 began = Instant::now();
+                if *stopping.borrow() {
+                    stop_late_start(&name, &svc, &c, &started.pidfd);
+                }
                 run_once(&shared, &name, &svc, &prefix, c, started).await
             }
             // A restart that cannot start counts as a failed run: it is retried with backoff.
@@ -738,6 +741,26 @@ fn stop_signal(svc: &Service, container: &Container) -> Signal {
             Signal::try_from(image_signal).ok()
         })
         .unwrap_or(Signal::SIGTERM)
+}
+
+/// Stops a container whose start was in flight when the project began to stop, so the stop
+/// sequence found nothing to stop: its stop signal now, SIGKILL after its grace period.
+fn stop_late_start(name: &str, svc: &Service, c: &Container, pidfd: &OwnedFd) {
+    let Ok(pidfd) = pidfd.try_clone() else {
+        return;
+    };
+    let signal = stop_signal(svc, c);
+    say(&format!(
+        "{name}: started while stopping: stopping ({})",
+        signal.as_str()
+    ));
+    let _ = forge_runtime::sys::pidfd_send_signal(pidfd.as_raw_fd(), signal as i32);
+    let grace = svc.stop_grace_period;
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        // The pidfd names this process only: no other one can be hit once it is gone.
+        let _ = forge_runtime::sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+    });
 }
 
 /// The service's stop signal, then SIGKILL after its grace period.
