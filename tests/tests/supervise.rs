@@ -1410,11 +1410,13 @@ fn every_malformed_file_exits_2_with_one_located_error_and_starts_nothing() {
 #[test]
 fn exit_code_from_a_service_that_exits_3_stops_the_others_and_exits_3() {
     let forge = Forge::new();
+    // The worker must outlive the start of server and then client (slower under emulation).
+    let work = common::scaled(Duration::from_millis(1500)).as_secs_f64();
     let file = compose_file(&format!(
         r#"
 [services.worker]
 image = "host"
-command = ["sh", "-c", "echo working; sleep 0.5; exit 3"]
+command = ["sh", "-c", "echo working; sleep {work}; exit 3"]
 
 [services.server]
 image = "host"
