@@ -11,9 +11,14 @@
 //! 5. monitor → PID 1: `Go` once cgroups and network are in place
 //! 6. PID 1 → monitor: nothing (the socket closes on a successful exec) or `Failed`
 //!
-//! `forge exec -t` uses the same socket with the joining process (see [`crate::init::join`]):
-//! its forked child sends `Pty` with the master, then the socket closes on exec; a close without
-//! `Pty` means joining failed (the process said why on its stderr).
+//! `forge exec` uses the same socket with the joining process (see [`crate::init::join`]): the
+//! caller sends `Join` before the process even starts (it waits in the socket's queue), so no
+//! spec is on a command line. With a tty the joining process's forked child then sends `Pty`
+//! with the master, and the socket closes on exec; a close without `Pty` means joining failed
+//! (the process said why on its stderr).
+//!
+//! The detached monitor (see [`crate::monitor`]) has a socket of the same kind to its caller,
+//! with messages of its own ([`Channel::send_as`], [`Channel::recv_as`]).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -22,8 +27,10 @@ use nix::sys::socket::{
     recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
     SockFlag, SockType,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::init::join::JoinSpec;
 use crate::spec::InitSpec;
 
 /// Exit codes as Docker uses them for its own failures.
@@ -34,6 +41,8 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Message {
     Spec(Box<InitSpec>),
+    /// What the joining process of `forge exec` needs to know about the container.
+    Join(Box<JoinSpec>),
     Pid(i32),
     Pty,
     Ready,
@@ -82,6 +91,16 @@ impl Channel {
     }
 
     pub fn send_with_fd(&self, msg: &Message, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+        self.send_as(msg, fd)
+    }
+
+    /// The next message, or `None` when the other side closed the socket (e.g. it exec'ed).
+    pub fn recv(&self) -> io::Result<Option<(Message, Option<OwnedFd>)>> {
+        self.recv_as()
+    }
+
+    /// Sends one message of any protocol on this socket (one packet), with an optional fd.
+    pub fn send_as<M: Serialize>(&self, msg: &M, fd: Option<BorrowedFd<'_>>) -> io::Result<()> {
         let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
         let raw = fd.map(|f| [f.as_raw_fd()]);
         let cmsgs: Vec<ControlMessage> = raw
@@ -100,8 +119,8 @@ impl Channel {
         Ok(())
     }
 
-    /// The next message, or `None` when the other side closed the socket (e.g. it exec'ed).
-    pub fn recv(&self) -> io::Result<Option<(Message, Option<OwnedFd>)>> {
+    /// The next message of protocol `M`, or `None` when the other side closed the socket.
+    pub fn recv_as<M: DeserializeOwned>(&self) -> io::Result<Option<(M, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
         let (len, fd) = loop {
@@ -149,6 +168,17 @@ mod tests {
         assert!(matches!(b.recv().unwrap(), Some((Message::Pid(42), None))));
         assert!(matches!(b.recv().unwrap(), Some((Message::Pty, Some(_)))));
         drop(a);
+        assert!(b.recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_message_sent_before_the_peer_reads_outlives_the_senders_close() {
+        // How the join spec reaches `forge exec`'s joining process: queued before it starts.
+        let (a, b) = pair().unwrap();
+        a.send(&Message::Ready).unwrap();
+        drop(a);
+        let b = Channel::from_fd(b);
+        assert!(matches!(b.recv().unwrap(), Some((Message::Ready, None))));
         assert!(b.recv().unwrap().is_none());
     }
 }

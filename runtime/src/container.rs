@@ -1084,7 +1084,9 @@ impl Runtime {
         args: &[String],
         env: &[String],
     ) -> Result<std::process::Command, RuntimeError> {
-        self.join_command(c, args, &merge_env(&c.config.env, env), false)
+        // The spec waits in the socket's queue; the joining process reads it and closes it.
+        let (cmd, _channel) = self.join_command(c, args, &merge_env(&c.config.env, env), false)?;
+        Ok(cmd)
     }
 
     /// `forge exec -t`: starts `args` in the running container `c` as [`Self::exec_command`]
@@ -1099,23 +1101,24 @@ impl Runtime {
         env: &[String],
     ) -> Result<launch::Joined, RuntimeError> {
         let env = merge_env(&merge_env(&c.config.env, &["TERM=xterm".into()]), env);
-        let mut cmd = self.join_command(c, args, &env, true)?;
+        let (mut cmd, channel) = self.join_command(c, args, &env, true)?;
         cmd.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null());
-        launch::join_with_pty(cmd).map_err(|source| RuntimeError::Launch {
+        launch::join_with_pty(cmd, channel).map_err(|source| RuntimeError::Launch {
             name: c.name().to_string(),
             source,
         })
     }
 
-    /// The `__forge_join` command for `c` with the command's whole environment `env`.
+    /// The `__forge_join` command for `c` with the command's whole environment `env`, and our
+    /// end of its set-up socket, on which its spec is already sent (see [`crate::channel`]).
     fn join_command(
         &self,
         c: &Container,
         args: &[String],
         env: &[String],
         tty: bool,
-    ) -> Result<std::process::Command, RuntimeError> {
+    ) -> Result<(std::process::Command, crate::channel::Channel), RuntimeError> {
         use std::os::unix::process::CommandExt;
         validate_env(env)?;
         let not_running = || RuntimeError::NotRunning(c.name().to_string());
@@ -1137,13 +1140,23 @@ impl Runtime {
             tty,
             window: tty.then(crate::tty::caller_window_size).flatten(),
         };
+        let launch_err = |source| RuntimeError::Launch {
+            name: c.name().to_string(),
+            source,
+        };
+        let (channel, theirs) = crate::channel::pair()
+            .and_then(|(ours, theirs)| {
+                ours.send(&crate::channel::Message::Join(Box::new(spec)))?;
+                Ok((ours, theirs))
+            })
+            .map_err(|e| launch_err(LaunchError::Channel(e)))?;
         let mut cmd = std::process::Command::new(launch::init_exe()?);
         cmd.arg0("forge-exec")
             .arg(crate::init::join::JOIN_ARG)
-            .arg(serde_json::to_string(&spec).expect("join spec serialises"))
             .args(args)
             .env_clear();
-        Ok(cmd)
+        launch::give_channel(&mut cmd, theirs);
+        Ok((cmd, channel))
     }
 
     /// CPU, memory and process counts of a running container.

@@ -6,7 +6,7 @@
 //! `dup2`, and PID 1 is watched through a pidfd, never with `waitpid(-1)`.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -82,19 +82,31 @@ fn pass_channel(cmd: &mut Command, theirs: &OwnedFd) {
     let theirs_raw = theirs.as_raw_fd();
     // SAFETY: the closure runs between fork and exec and calls only dup2 and fcntl, which are
     // async-signal-safe; it allocates nothing and takes no lock.
+    unsafe { cmd.pre_exec(move || onto_init_fd(theirs_raw)) };
+}
+
+/// As [`pass_channel`], for a command the caller spawns later: `cmd` owns `theirs` and keeps it
+/// open until the command is dropped.
+pub(crate) fn give_channel(cmd: &mut Command, theirs: OwnedFd) {
+    // SAFETY: as in `pass_channel`: only dup2 and fcntl run between fork and exec. The closure
+    // owns the fd, so it is open whenever the command is spawned.
+    unsafe { cmd.pre_exec(move || onto_init_fd(theirs.as_raw_fd())) };
+}
+
+/// In a forked child: makes `theirs` its fd [`INIT_FD`], open across exec. Async-signal-safe.
+fn onto_init_fd(theirs_raw: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 and fcntl on plain fd numbers touch no memory of ours.
     unsafe {
-        cmd.pre_exec(move || {
-            if theirs_raw == INIT_FD {
-                // dup2 onto itself keeps FD_CLOEXEC; clear it so the socket survives exec.
-                if libc::fcntl(INIT_FD, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(theirs_raw, INIT_FD) == -1 {
+        if theirs_raw == INIT_FD {
+            // dup2 onto itself keeps FD_CLOEXEC; clear it so the socket survives exec.
+            if libc::fcntl(INIT_FD, libc::F_SETFD, 0) == -1 {
                 return Err(io::Error::last_os_error());
             }
-            Ok(())
-        });
+        } else if libc::dup2(theirs_raw, INIT_FD) == -1 {
+            return Err(io::Error::last_os_error());
+        }
     }
+    Ok(())
 }
 
 /// A command joined to a running container on a pty (`forge exec -t`), a child of the caller.
@@ -104,16 +116,15 @@ pub struct Joined {
     pub pty: Option<OwnedFd>,
 }
 
-/// Spawns the join command `cmd` (see [`crate::init::join`]) with the set-up socket and waits
-/// for the pty master it sends back before it executes the command.
-pub fn join_with_pty(mut cmd: Command) -> Result<Joined, LaunchError> {
-    let (channel, theirs) = channel::pair().map_err(LaunchError::Channel)?;
-    pass_channel(&mut cmd, &theirs);
+/// Spawns the join command `cmd` (see [`crate::init::join`]), which holds the other end of
+/// `channel` (see [`give_channel`]), and waits for the pty master it sends back before it
+/// executes the command.
+pub fn join_with_pty(mut cmd: Command, channel: Channel) -> Result<Joined, LaunchError> {
     let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn {
         exe: cmd.get_program().to_string_lossy().into_owned(),
         source,
     })?;
-    drop(theirs);
+    // Closes our copy of the joining process's end, so that its exec shows as EOF.
     drop(cmd);
     let unexpected = match channel.recv() {
         Ok(Some((Message::Pty, Some(master)))) => {

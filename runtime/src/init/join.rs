@@ -3,8 +3,9 @@
 //! would), forks so the command lands in the container's PID namespace, and relays its exit.
 //! No fd but 0, 1 and 2 survives into the command, whatever the caller of `forge exec` leaked.
 //!
-//! With a tty (`forge exec -t`) the caller passes the set-up socket as fd 3, as to init: the
-//! forked child starts a session, opens a pty in the container's devpts, sends the master back
+//! The caller passes the set-up socket as fd 3, as to init, with the spec already queued on it
+//! (`Join`), so the spec is on no command line. With a tty (`forge exec -t`) the socket stays
+//! open: the forked child starts a session, opens a pty in the container's devpts, sends the master back
 //! (`Pty`) and takes the slave as its controlling terminal and stdio before it executes the
 //! command. Until then its errors go to the caller's stderr; afterwards to the pty.
 
@@ -14,14 +15,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::CgroupPaths;
-use crate::channel::{Channel, EXIT_FORGE_ERROR};
+use crate::channel::{Channel, Message, EXIT_FORGE_ERROR};
 use crate::status::ExitInfo;
 use crate::sys::{clone_fork, Forked};
 
-/// The argument that makes the Forge binary join a container: `__forge_join JSON CMD...`.
+/// The argument that makes the Forge binary join a container: `__forge_join CMD...`.
 pub const JOIN_ARG: &str = "__forge_join";
 
-/// What the joining process needs to know about the container (passed as one JSON argument).
+/// What the joining process needs to know about the container (sent on the set-up socket).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JoinSpec {
     pub pid: i32,
@@ -63,17 +64,17 @@ fn die(message: String) -> ! {
 
 /// Entry point: call first thing in `main` when `argv[1] == JOIN_ARG`, before any thread starts.
 pub fn main() -> ! {
-    let args: Vec<String> = std::env::args().skip(2).collect();
-    let Some((spec, command)) = args.split_first() else {
-        die("usage: __forge_join SPEC CMD...".into())
+    let command: Vec<String> = std::env::args().skip(2).collect();
+    // SAFETY: the caller hands us fd 3 as our end of the set-up socket, and nothing has opened
+    // an fd since exec, so it is still that socket and ours alone.
+    let channel = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(super::INIT_FD) });
+    let spec = match channel.recv() {
+        Ok(Some((Message::Join(spec), _))) => spec,
+        Ok(other) => die(format!("reading the join spec: unexpected {other:?}")),
+        Err(e) => die(format!("reading the join spec: {e}")),
     };
-    let spec: JoinSpec =
-        serde_json::from_str(spec).unwrap_or_else(|e| die(format!("bad join spec: {e}")));
-    let channel = spec.tty.then(|| {
-        // SAFETY: with a tty the caller hands us fd 3 as our end of the set-up socket, and
-        // nothing has opened an fd since exec, so it is still that socket and ours alone.
-        Channel::from_fd(unsafe { OwnedFd::from_raw_fd(super::INIT_FD) })
-    });
+    // Only with a tty is there more to say (the pty's master); otherwise let go of it now.
+    let channel = spec.tty.then_some(channel);
     if command.is_empty() {
         die("no command given".into());
     }
@@ -82,7 +83,7 @@ pub fn main() -> ! {
     }
     // SAFETY: this process was just exec'ed and has started no threads; it is single-threaded.
     match unsafe { clone_fork(0) } {
-        Ok(Forked::Child) => run(&spec, command, channel.as_ref()),
+        Ok(Forked::Child) => run(&spec, &command, channel.as_ref()),
         Ok(Forked::Parent { child }) => {
             // Only the child speaks; the caller sees EOF once it has exec'ed or died.
             drop(channel);
