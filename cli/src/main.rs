@@ -1,5 +1,6 @@
 //! `forge`: a Docker-like command line over forge-runtime. Parses arguments, calls the library,
-//! prints. When started as `forge __forge_init` it is a container's init process instead.
+//! prints. When re-executed as a container's init, joining or monitor process (see
+//! `forge_runtime::init::dispatch`) it is that process instead.
 
 mod exec;
 mod format;
@@ -82,9 +83,6 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
-    /// Internal: waits for a detached container and records its exit
-    #[command(name = "__monitor", hide = true)]
-    Monitor { id: String },
 }
 
 fn init_logging(format: LogFormat) {
@@ -100,22 +98,20 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    // Container inits and joins (exec, health checks) re-execute this binary: they must start
-    // no thread and parse nothing first.
+    // Container inits, joins (exec, health checks) and detached containers' monitors
+    // re-execute this binary: they must start no thread and parse nothing first.
     forge_runtime::init::dispatch();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Monitor { .. }) {
-        // Like other Unix tools, end quietly when the reader of our output goes away
-        // (`forge inspect x | head`). The monitor keeps ignoring it: it must outlive its caller.
-        // SAFETY: resetting a signal to its default disposition has no preconditions.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    }
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`forge inspect x | head`). The monitor (dispatched above) keeps ignoring it: it must
+    // outlive its caller.
+    // SAFETY: resetting a signal to its default disposition has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     init_logging(cli.log_format);
     let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
     let runtime = forge_runtime::Runtime::new(roots);
     let code = match cli.command {
         Command::Run(args) => run::run(&runtime, *args),
-        Command::Monitor { id } => run::monitor(&runtime, &id),
         Command::Exec(args) => exec::exec(&runtime, &args),
         Command::Ps(args) => manage::ps(&runtime, &args),
         Command::Stop(args) => manage::stop(&runtime, &args),

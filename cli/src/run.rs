@@ -1,21 +1,16 @@
-//! `forge run` in the foreground (this process waits for the container) or detached (a
-//! `forge __monitor` process in its own session waits, and writes output to the log).
+//! `forge run` in the foreground (this process waits for the container) or detached (the
+//! runtime's monitor waits, see `forge_runtime::monitor`).
 
-use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::process::Stdio;
 
 use forge_runtime::channel::EXIT_FORGE_ERROR;
 use forge_runtime::container::NetSpec;
 use forge_runtime::container::OOM_REASON;
 use forge_runtime::image::{host::ensure_default_image, DEFAULT_IMAGE};
-use forge_runtime::launch::{LaunchError, LaunchIo, Started};
+use forge_runtime::launch::LaunchIo;
 use forge_runtime::limits::{LimitArgs, Limits};
 use forge_runtime::netd::ports::PortError;
-use forge_runtime::{Container, CreateOptions, Runtime, RuntimeError};
+use forge_runtime::{Container, CreateOptions, Runtime};
 
 use crate::report;
 
@@ -261,62 +256,6 @@ fn check_kernel() -> Result<(), String> {
     Ok(())
 }
 
-/// The container's host pidfd, for the signal handler that forwards signals to it.
-static FORWARD_TO: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn forward_signal(sig: libc::c_int) {
-    let fd = FORWARD_TO.load(Ordering::Relaxed);
-    if fd >= 0 {
-        // SAFETY: pidfd_send_signal is a plain syscall, async-signal-safe; a null siginfo is allowed.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd,
-                sig,
-                std::ptr::null_mut::<libc::c_void>(),
-                0,
-            )
-        };
-    }
-}
-
-/// Like `docker run`'s sig-proxy: signals sent to forge go to the container's PID 1.
-fn forward_signals(started: &Started) {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    FORWARD_TO.store(started.pidfd.as_raw_fd(), Ordering::Relaxed);
-    let action = SigAction::new(
-        SigHandler::Handler(forward_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        // SAFETY: the handler only reads an atomic and makes one syscall, both async-signal-safe.
-        let _ = unsafe { sigaction(sig, &action) };
-    }
-}
-
-/// The exit code of a failed start. A command that could not be executed leaves an exited
-/// container behind, as Docker does; any other failure removes what was created.
-fn start_failed(runtime: &Runtime, container: &Container, err: &RuntimeError) -> i32 {
-    match err {
-        RuntimeError::Launch {
-            source: LaunchError::Exec { code, .. },
-            ..
-        } => *code,
-        _ => {
-            runtime.discard(container);
-            EXIT_FORGE_ERROR
-        }
-    }
-}
-
 fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
     let io = LaunchIo {
         stdin: if container.config.interactive {
@@ -332,11 +271,11 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
         Ok(started) => started,
         Err(err) => {
             report(&err);
-            return start_failed(runtime, &container, &err);
+            return runtime.settle_failed_start(&container, &err);
         }
     };
     tracing::debug!(pid = started.pid, "started");
-    forward_signals(&started);
+    started.forward_signals();
     if let Some(master) = &started.pty {
         if let Err(e) = forge_runtime::tty::proxy(master, container.config.interactive) {
             tracing::warn!("terminal: {e}");
@@ -350,128 +289,16 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
     exit.code
 }
 
-/// Starts `forge __monitor ID` in its own session and relays its one-line report.
+/// Starts the container under a detached monitor and prints its id.
 fn detach(runtime: &Runtime, container: Container) -> i32 {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root")
-        .arg(&runtime.roots().data)
-        .arg("--run-root")
-        .arg(&runtime.roots().run);
-    cmd.arg("__monitor").arg(container.id());
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; the monitor must not die with our terminal session.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            report(&format!("starting the container monitor: {e}"));
-            runtime.discard(&container);
-            return EXIT_FORGE_ERROR;
-        }
-    };
-    let mut line = String::new();
-    let _ = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
-    // The monitor lives on; it is reparented to init when we exit, so don't wait for it.
-    std::mem::forget(child);
-    match line.trim_end().split_once(' ') {
-        None if line.trim_end() == "ok" => {
-            println!("{}", container.id());
+    match runtime.run_detached(&container) {
+        Ok(id) => {
+            println!("{id}");
             0
         }
-        Some((code, message)) => {
-            report(&message);
-            code.parse().unwrap_or(EXIT_FORGE_ERROR)
-        }
-        None => {
-            report(&format!(
-                "container {}: the monitor exited before starting it",
-                container.name()
-            ));
-            runtime.discard(&container);
-            EXIT_FORGE_ERROR
-        }
-    }
-}
-
-/// `forge __monitor ID`: starts a detached container with output to its log, reports `ok` or
-/// `CODE MESSAGE` on stdout, then waits for the container and records its exit.
-pub fn monitor(runtime: &Runtime, id: &str) -> i32 {
-    let mut report_to = std::io::stdout();
-    let mut say = |text: &str| {
-        let _ = writeln!(report_to, "{text}");
-        let _ = report_to.flush();
-    };
-    let mut container = match runtime.get(id) {
-        Ok(c) => c,
-        Err(e) => {
-            say(&format!("{EXIT_FORGE_ERROR} {e}"));
-            return EXIT_FORGE_ERROR;
-        }
-    };
-    let log_path = runtime.log_path(&container);
-    let (log, io) = match log_io(&log_path) {
-        Ok(opened) => opened,
-        Err(e) => {
-            say(&format!(
-                "{EXIT_FORGE_ERROR} opening log {}: {e}",
-                log_path.display()
-            ));
-            runtime.discard(&container);
-            return EXIT_FORGE_ERROR;
-        }
-    };
-    let started = match runtime.start(&mut container, io, true) {
-        Ok(started) => started,
         Err(err) => {
-            let code = start_failed(runtime, &container, &err);
-            say(&format!("{code} {err}"));
-            return code;
-        }
-    };
-    say("ok");
-    // Let go of the reporting pipe so `forge run -d` returns now.
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
-    }
-    if let Some(master) = &started.pty {
-        copy_to_log(master, &log);
-    }
-    runtime.wait(&mut container, &started).code
-}
-
-/// The log file, and stdio for a detached container that writes both streams to it.
-fn log_io(path: &std::path::Path) -> std::io::Result<(std::fs::File, LaunchIo)> {
-    let log = OpenOptions::new().create(true).append(true).open(path)?;
-    let io = LaunchIo {
-        stdin: Stdio::null(),
-        stdout: log.try_clone()?.into(),
-        stderr: log.try_clone()?.into(),
-    };
-    Ok((log, io))
-}
-
-/// With `-dt` the container writes to a pty; its output goes to the log until it hangs up.
-fn copy_to_log(master: &OwnedFd, mut log: &std::fs::File) {
-    let mut buf = [0u8; 8192];
-    loop {
-        match nix::unistd::read(master.as_raw_fd(), &mut buf) {
-            Ok(0) | Err(nix::errno::Errno::EIO) => return,
-            Ok(n) => {
-                if log.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return,
+            report(&err);
+            err.exit_code()
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod image;
 pub mod init;
 pub mod launch;
 pub mod limits;
+pub mod monitor;
 pub mod names;
 pub mod paths;
 pub mod sealed_exe;

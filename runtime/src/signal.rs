@@ -1,7 +1,12 @@
-//! Signal names as users type them: `KILL`, `SIGKILL`, `kill` or `9`.
+//! Signal names as users type them: `KILL`, `SIGKILL`, `kill` or `9`; and forwarding the
+//! signals a foreground `forge run` receives to its container.
 
 use nix::sys::signal::Signal;
+use std::os::fd::AsRawFd;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::launch::Started;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid signal {0:?}: use a name like TERM or SIGKILL, or a number")]
@@ -19,6 +24,51 @@ pub fn parse_signal(text: &str) -> Result<Signal, BadSignal> {
         format!("SIG{upper}")
     };
     Signal::from_str(&name).map_err(|_| bad())
+}
+
+/// The container's host pidfd, for the signal handler that forwards signals to it.
+static FORWARD_TO: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let fd = FORWARD_TO.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: pidfd_send_signal is a plain syscall, async-signal-safe; a null siginfo is allowed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd,
+                sig,
+                std::ptr::null_mut::<libc::c_void>(),
+                0,
+            )
+        };
+    }
+}
+
+impl Started {
+    /// Like `docker run`'s sig-proxy: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent
+    /// to this process go to the container's PID 1 from now on. For a process that waits for
+    /// one container in the foreground; `self` must outlive the forwarding (its pidfd is used).
+    pub fn forward_signals(&self) {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+        FORWARD_TO.store(self.pidfd.as_raw_fd(), Ordering::Relaxed);
+        let action = SigAction::new(
+            SigHandler::Handler(forward_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for sig in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+        ] {
+            // SAFETY: the handler only reads an atomic and makes one syscall, both async-signal-safe.
+            let _ = unsafe { sigaction(sig, &action) };
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,8 +32,9 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWPID
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWNET;
 
-/// Runs the init or join process instead of the program when this binary was re-executed as
-/// one (`argv[1]` is [`INIT_ARG`] or [`join::JOIN_ARG`]); returns otherwise. Call it first thing
+/// Runs the init, join or monitor process instead of the program when this binary was
+/// re-executed as one (`argv[1]` is [`INIT_ARG`], [`join::JOIN_ARG`] or
+/// [`crate::monitor::MONITOR_ARG`]); returns otherwise. Call it first thing
 /// in `main` of every binary that starts containers, before any thread starts.
 pub fn dispatch() {
     match std::env::args_os().nth(1) {
@@ -45,6 +46,7 @@ pub fn dispatch() {
             hide_from_container(c"forge-exec");
             join::main()
         }
+        Some(a) if a == crate::monitor::MONITOR_ARG => crate::monitor::main(),
         _ => {}
     }
 }
