@@ -246,7 +246,7 @@ impl Blobs {
                 else {
                     continue;
                 };
-                if crate::sys::running_since(pid).is_none() {
+                if !crate::proc::is_running(pid) {
                     let path = entry.path();
                     let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
                 }
@@ -438,7 +438,7 @@ pub fn record(store: &ImageStore, blobs: &Blobs, image: &Assembled) -> Result<St
             .as_ref()
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default(),
-        created: crate::status::now_secs(),
+        created: crate::proc::now_secs(),
         size,
         layers: diff_ids.clone(),
         reference: Some(image.reference.canonical()),
