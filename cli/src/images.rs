@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use forge_runtime::image::oci;
-use forge_runtime::image::reference::Reference;
+use forge_image::oci;
+use forge_image::reference::Reference;
 use forge_runtime::Runtime;
 
 use crate::{format, report};
@@ -48,7 +48,7 @@ pub fn pull_image(
     image: &str,
     platform: Option<&str>,
 ) -> Result<String, String> {
-    use forge_runtime::image::{pull, reference::Reference};
+    use forge_image::{pull, reference::Reference};
     let reference = Reference::parse(image).map_err(|e| e.to_string())?;
     let platform = platform.map(parse_platform).transpose()?;
     let name = reference.familiar();
@@ -69,8 +69,8 @@ pub fn pull_image(
 }
 
 /// Pull progress when stderr is not a terminal: a line when a layer starts and ends.
-fn plain_progress(name: &str, event: forge_runtime::image::pull::Progress) {
-    use forge_runtime::image::pull::Progress;
+fn plain_progress(name: &str, event: forge_image::pull::Progress) {
+    use forge_image::pull::Progress;
     match event {
         Progress::Started { layer, size } => eprintln!("{name}: {layer}: downloading {size} bytes"),
         Progress::Done { layer } => eprintln!("{name}: {layer}: done"),
@@ -87,8 +87,8 @@ struct Bars {
 }
 
 impl Bars {
-    fn update(&self, event: forge_runtime::image::pull::Progress) {
-        use forge_runtime::image::pull::Progress;
+    fn update(&self, event: forge_image::pull::Progress) {
+        use forge_image::pull::Progress;
         let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
         match event {
             Progress::Started { layer, size } => {
@@ -157,7 +157,7 @@ pub fn login(args: &LoginArgs) -> i32 {
         return EXIT_FAILED;
     }
     let password = password.trim_end_matches(['\n', '\r']);
-    match forge_runtime::image::pull::login(&args.registry, &args.username, password) {
+    match forge_image::pull::login(&args.registry, &args.username, password) {
         Ok(path) => {
             println!("Login Succeeded (credentials in {})", path.display());
             0
@@ -321,7 +321,7 @@ pub fn inspect(runtime: &Runtime, names: &[String]) -> i32 {
     code
 }
 
-fn describe(image: &forge_runtime::image::Image) -> serde_json::Value {
+fn describe(image: &forge_image::Image) -> serde_json::Value {
     let c = &image.config;
     let parsed = c.reference.as_deref().map(Reference::parse);
     let repo_digests: Vec<String> = match (parsed, &c.digest) {

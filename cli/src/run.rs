@@ -3,10 +3,10 @@
 
 use std::process::Stdio;
 
+use forge_image::{host::ensure_default_image, DEFAULT_IMAGE};
 use forge_runtime::channel::EXIT_FORGE_ERROR;
 use forge_runtime::container::NetSpec;
 use forge_runtime::container::OOM_REASON;
-use forge_runtime::image::{host::ensure_default_image, DEFAULT_IMAGE};
 use forge_runtime::launch::LaunchIo;
 use forge_runtime::limits::{LimitArgs, Limits};
 use forge_runtime::netd::ports::PortError;

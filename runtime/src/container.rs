@@ -17,13 +17,13 @@ use forge_netd::{AttachRequest, NetError, Netd};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{CgroupError, CgroupPaths, Stats};
-use crate::image::{ImageError, ImageStore};
 use crate::launch::{self, LaunchError, LaunchIo, Started};
 use crate::limits::Limits;
 use crate::names::{self, NameError};
 use crate::paths::Roots;
 use crate::spec::{BindFile, InitSpec, Storage, DEFAULT_PATH};
 use crate::status::{now_secs, ExitInfo, State, Status};
+use forge_image::{ImageError, ImageStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

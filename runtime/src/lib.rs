@@ -9,7 +9,6 @@ pub mod caps;
 pub mod cgroup;
 pub mod channel;
 pub mod container;
-pub mod image;
 pub mod init;
 pub mod launch;
 pub mod limits;

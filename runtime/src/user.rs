@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::Image;
+use forge_image::Image;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {

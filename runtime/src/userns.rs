@@ -274,7 +274,7 @@ pub fn hand_over(
     let ns_path = PathBuf::from(format!("/proc/{pid}/ns/user"));
     let userns = fs::File::open(&ns_path).map_err(io_err("opening", &ns_path))?;
     for layer in lower {
-        crate::image::opaque::ensure_user_opaque(layer)
+        forge_image::opaque::ensure_user_opaque(layer)
             .map_err(io_err("marking the opaque directories of", layer))?;
         let tree = idmapped_copy(layer, userns.as_fd())?;
         channel

@@ -11,6 +11,7 @@ pub mod host;
 pub mod oci;
 pub mod opaque;
 pub mod partial;
+mod proc;
 pub mod pull;
 pub mod reference;
 pub mod tls;

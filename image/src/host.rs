@@ -591,7 +591,7 @@ mod tests {
         assert_eq!(config.env, [format!("PATH={DEFAULT_PATH}")]);
         assert_eq!(config.working_dir, "/");
         assert!(config.created > 0);
-        assert_eq!(config.size, crate::image::regular_file_bytes(root).unwrap());
+        assert_eq!(config.size, crate::regular_file_bytes(root).unwrap());
     }
 
     fn leftovers(store: &ImageStore) -> Vec<OsString> {

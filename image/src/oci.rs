@@ -26,6 +26,14 @@ pub const MEDIA_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const MEDIA_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const MEDIA_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+// These are Forge's own types on purpose, not the `oci-spec` crate's `image` module
+// (`Descriptor`, `ImageManifest`, `ImageIndex`, `ImageConfiguration`): there `mediaType` is
+// required on every descriptor and `architecture`/`os` on a config, where Forge reads them as
+// empty when absent (so inputs loaded today would be refused); the digest is a parsed `Digest`
+// and platforms are `Arch`/`Os` enums, so a bad input fails in serde with oci-spec's message
+// instead of Forge's (`bad manifest: ...`, `OciError::Digest`); and the fields are private behind
+// getters and fallible builders, which would rewrite every construction and field access here and
+// in pull.rs (and in the callers of these public types) for about eighty lines of plain structs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
@@ -246,7 +254,7 @@ impl Blobs {
                 else {
                     continue;
                 };
-                if crate::sys::running_since(pid).is_none() {
+                if !crate::proc::is_running(pid) {
                     let path = entry.path();
                     let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
                 }
@@ -438,7 +446,7 @@ pub fn record(store: &ImageStore, blobs: &Blobs, image: &Assembled) -> Result<St
             .as_ref()
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default(),
-        created: crate::status::now_secs(),
+        created: crate::proc::now_secs(),
         size,
         layers: diff_ids.clone(),
         reference: Some(image.reference.canonical()),
