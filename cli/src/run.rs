@@ -8,13 +8,13 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use forge_netd::ports::PortError;
 use forge_runtime::channel::EXIT_FORGE_ERROR;
 use forge_runtime::container::NetSpec;
 use forge_runtime::container::OOM_REASON;
 use forge_runtime::image::{host::ensure_default_image, DEFAULT_IMAGE};
 use forge_runtime::launch::{LaunchError, LaunchIo, Started};
 use forge_runtime::limits::{LimitArgs, Limits};
-use forge_runtime::netd::ports::PortError;
 use forge_runtime::{Container, CreateOptions, Runtime, RuntimeError};
 
 use crate::report;
