@@ -1,7 +1,7 @@
 //! `forge network create|ls|inspect|rm`: Forge's bridge networks.
 
-use forge_runtime::netd::ipam::Subnet;
-use forge_runtime::netd::NetworkOptions;
+use forge_netd::ipam::Subnet;
+use forge_netd::NetworkOptions;
 use forge_runtime::Runtime;
 
 use crate::report;

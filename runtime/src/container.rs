@@ -27,6 +27,9 @@ use forge_image::{ImageError, ImageStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// `rm` tried every teardown step; these are the ones that failed.
+    #[error("removing {name}: {}", failures.join("; "))]
+    Teardown { name: String, failures: Vec<String> },
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
@@ -850,11 +853,20 @@ impl Runtime {
 
     /// Unplugs the container from its network (its veth, address, ports and hosts entries).
     fn release_network(&self, c: &Container) {
-        if !c.config.net.networks.is_empty() {
-            if let Err(e) = self.netd.detach(c.id()) {
-                tracing::warn!("detaching {} from its network: {e}", c.name());
-            }
+        if let Some(e) = self.try_release_network(c) {
+            tracing::warn!("{e}");
         }
+    }
+
+    /// [`Self::release_network`], returning the failure instead of logging it.
+    fn try_release_network(&self, c: &Container) -> Option<String> {
+        if c.config.net.networks.is_empty() {
+            return None;
+        }
+        self.netd
+            .detach(c.id())
+            .err()
+            .map(|e| format!("detaching {} from its network: {e}", c.name()))
     }
 
     /// Waits for a started container to exit, records how, and removes it if it was `--rm`.
@@ -899,17 +911,33 @@ impl Runtime {
     /// network. Every way a container ends (exit, failed start, `rm -f`, a lost monitor) comes
     /// through here.
     fn release_resources(&self, c: &Container) {
+        for e in self.try_release_resources(c) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// [`Self::release_resources`]: tries every step, returns every failure.
+    fn try_release_resources(&self, c: &Container) -> Vec<String> {
+        let mut failures = Vec::new();
         let cgroup = c.config.cgroup.driver();
         let _ = cgroup.kill_all();
         if let Err(e) = cgroup.remove() {
-            tracing::warn!("removing the cgroups of {}: {e}", c.name());
+            failures.push(format!("removing the cgroups of {}: {e}", c.name()));
         }
-        self.release_network(c);
+        failures.extend(self.try_release_network(c));
+        failures
     }
 
     fn delete_files(&self, c: &Container) {
+        for e in self.try_delete_files(c) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// [`Self::delete_files`]: tries every step, returns every failure.
+    fn try_delete_files(&self, c: &Container) -> Vec<String> {
         // Cgroups first: they must not outlive the container, whatever path led here.
-        self.release_resources(c);
+        let mut failures = self.try_release_resources(c);
         // Release the name last, so it cannot be reused while the old files still exist.
         for dir in [
             self.roots.container_run(c.id()),
@@ -917,13 +945,14 @@ impl Runtime {
         ] {
             if let Err(e) = fs::remove_dir_all(&dir) {
                 if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!("removing {}: {e}", dir.display());
+                    failures.push(format!("removing {}: {e}", dir.display()));
                 }
             }
         }
         if names::lookup(&self.roots.names(), c.name()).as_deref() == Some(c.id()) {
             names::release(&self.roots.names(), c.name());
         }
+        failures
     }
 
     fn load(&self, id: &str) -> Option<Container> {
@@ -1178,8 +1207,15 @@ impl Runtime {
             }
             self.await_recorded_exit(&c);
         }
-        self.delete_files(&c);
-        Ok(())
+        let failures = self.try_delete_files(&c);
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Teardown {
+                name: c.name().to_string(),
+                failures,
+            })
+        }
     }
 }
 

@@ -28,6 +28,5 @@ pub mod user;
 pub mod userns;
 
 pub use container::{Container, CreateOptions, NetSpec, Runtime, RuntimeError};
-pub use forge_netd as netd;
 pub use paths::Roots;
 pub use status::{ExitInfo, State, Status};

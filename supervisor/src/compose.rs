@@ -73,10 +73,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use forge_netd::ipam::Subnet;
+use forge_netd::ports::PortMapping;
 use forge_runtime::caps::Privileges;
 use forge_runtime::limits::Limits;
-use forge_runtime::netd::ipam::Subnet;
-use forge_runtime::netd::ports::PortMapping;
 use nix::sys::signal::Signal;
 use toml_edit::ImDocument;
 

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use forge_image::host::ensure_default_image;
+use forge_netd::NetworkOptions;
 use forge_runtime::cgroup::OomWatch;
 use forge_runtime::launch::LaunchIo;
-use forge_runtime::netd::NetworkOptions;
 use forge_runtime::{Container, CreateOptions, ExitInfo, NetSpec, Runtime};
 use nix::sys::signal::Signal;
 use tokio::io::unix::AsyncFd;

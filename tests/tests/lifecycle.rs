@@ -199,6 +199,41 @@ fn rm_force_kills_and_removes_a_running_container() {
 }
 
 #[test]
+fn rm_that_cannot_remove_everything_fails_and_names_what_is_left() {
+    let forge = Forge::new();
+    forge.ok(&["run", "--name", "x", "host", "true"]);
+    let id = forge.inspect("x")["Config"]["id"]
+        .as_str()
+        .expect("container id")
+        .to_string();
+    // A mount inside the container's data directory makes its removal fail with EBUSY.
+    let busy = forge.root().join("containers").join(&id).join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&busy)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "mounting a tmpfs at {}", busy.display());
+    let out = forge.run(&["rm", "x"]);
+    let umount = std::process::Command::new("umount").arg(&busy).status();
+    assert!(
+        umount.is_ok_and(|s| s.success()),
+        "unmounting {}",
+        busy.display()
+    );
+    assert_ne!(
+        out.code, 0,
+        "rm of a container it could not remove succeeded: {out}"
+    );
+    assert!(
+        out.stderr.contains(&id),
+        "rm did not name what is left: {out}"
+    );
+    let _ = std::fs::remove_dir_all(forge.root().join("containers").join(&id));
+}
+
+#[test]
 fn rm_removes_an_exited_container() {
     let forge = Forge::new();
     forge.ok(&["run", "--name", "x", "host", "true"]);

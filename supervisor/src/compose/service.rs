@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use forge_netd::ports::PortMapping;
 use forge_runtime::limits::{LimitArgs, LimitError, Limits};
-use forge_runtime::netd::ports::PortMapping;
 use forge_runtime::signal::parse_signal;
 use forge_runtime::userns::Mode;
 use nix::sys::signal::Signal;
