@@ -26,6 +26,9 @@ mod v1;
 mod v2;
 
 pub use systemd::OomWatch;
+/// For the kernel tests in `runtime/tests/cgroup_v1.rs`; not an API.
+#[doc(hidden)]
+pub use v1::V1;
 
 use std::fs;
 use std::io;
