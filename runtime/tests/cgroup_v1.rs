@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use forge_runtime::cgroup::{detect, Cgroup, CgroupPaths, Manager, Mode, CGROUP_ROOT, V1};
+use forge_runtime::cgroup::testing::V1;
+use forge_runtime::cgroup::{detect, Cgroup, CgroupPaths, Manager, Mode, CGROUP_ROOT};
 use forge_runtime::limits::Limits;
 
 /// The freeze–kill–thaw path that pure v1 hosts use (hybrid hosts use `cgroup.kill`), on the
