@@ -12,6 +12,7 @@ use forge_runtime::cgroup::{Cgroup, CgroupError};
 
 #[test]
 fn only_the_directories_forge_made_are_removed() {
+    needs_root();
     let tmp = tempfile::tempdir().unwrap();
     let theirs = tmp.path().join("theirs");
     fs::create_dir(&theirs).unwrap();
@@ -47,6 +48,7 @@ fn subtree_control(dir: &Path) -> String {
 
 #[test]
 fn every_controller_the_root_passes_down_is_enabled_in_forges_own_directories() {
+    needs_root();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     fake_cgroup(root, "cpuset cpu io memory pids", "cpu io memory pids");
@@ -70,6 +72,7 @@ fn every_controller_the_root_passes_down_is_enabled_in_forges_own_directories() 
 
 #[test]
 fn a_cgroup_forge_did_not_make_is_never_written() {
+    needs_root();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     // A root as systemd leaves it: memory and pids for its accounting, not cpu or io.
@@ -102,6 +105,7 @@ fn a_cgroup_forge_did_not_make_is_never_written() {
 
 #[test]
 fn a_controller_the_host_does_not_have_is_named() {
+    needs_root();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     fake_cgroup(root, "memory pids", "memory pids");
@@ -119,6 +123,7 @@ fn a_controller_the_host_does_not_have_is_named() {
 
 #[test]
 fn kill_stats_oom_and_remove_use_the_v2_files() {
+    needs_root();
     let tmp = tempfile::tempdir().unwrap();
     let leaf = tmp.path().join("forge/c3");
     create_owned(&leaf).unwrap();
@@ -151,4 +156,11 @@ fn kill_stats_oom_and_remove_use_the_v2_files() {
     }
     cg.remove().unwrap();
     assert!(!leaf.exists());
+}
+
+fn needs_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: it marks directories with trusted.* xattrs (CAP_SYS_ADMIN)"
+    );
 }
