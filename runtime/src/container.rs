@@ -42,6 +42,8 @@ pub enum RuntimeError {
     BadHostname(String),
     #[error("working directory {dir:?} does not exist in image {image}")]
     NoWorkdir { dir: String, image: String },
+    #[error("no command specified: image {0} has no entrypoint or command and none was given")]
+    NoCommand(String),
     #[error("working directory {0:?} must be an absolute path")]
     RelativeWorkdir(String),
     #[error("{0} networks: a container can be on at most {max}", max = forge_netd::MAX_NETWORKS)]
@@ -436,6 +438,22 @@ impl Runtime {
         }
         self.check_net(&opts.net)?;
         let image = self.images.get(&opts.image)?;
+        // As `docker run`: the entrypoint, then the given command or the image's.
+        let args: Vec<String> = opts
+            .entrypoint
+            .as_ref()
+            .unwrap_or(&image.config.entrypoint)
+            .iter()
+            .chain(if opts.args.is_empty() && opts.entrypoint.is_none() {
+                &image.config.cmd
+            } else {
+                &opts.args
+            })
+            .cloned()
+            .collect();
+        if args.is_empty() {
+            return Err(RuntimeError::NoCommand(opts.image.clone()));
+        }
         let cwd = match &opts.workdir {
             Some(dir) if !dir.starts_with('/') => {
                 return Err(RuntimeError::RelativeWorkdir(dir.clone()))
@@ -500,19 +518,7 @@ impl Runtime {
             name: name.clone(),
             image: opts.image.clone(),
             created: now_secs(),
-            // As `docker run`: the entrypoint, then the given command or the image's.
-            args: opts
-                .entrypoint
-                .as_ref()
-                .unwrap_or(&image.config.entrypoint)
-                .iter()
-                .chain(if opts.args.is_empty() && opts.entrypoint.is_none() {
-                    &image.config.cmd
-                } else {
-                    &opts.args
-                })
-                .cloned()
-                .collect(),
+            args,
             env,
             cwd,
             hostname,

@@ -95,7 +95,7 @@ fn cstr(path: &Path) -> io::Result<CString> {
 pub fn running_since(pid: libc::pid_t) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses; fields after it follow the last ')'.
-    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
     if matches!(fields.next(), Some("Z" | "X")) {
         return None;
     }

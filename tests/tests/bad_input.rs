@@ -132,3 +132,15 @@ fn the_systemd_cgroup_manager_is_refused_where_the_host_has_no_systemd_or_no_v2(
         forge.ok(&full);
     }
 }
+
+/// As `docker run`: clearing the entrypoint without giving a command leaves nothing to run,
+/// which is refused before anything is created (it was a panic in PID 1, exit 139).
+#[test]
+fn an_empty_entrypoint_without_a_command_is_refused() {
+    let forge = Forge::new();
+    refused(
+        &forge,
+        &["--rm", "--entrypoint", "", "host"],
+        "no command specified",
+    );
+}

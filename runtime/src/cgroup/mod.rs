@@ -26,6 +26,13 @@ mod v1;
 mod v2;
 
 pub use systemd::OomWatch;
+/// For the kernel tests in `runtime/tests/` (cgroup_v1.rs, cgroup_tree.rs); not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub use super::tree::{create_owned, is_owned, remove_owned};
+    pub use super::v1::V1;
+    pub use super::v2::{enable_controllers, V2};
+}
 
 use std::fs;
 use std::io;

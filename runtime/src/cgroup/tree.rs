@@ -35,7 +35,7 @@ fn mark_owned(dir: &Path) -> io::Result<bool> {
 }
 
 /// Whether Forge made `dir` (it carries the mark).
-pub(crate) fn is_owned(dir: &Path) -> bool {
+pub fn is_owned(dir: &Path) -> bool {
     let Ok(path) = c_path(dir) else { return false };
     // SAFETY: both strings are NUL-terminated; a null buffer of size 0 only asks for the length.
     unsafe { libc::getxattr(path.as_ptr(), OWNED.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
@@ -43,7 +43,7 @@ pub(crate) fn is_owned(dir: &Path) -> bool {
 
 /// Creates `dir` and its missing parents, marking each one made. Another container's removal may
 /// delete a shared parent between two mkdirs (it goes once empty); the walk starts again then.
-pub(crate) fn create_owned(dir: &Path) -> Result<(), CgroupError> {
+pub fn create_owned(dir: &Path) -> Result<(), CgroupError> {
     for _ in 0..20 {
         let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
         let mut raced = false;
@@ -68,7 +68,7 @@ pub(crate) fn create_owned(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Removes the container's directory `dir`, then each parent Forge made, as long as it is empty.
-pub(crate) fn remove_owned(dir: &Path) -> Result<(), CgroupError> {
+pub fn remove_owned(dir: &Path) -> Result<(), CgroupError> {
     let marks = is_owned(dir);
     remove_one(dir)?;
     for parent in dir.ancestors().skip(1) {
@@ -99,33 +99,4 @@ fn remove_one(path: &Path) -> Result<(), CgroupError> {
         }
     }
     fs::remove_dir(path).map_err(|e| io_err("removing", path, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_directories_forge_made_are_removed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let theirs = tmp.path().join("theirs");
-        fs::create_dir(&theirs).unwrap();
-        let leaf = theirs.join("ci/forge/c1");
-        create_owned(&leaf).unwrap();
-        assert!(!is_owned(&theirs));
-        assert!(is_owned(&theirs.join("ci")) && is_owned(&leaf));
-        let sibling = theirs.join("ci/forge/c2");
-        create_owned(&sibling).unwrap();
-        remove_owned(&leaf).unwrap();
-        assert!(
-            !leaf.exists() && sibling.exists(),
-            "the shared parent stays while used"
-        );
-        remove_owned(&sibling).unwrap();
-        assert!(
-            !theirs.join("ci").exists(),
-            "the last one out removes what Forge made"
-        );
-        assert!(theirs.exists(), "a directory Forge did not make stays");
-    }
 }

@@ -182,7 +182,11 @@ fn run(spec: &JoinSpec, command: &[String], channel: Option<&Channel>) -> ! {
         die(format!("closing inherited fds: {e}"));
     }
     let path = crate::spec::path_var(&spec.env);
-    let failure = match super::exec::resolve(Path::new("/"), &command[0], path) {
+    // The callers refuse an empty command; the library's is not trusted to index.
+    let Some(program) = command.first() else {
+        die("no command specified".to_string());
+    };
+    let failure = match super::exec::resolve(Path::new("/"), program, path) {
         Ok(file) => super::exec::exec(&file, command, &spec.env),
         Err(failure) => failure,
     };

@@ -141,7 +141,15 @@ fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
     if let Err(message) = enter(spec) {
         fail(channel, EXIT_FORGE_ERROR, message);
     }
-    let file = match exec::resolve(Path::new("/"), &spec.args[0], spec.path_var()) {
+    // create refuses an empty command; a spec without one is not trusted to index.
+    let Some(command) = spec.args.first() else {
+        fail(
+            channel,
+            EXIT_FORGE_ERROR,
+            "no command specified".to_string(),
+        );
+    };
+    let file = match exec::resolve(Path::new("/"), command, spec.path_var()) {
         Ok(file) => file,
         Err(failure) => fail(channel, failure.code, failure.message),
     };
