@@ -6,6 +6,10 @@
 //! images, see [`oci`]; NAME is then the reference's [`reference::Reference::store_key`]). An
 //! image appears by an atomic rename, so a crash never leaves half an image.
 
+// Lets the unit tests include helpers from `tests/common/`, which name this crate `forge_image`.
+#[cfg(test)]
+extern crate self as forge_image;
+
 pub mod elf;
 pub mod host;
 pub mod oci;
@@ -126,6 +130,18 @@ impl Image {
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     dir: PathBuf,
+}
+
+/// For the root-only tests in `image/tests/`; not an API.
+#[doc(hidden)]
+pub mod testing {
+    use std::io;
+    use std::path::Path;
+
+    /// Total bytes of the regular files below `dir`, as an image's `size` counts them.
+    pub fn regular_file_bytes(dir: &Path) -> io::Result<u64> {
+        super::regular_file_bytes(dir)
+    }
 }
 
 /// Checks that `name` can be used as a directory name and a reference.

@@ -89,30 +89,3 @@ fn set(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn opaque_directories_of_an_old_layer_get_the_user_marker_once() {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "trusted.* xattrs need root"
-        );
-        let layer = tempfile::tempdir().unwrap();
-        let opaque = layer.path().join("a/b");
-        let plain = layer.path().join("c");
-        std::fs::create_dir_all(&opaque).unwrap();
-        std::fs::create_dir_all(&plain).unwrap();
-        set(&opaque, TRUSTED, b"y").unwrap();
-        ensure_user_opaque(layer.path()).unwrap();
-        assert_eq!(get(&opaque, USER).unwrap().as_deref(), Some(&b"y"[..]));
-        assert_eq!(get(&plain, USER).unwrap(), None);
-        assert!(get(layer.path(), DONE).unwrap().is_some());
-        // Done once: a directory marked later is left alone (the walk does not run again).
-        set(&plain, TRUSTED, b"y").unwrap();
-        ensure_user_opaque(layer.path()).unwrap();
-        assert_eq!(get(&plain, USER).unwrap(), None);
-    }
-}
