@@ -6,7 +6,8 @@
 # Usage: sudo bench/startup.sh [--limits] [--write-doc]
 #   --limits     also apply --cpus 1 --memory 256m --pids-limit 100 (and the same in runc's config)
 #   --write-doc  rewrite the "Start-up" (or "Start-up with limits") section of docs/benchmarks.md
-# Env: FORGE_BIN (skip the cargo build), RUNS (default 50), WARMUP (default 5).
+# Env: FORGE_BIN (skip the cargo build), RUNS (default 50), WARMUP (default 5), FORGE_BASE_BIN
+#      (another forge build, e.g. of the commit before a change, timed in the same run).
 set -euo pipefail
 
 LIMITS=0 WRITE_DOC=0 RUNS=${RUNS:-50} WARMUP=${WARMUP:-5}
@@ -89,7 +90,9 @@ UNSHARE="unshare --pid --fork --mount --uts --ipc --net true"
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$TMP/startup.json" \
   -n "forge run --rm --net none ${FORGE_LIMITS:+$FORGE_LIMITS }host true" "$FORGE run --rm --net none $FORGE_LIMITS host true" \
   -n "runc run --bundle BUNDLE ID" "runc run --bundle $TMP/bundle $ID" \
-  -n "$UNSHARE" "$UNSHARE" >&2
+  -n "$UNSHARE" "$UNSHARE" \
+  ${FORGE_BASE_BIN:+-n "base: forge run --rm --net none ${FORGE_LIMITS:+$FORGE_LIMITS }host true"} \
+  ${FORGE_BASE_BIN:+"$FORGE_BASE_BIN --root $TMP/root run --rm --net none $FORGE_LIMITS host true"} >&2
 
 # Nothing may be left behind: a leak would also skew later runs.
 leaks=0
@@ -112,6 +115,9 @@ ratio=$(jq -r '.results[0].median / .results[1].median | . * 100 + 0.5 | floor |
 echo "$table"
 echo
 echo "forge/runc median ratio: $ratio (target: at most 0.5)"
+if [[ -n ${FORGE_BASE_BIN:-} ]]; then
+  echo "forge/base median ratio: $(jq -r '.results[0].median / .results[3].median | . * 100 + 0.5 | floor | . / 100' "$TMP/startup.json")"
+fi
 
 if ((WRITE_DOC)) && ((leaks == 0)); then
   doc=$REPO/docs/benchmarks.md
