@@ -5,6 +5,7 @@
 //!   and field;
 //! - [`duration`]: Compose's durations (`1m30s`, `500ms`);
 //! - [`order`]: dependency order (start) and its reverse (stop);
+//! - [`gate`]: whether a service may start yet, given its dependencies' phases;
 //! - [`backoff`]: restart policy and the delay before each restart;
 //! - [`health`]: the health-check state machine.
 //!
@@ -14,6 +15,7 @@
 pub mod backoff;
 pub mod compose;
 pub mod duration;
+pub mod gate;
 pub mod health;
 pub mod launcher;
 pub mod order;

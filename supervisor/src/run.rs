@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use forge_image::host::ensure_default_image;
 use forge_netd::NetworkOptions;
@@ -16,9 +16,11 @@ use forge_runtime::{Container, CreateOptions, ExitInfo, NetSpec, Runtime};
 use nix::sys::signal::Signal;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::backoff::{should_restart, RestartTracker};
-use crate::compose::{Compose, Condition, HealthTest, Service};
+use crate::compose::{Compose, HealthTest, Service};
+use crate::gate::{wait_for_dependencies, Phase};
 use crate::health::{Health, HealthMachine};
 use crate::launcher::Launcher;
 use crate::output::{pump, Printer, Style};
@@ -30,19 +32,6 @@ pub struct Options {
     pub abort_on_container_exit: bool,
     pub exit_code_from: Option<String>,
     pub cgroup_manager: Option<forge_runtime::cgroup::Manager>,
-}
-
-/// Where a service is, as its dependants see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
-    Waiting,
-    Running(Option<Health>),
-    /// Exited and will be restarted.
-    Restarting,
-    /// Exited for good with this code.
-    Done(i32),
-    /// Will never run: why.
-    Failed(String),
 }
 
 /// A running container, as the stop sequence needs it.
@@ -220,42 +209,6 @@ fn set_phase(shared: &Shared, service: &str, phase: Phase) {
     shared.phases[service].send_replace(phase);
 }
 
-/// Waits until every dependency of `service` allows it to start; `Err(why)` if one never will.
-async fn wait_for_dependencies(shared: &Shared, svc: &Service) -> Result<(), String> {
-    for (dep, condition) in &svc.depends_on {
-        let mut phase = shared.phases[dep].subscribe();
-        let verdict = phase
-            .wait_for(|p| dependency_verdict(p, *condition).is_some())
-            .await
-            .map(|p| dependency_verdict(&p, *condition).expect("decided"));
-        match verdict {
-            Ok(Ok(())) => {}
-            Ok(Err(why)) => return Err(format!("{dep} {why}")),
-            Err(_) => return Err(format!("{dep} is gone")),
-        }
-    }
-    Ok(())
-}
-
-/// `Some(Ok)` when `phase` satisfies `condition`, `Some(Err(why))` when it never will.
-fn dependency_verdict(phase: &Phase, condition: Condition) -> Option<Result<(), String>> {
-    match (condition, phase) {
-        (_, Phase::Failed(why)) => Some(Err(format!("could not start: {why}"))),
-        (Condition::Started, Phase::Running(_) | Phase::Done(_)) => Some(Ok(())),
-        (Condition::Healthy, Phase::Running(Some(Health::Healthy))) => Some(Ok(())),
-        (Condition::Healthy, Phase::Running(Some(Health::Unhealthy))) => {
-            Some(Err("is unhealthy".into()))
-        }
-        (Condition::Healthy, Phase::Running(None)) => Some(Err("has no health check".into())),
-        (Condition::Healthy, Phase::Done(code)) => Some(Err(format!("exited with code {code}"))),
-        (Condition::CompletedSuccessfully, Phase::Done(0)) => Some(Ok(())),
-        (Condition::CompletedSuccessfully, Phase::Done(code)) => {
-            Some(Err(format!("exited with code {code}")))
-        }
-        _ => None,
-    }
-}
-
 fn create_options(shared: &Shared, name: &str, svc: &Service) -> CreateOptions {
     let project = &shared.opts.project;
 
@@ -308,7 +261,7 @@ async fn supervise(shared: Arc<Shared>, name: String, index: usize) {
     let svc = shared.compose.services[&name].clone();
     let mut stopping = shared.stopping.subscribe();
     let ready = tokio::select! {
-        ready = wait_for_dependencies(&shared, &svc) => ready,
+        ready = wait_for_dependencies(&shared.phases, &svc.depends_on) => ready,
         _ = stopping.wait_for(|s| *s) => Err("the project is stopping".into()),
     };
     if let Err(why) = ready {
@@ -633,7 +586,7 @@ async fn check_health(
     mut c: Container,
     check: crate::compose::Healthcheck,
 ) {
-    let mut machine = HealthMachine::new(&check, Instant::now());
+    let mut machine = HealthMachine::new(&check, Instant::now().into_std());
     let args = match &check.test {
         HealthTest::Cmd(args) => args.clone(),
         HealthTest::Shell(script) => vec!["/bin/sh".into(), "-c".into(), script.clone()],
@@ -658,7 +611,7 @@ async fn check_health(
             }
             Err(_) => false,
         };
-        let health = machine.record(ok, Instant::now());
+        let health = machine.record(ok, Instant::now().into_std());
         if last != Some(health) {
             say(&format!("{name}: {}", health_word(health)));
             c.state.health = Some(health_word(health).to_string());
