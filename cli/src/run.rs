@@ -4,12 +4,12 @@
 use std::process::Stdio;
 
 use forge_image::{host::ensure_default_image, DEFAULT_IMAGE};
-use forge_netd::ports::PortError;
 use forge_runtime::channel::EXIT_FORGE_ERROR;
 use forge_runtime::container::NetSpec;
 use forge_runtime::container::OOM_REASON;
 use forge_runtime::launch::LaunchIo;
 use forge_runtime::limits::{LimitArgs, Limits};
+use forge_runtime::network::PortError;
 use forge_runtime::{Container, CreateOptions, Runtime};
 
 use crate::report;

@@ -1,9 +1,10 @@
 //! forge-runtime: one container's life on one host.
 //!
 //! The library API ([`Runtime`]) creates, starts, waits for, signals, lists and removes containers;
-//! the `forge` CLI and the supervisor both sit on it. Container set-up runs in a freshly exec'ed,
-//! single-threaded copy of the calling binary ([`init::main`]), because a forked child of a
-//! multi-threaded process may do nothing but async-signal-safe work before `exec`.
+//! the `forge` CLI and the supervisor both sit on it. Networking is a seam its caller hands it
+//! ([`network::Network`]): the runtime does not know forge-netd. Container set-up runs in a
+//! freshly exec'ed, single-threaded copy of the calling binary ([`init::main`]), because a forked
+//! child of a multi-threaded process may do nothing but async-signal-safe work before `exec`.
 
 pub mod caps;
 pub mod cgroup;
@@ -14,6 +15,7 @@ pub mod launch;
 pub mod limits;
 pub mod monitor;
 pub mod names;
+pub mod network;
 pub mod paths;
 pub mod sealed_exe;
 pub mod seccomp;
@@ -29,4 +31,4 @@ pub mod userns;
 
 pub use container::{Container, CreateOptions, NetSpec, Runtime, RuntimeError};
 pub use paths::Roots;
-pub use status::{ExitInfo, State, Status};
+pub use status::{process_alive, ExitInfo, State, Status};

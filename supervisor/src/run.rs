@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use forge_image::host::ensure_default_image;
-use forge_netd::NetworkOptions;
+use forge_netd::{Netd, NetworkOptions};
 use forge_runtime::cgroup::OomWatch;
 use forge_runtime::launch::LaunchIo;
 use forge_runtime::{Container, CreateOptions, ExitInfo, NetSpec, Runtime};
@@ -42,6 +42,7 @@ struct Live {
 
 struct Shared {
     runtime: Runtime,
+    netd: Netd,
     compose: Compose,
     opts: Options,
     printer: Printer,
@@ -67,7 +68,7 @@ fn say(text: &str) {
 
 /// Brings the project up and supervises it until a signal (or `--abort-on-container-exit`);
 /// returns the exit code.
-pub async fn up(runtime: Runtime, compose: Compose, opts: Options) -> i32 {
+pub async fn up(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -> i32 {
     let order = match crate::order::start_order(&compose.services) {
         Ok(order) => order,
         Err(e) => {
@@ -75,7 +76,7 @@ pub async fn up(runtime: Runtime, compose: Compose, opts: Options) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = prepare(&runtime, &compose, &opts).await {
+    if let Err(e) = prepare(&runtime, &netd, &compose, &opts).await {
         tracing::error!("{e}");
         return 1;
     }
@@ -87,6 +88,7 @@ pub async fn up(runtime: Runtime, compose: Compose, opts: Options) -> i32 {
         .collect();
     let shared = Arc::new(Shared {
         runtime,
+        netd,
         compose,
         opts,
         printer,
@@ -128,8 +130,14 @@ fn exit_code(shared: &Shared) -> i32 {
 
 /// Cleans up what a killed earlier run left (its containers, its networks), then creates the
 /// project's networks.
-async fn prepare(runtime: &Runtime, compose: &Compose, opts: &Options) -> Result<(), String> {
+async fn prepare(
+    runtime: &Runtime,
+    netd: &Netd,
+    compose: &Compose,
+    opts: &Options,
+) -> Result<(), String> {
     let runtime = runtime.clone();
+    let netd = netd.clone();
     let networks = project_networks(compose);
     let services: Vec<String> = compose.services.keys().cloned().collect();
     let project = opts.project.clone();
@@ -151,7 +159,6 @@ async fn prepare(runtime: &Runtime, compose: &Compose, opts: &Options) -> Result
                     .map_err(|e| format!("removing {name}: {e}"))?;
             }
         }
-        let netd = runtime.netd();
         for (short, def) in &networks {
             let name = network_name(&project, short);
             if netd.inspect(&name).is_ok() {
@@ -196,7 +203,7 @@ async fn tear_down(shared: &Arc<Shared>) {
         }
         for short in project_networks(&shared.compose).keys() {
             let name = network_name(project, short);
-            if let Err(e) = shared.runtime.netd().remove_network(&name) {
+            if let Err(e) = shared.netd.remove_network(&name) {
                 tracing::warn!("removing network {name}: {e}");
             }
         }
