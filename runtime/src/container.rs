@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod start;
+
 use crate::cgroup::{CgroupError, CgroupPaths, Stats};
-use crate::launch::{self, LaunchError, LaunchIo, Started};
+use crate::launch::{self, LaunchError, Started};
 use crate::limits::Limits;
 use crate::names::{self, NameError};
-use crate::network::{AttachRequest, Attachment, Network, NetworkError, PublishedPort};
+use crate::network::{Network, NetworkError, PublishedPort};
 use crate::paths::Roots;
 use crate::spec::{BindFile, InitSpec, Storage, DEFAULT_PATH};
 use crate::status::{now_secs, ExitInfo, State, Status};
@@ -78,6 +80,13 @@ pub enum RuntimeError {
         name: String,
         #[source]
         source: NetworkError,
+    },
+    /// A start failed, and so did undoing some of what it had made.
+    #[error("{error} (and cleaning up failed: {})", cleanup.join("; "))]
+    StartFailed {
+        #[source]
+        error: Box<RuntimeError>,
+        cleanup: Vec<String>,
     },
     #[error(transparent)]
     User(#[from] crate::user::UserError),
@@ -690,157 +699,16 @@ impl Runtime {
         })
     }
 
-    /// Starts a created container; the calling process becomes its parent and must [`Runtime::wait`]
-    /// for it. With `die_with_parent`, the container is killed if the calling thread dies.
-    pub fn start(
-        &self,
-        c: &mut Container,
-        io: LaunchIo,
-        die_with_parent: bool,
-    ) -> Result<Started, RuntimeError> {
-        let spec = self.init_spec(c, die_with_parent)?;
-        if let Some(userns) = &spec.userns {
-            // Where PID 1 attaches the idmapped layers, in its own mount namespace only.
-            for n in 0..spec.lower.len() {
-                let dir = userns.layers_dir.join(n.to_string());
-                fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-            }
-        }
-        let name = c.config.name.clone();
-        let launch_err = |source| RuntimeError::Launch {
-            name: name.clone(),
-            source,
-        };
-        let cgroup_err = |source| RuntimeError::Cgroup {
-            name: name.clone(),
-            source,
-        };
-        let paths = c.config.cgroup.clone();
-        let cgroup = paths.driver();
-        let restrict_devices = !c.config.privileges.privileged;
-        if let Err(e) = cgroup.create(&c.config.limits, restrict_devices) {
-            let _ = cgroup.remove();
-            return Err(cgroup_err(e));
-        }
-        let pending = match launch::launch(&spec, io) {
-            Ok(pending) => pending,
-            Err(e) => {
-                let _ = cgroup.remove();
-                return Err(launch_err(e));
-            }
-        };
-        tracing::debug!(pid = pending.pid, "container set up, waiting for go");
-        // PID 1 joins its cgroups before it may execute anything of the user's.
-        if let Err(e) = cgroup.place(pending.pid, &c.config.limits, restrict_devices) {
-            drop(pending); // kills and reaps PID 1
-            let _ = cgroup.remove();
-            return Err(cgroup_err(e));
-        }
-        let pid_start = crate::sys::running_since(pending.pid);
-        // ... and is on its network before it runs, so the command finds eth0 ready.
-        match self.attach_network(c, pending.pid, pid_start.unwrap_or_default()) {
-            Ok(first) => {
-                c.state.ip = first.as_ref().map(|a| a.ip);
-                c.state.ports = first.map(|a| a.ports).unwrap_or_default();
-            }
-            Err(e) => {
-                drop(pending);
-                let _ = cgroup.remove();
-                return Err(e);
-            }
-        }
-        c.state.pid = Some(pending.pid);
-        c.state.pid_start = pid_start;
-        c.state.monitor_pid = Some(std::process::id() as i32);
-        c.state.started_at = Some(now_secs());
-        // Under systemd the cgroup goes with its last process: watch for OOM kills from now on.
-        let oom = paths
-            .systemd
-            .is_some()
-            .then(|| crate::cgroup::OomWatch::new(&paths.dirs[0].1))
-            .flatten();
-        match pending.go() {
-            Ok(mut started) => {
-                started.oom = oom;
-                c.state.status = Status::Running;
-                self.write_state(c.id(), &c.state)?;
-                Ok(started)
-            }
-            Err(LaunchError::Exec { code, message }) => {
-                self.record_exit(
-                    c,
-                    ExitInfo {
-                        code,
-                        signal: None,
-                        reason: message.clone(),
-                    },
-                );
-                Err(launch_err(LaunchError::Exec { code, message }))
-            }
-            Err(e) => {
-                let _ = cgroup.kill_all();
-                let _ = cgroup.remove();
-                self.release_network(c);
-                Err(launch_err(e))
-            }
-        }
-    }
-
-    /// Plugs the set-up container (PID `pid`) into its networks; its attachment to the first
-    /// one (address and published ports). On failure it is on none of them.
-    fn attach_network(
-        &self,
-        c: &Container,
-        pid: i32,
-        pid_start: u64,
-    ) -> Result<Option<Attachment>, RuntimeError> {
-        let net = &c.config.net;
-        if net.networks.is_empty() {
-            return Ok(None);
-        }
-        let ns_path = format!("/proc/{pid}/ns/net");
-        let netns = fs::File::open(&ns_path).map_err(io_err("opening", Path::new(&ns_path)))?;
-        let mut names = vec![c.config.name.clone()];
-        for name in std::iter::once(&c.config.hostname).chain(&net.aliases) {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-        let request = AttachRequest {
-            container_id: c.id(),
-            names: &names,
-            networks: &net.networks,
-            ip: net.ip,
-            ports: &net.ports,
-            pid,
-            pid_start,
-            netns: std::os::fd::AsFd::as_fd(&netns),
-            hosts_file: &self.roots.container_data(c.id()).join("hosts"),
-        };
-        self.network
-            .attach(&request)
-            .map_err(|source| RuntimeError::Network {
-                name: c.name().to_string(),
-                source,
-            })
-    }
-
-    /// Unplugs the container from its network (its veth, address, ports and hosts entries).
-    fn release_network(&self, c: &Container) {
-        if let Some(e) = self.try_release_network(c) {
-            tracing::warn!("{e}");
-        }
-    }
-
-    /// [`Self::release_network`], returning the failure instead of logging it.
-    fn try_release_network(&self, c: &Container) -> Option<String> {
-        if c.config.net.networks.is_empty() {
+    /// Unplugs the container from its network (its veth, address, ports and hosts entries);
+    /// the failure, if any.
+    fn try_release_network(&self, config: &ContainerConfig) -> Option<String> {
+        if config.net.networks.is_empty() {
             return None;
         }
         self.network
-            .detach(c.id())
+            .detach(&config.id)
             .err()
-            .map(|e| format!("detaching {} from its network: {e}", c.name()))
+            .map(|e| format!("detaching {} from its network: {e}", config.name))
     }
 
     /// Waits for a started container to exit, records how, and removes it if it was `--rm`.
@@ -892,13 +760,8 @@ impl Runtime {
 
     /// [`Self::release_resources`]: tries every step, returns every failure.
     fn try_release_resources(&self, c: &Container) -> Vec<String> {
-        let mut failures = Vec::new();
-        let cgroup = c.config.cgroup.driver();
-        let _ = cgroup.kill_all();
-        if let Err(e) = cgroup.remove() {
-            failures.push(format!("removing the cgroups of {}: {e}", c.name()));
-        }
-        failures.extend(self.try_release_network(c));
+        let mut failures = Vec::from_iter(try_remove_cgroups(&c.config));
+        failures.extend(self.try_release_network(&c.config));
         failures
     }
 
@@ -1191,6 +1054,16 @@ impl Runtime {
             })
         }
     }
+}
+
+/// Kills whatever is left in the container's cgroups and removes them; the failure, if any.
+fn try_remove_cgroups(config: &ContainerConfig) -> Option<String> {
+    let cgroup = config.cgroup.driver();
+    let _ = cgroup.kill_all();
+    cgroup
+        .remove()
+        .err()
+        .map(|e| format!("removing the cgroups of {}: {e}", config.name))
 }
 
 /// Waits until a pidfd reports that its process exited, up to `timeout`.
