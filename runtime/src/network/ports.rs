@@ -1,11 +1,6 @@
 //! Published ports as the user writes them: `-p [[HOSTIP:]HOSTPORT:]CONTAINERPORT[/tcp|udp]`,
 //! Docker's form. Without a host port (`-p 80`, `-p 127.0.0.1::80`, `-P`) the network chooses
 //! a free one at each start.
-//!
-//! forge-netd has a type of the same shape for its rules and its state: the runtime must not
-//! depend on netd, and netd on no Forge crate, so each owns its own, and forge-host converts
-//! between them (its `ports` module, the only place that does). The serde shape is the one
-//! `config.json` and `state.json` have always had.
 
 use std::net::Ipv4Addr;
 
@@ -27,6 +22,12 @@ impl std::fmt::Display for Protocol {
     }
 }
 
+/// A port of the host forwarded to one of the container's.
+///
+/// forge-netd has a type of the same shape for its rules and its state: the runtime must not
+/// depend on netd, and netd on no Forge crate, so each owns its own, and forge-host converts
+/// between them (its `ports` module, the only place that does). The serde shape is the one
+/// `config.json` and `state.json` have always had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedPort {
     /// Only connections to this host address are forwarded; `None` means every host address.
