@@ -26,7 +26,11 @@ pub mod tmpfs;
 pub mod tty;
 pub mod user;
 pub mod userns;
+mod wait_async;
 
+pub use channel::EXIT_FORGE_ERROR;
 pub use container::{Container, CreateOptions, NetSpec, Runtime, RuntimeError};
+pub use launch::{LaunchIo, Started};
 pub use paths::Roots;
+pub use signal::Signaller;
 pub use status::{ExitInfo, State, Status};

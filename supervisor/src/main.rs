@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use forge_runtime::cgroup::Manager;
 use forge_supervisor::output::Style;
-use forge_supervisor::run::Options;
+use forge_supervisor::up::Options;
 
 #[derive(Parser)]
 #[command(name = "forge-supervise", version, about)]
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = tokio.block_on(forge_supervisor::run::up(runtime, compose, opts));
+    let code = tokio.block_on(forge_supervisor::up::up(runtime, compose, opts));
     drop(lock);
     ExitCode::from(code.clamp(0, 255) as u8)
 }
