@@ -100,7 +100,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     // Container inits, joins (exec, health checks) and detached containers' monitors
     // re-execute this binary: they must start no thread and parse nothing first.
-    forge_runtime::init::dispatch();
+    forge_runtime::dispatch();
     let cli = Cli::parse();
     // Like other Unix tools, end quietly when the reader of our output goes away
     // (`forge inspect x | head`). The monitor (dispatched above) keeps ignoring it: it must

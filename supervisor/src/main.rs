@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use forge_runtime::cgroup::Manager;
+use forge_runtime::CgroupManager as Manager;
 use forge_supervisor::output::Style;
 use forge_supervisor::up::Options;
 
@@ -51,7 +51,7 @@ struct Cli {
 fn main() -> ExitCode {
     // Container inits and joins (exec, health checks) re-execute this binary: they must start
     // no thread and parse nothing first.
-    forge_runtime::init::dispatch();
+    forge_runtime::dispatch();
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -92,9 +92,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let cgroup_mode =
-        forge_runtime::cgroup::detect(std::path::Path::new(forge_runtime::cgroup::CGROUP_ROOT));
-    if let Err(e) = cgroup_mode.and_then(|mode| Manager::choose(cli.cgroup_manager, mode)) {
+    if let Err(e) = forge_runtime::check_cgroup_manager(cli.cgroup_manager) {
         eprintln!("forge-supervise: {e}");
         return ExitCode::from(2);
     }

@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use forge_runtime::launch::LaunchIo;
+use forge_runtime::LaunchIo;
 use forge_runtime::{CreateOptions, Roots, Runtime};
 
 /// Children of this process that are zombies (exited, never reaped).

@@ -36,7 +36,7 @@ pub struct Options {
     pub style: Style,
     pub abort_on_container_exit: bool,
     pub exit_code_from: Option<String>,
-    pub cgroup_manager: Option<forge_runtime::cgroup::Manager>,
+    pub cgroup_manager: Option<forge_runtime::CgroupManager>,
 }
 
 /// What every service's task shares.
