@@ -100,7 +100,7 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     // Container inits, joins (exec, health checks) and detached containers' monitors
     // re-execute this binary: they must start no thread and parse nothing first.
-    forge_runtime::dispatch();
+    forge_host::dispatch();
     let cli = Cli::parse();
     // Like other Unix tools, end quietly when the reader of our output goes away
     // (`forge inspect x | head`). The monitor (dispatched above) keeps ignoring it: it must
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     init_logging(cli.log_format);
     let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
-    let runtime = forge_runtime::Runtime::new(roots);
+    let runtime = forge_host::runtime(roots);
     let code = match cli.command {
         Command::Run(args) => run::run(&runtime, *args),
         Command::Exec(args) => exec::exec(&runtime, &args),
@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         Command::Save(args) => images::save(&runtime, &args),
         Command::Rmi(args) => images::rmi(&runtime, &args),
         Command::Image(cmd) => manage::image(&runtime, cmd),
-        Command::Network(cmd) => network::network(&runtime, cmd),
+        Command::Network(cmd) => network::network(&forge_host::netd(runtime.roots()), cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,8 +1,7 @@
 //! `forge network create|ls|inspect|rm`: Forge's bridge networks.
 
 use forge_netd::ipam::Subnet;
-use forge_netd::NetworkOptions;
-use forge_runtime::Runtime;
+use forge_netd::{Netd, NetworkOptions};
 
 use crate::report;
 
@@ -37,12 +36,11 @@ pub enum NetworkCommand {
     },
 }
 
-pub fn network(runtime: &Runtime, cmd: NetworkCommand) -> i32 {
+pub fn network(netd: &Netd, cmd: NetworkCommand) -> i32 {
     if let Err(e) = crate::require_root() {
         report(&e);
         return 1;
     }
-    let netd = runtime.netd();
     match cmd {
         NetworkCommand::Create {
             subnet,

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 
 use forge_image::{host::ensure_default_image, DEFAULT_IMAGE};
-use forge_netd::ports::PortError;
+use forge_runtime::network::PortError;
 use forge_runtime::LaunchIo;
 use forge_runtime::NetSpec;
 use forge_runtime::EXIT_FORGE_ERROR;

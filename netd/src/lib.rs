@@ -16,7 +16,7 @@ pub mod store;
 
 use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipam::{IpamError, Subnet};
 use netlink::{Netlink, NetlinkError};
@@ -37,6 +37,8 @@ pub fn container_ifname(index: usize) -> String {
 pub enum NetError {
     #[error("no such network: {0} (see `forge network ls`)")]
     NoSuchNetwork(String),
+    #[error("{0} networks: a container can be on at most {MAX_NETWORKS}")]
+    TooManyNetworks(usize),
     #[error("network {0} already exists")]
     Exists(String),
     #[error("invalid network name {0:?}: use letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)")]
@@ -94,19 +96,28 @@ pub struct NetworkOptions {
 pub struct AttachRequest<'a> {
     pub container_id: &'a str,
     /// Names its neighbours reach it by.
-    pub names: Vec<String>,
-    pub network: &'a str,
-    /// Its position among the container's networks: the interface is `eth{index}`, and only
-    /// the first network gets the default route.
-    pub index: usize,
+    pub names: &'a [String],
+    /// In order: the `n`-th one is the container's `eth{n}`, and only the first one gets the
+    /// default route.
+    pub networks: &'a [String],
+    /// A fixed address on the first network.
     pub ip: Option<Ipv4Addr>,
+    /// Published to the container's address on its first network.
     pub ports: &'a [PortMapping],
     pub pid: i32,
     pub pid_start: u64,
     /// The container's network namespace (`/proc/PID/ns/net`).
     pub netns: BorrowedFd<'a>,
     /// The container's `/etc/hosts` on the host (bind-mounted into it).
-    pub hosts_file: PathBuf,
+    pub hosts_file: &'a Path,
+}
+
+/// One network of an [`AttachRequest`], with what the container asks of it.
+struct Place<'a> {
+    network: &'a str,
+    index: usize,
+    ip: Option<Ipv4Addr>,
+    ports: &'a [PortMapping],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,15 +208,25 @@ impl Netd {
             .collect())
     }
 
-    /// Network `name` as recorded: a cheap check for `forge run` (no reconcile, no link sweep).
-    pub fn network(&self, name: &str) -> Result<Network, NetError> {
-        self.store
-            .lock()?
-            .state
-            .networks
-            .get(name)
-            .cloned()
-            .ok_or_else(|| NetError::NoSuchNetwork(name.to_string()))
+    /// Refuses networks a container cannot be attached to: more than [`MAX_NETWORKS`], or one
+    /// not recorded (the default network is made on first use). A cheap check for `forge run`:
+    /// no reconcile, no link sweep.
+    pub fn check(&self, networks: &[String]) -> Result<(), NetError> {
+        if networks.len() > MAX_NETWORKS {
+            return Err(NetError::TooManyNetworks(networks.len()));
+        }
+        let named: Vec<&String> = networks.iter().filter(|n| *n != DEFAULT_NETWORK).collect();
+        if named.is_empty() {
+            return Ok(()); // the common case, without the lock
+        }
+        let locked = self.store.lock()?;
+        match named
+            .into_iter()
+            .find(|n| !locked.state.networks.contains_key(*n))
+        {
+            Some(name) => Err(NetError::NoSuchNetwork(name.clone())),
+            None => Ok(()),
+        }
     }
 
     pub fn inspect(&self, name: &str) -> Result<(Network, Vec<Endpoint>), NetError> {
@@ -421,12 +442,45 @@ impl Netd {
         Ok(())
     }
 
-    /// Plugs a container into a network (creating the default network on first use). On failure
-    /// nothing of the attachment is left.
-    pub fn attach(&self, req: &AttachRequest<'_>) -> Result<Attachment, NetError> {
+    /// Plugs a container into each of its networks, in order; its attachments. On failure it is
+    /// on none of them.
+    pub fn attach(&self, req: &AttachRequest<'_>) -> Result<Vec<Attachment>, NetError> {
+        let mut attachments = Vec::with_capacity(req.networks.len());
+        for (index, network) in req.networks.iter().enumerate() {
+            let primary = index == 0;
+            let place = Place {
+                network,
+                index,
+                ip: req.ip.filter(|_| primary),
+                ports: if primary { req.ports } else { &[] },
+            };
+            match self.attach_one(req, &place) {
+                Ok(attachment) => attachments.push(attachment),
+                Err(e) => {
+                    if let Err(undo) = self.detach(req.container_id) {
+                        tracing::warn!(
+                            "detaching {} after a failed attach: {undo}",
+                            req.container_id
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(attachments)
+    }
+
+    /// Plugs a container into one network (creating the default network on first use). On
+    /// failure nothing of this attachment is left.
+    fn attach_one(
+        &self,
+        req: &AttachRequest<'_>,
+        place: &Place<'_>,
+    ) -> Result<Attachment, NetError> {
         let mut locked = self.store.lock()?;
         self.reconcile(&mut locked)?;
-        if req.network == DEFAULT_NETWORK && !locked.state.networks.contains_key(DEFAULT_NETWORK) {
+        if place.network == DEFAULT_NETWORK && !locked.state.networks.contains_key(DEFAULT_NETWORK)
+        {
             self.create_locked(
                 &mut locked,
                 DEFAULT_NETWORK,
@@ -437,17 +491,17 @@ impl Netd {
         let network = locked
             .state
             .networks
-            .get(req.network)
+            .get(place.network)
             .cloned()
-            .ok_or_else(|| NetError::NoSuchNetwork(req.network.to_string()))?;
-        self.check_ports(&locked, &network, req)?;
+            .ok_or_else(|| NetError::NoSuchNetwork(place.network.to_string()))?;
+        self.check_ports(&locked, &network, place.ports)?;
         let leases = locked.state.leases(&network.name);
         let ip = ipam::choose(
             &leases,
             network.subnet,
             network.gateway,
             req.container_id,
-            req.ip,
+            place.ip,
         )
         .map_err(|source| NetError::Ipam {
             network: network.name.clone(),
@@ -462,18 +516,18 @@ impl Netd {
         // Start the search at a place of the container's own, so concurrent starts rarely
         // probe the same ports.
         let start = u16::from_str_radix(req.container_id.get(..4).unwrap_or("0"), 16).unwrap_or(0);
-        let ports = ports::choose_host_ports(req.ports, &taken, start, ports::bindable)?;
+        let ports = ports::choose_host_ports(place.ports, &taken, start, ports::bindable)?;
         let endpoint = Endpoint {
             container_id: req.container_id.to_string(),
-            names: req.names.clone(),
+            names: req.names.to_vec(),
             network: network.name.clone(),
             ip,
             ports,
-            index: req.index,
-            veth: veth_name(req.container_id, req.index),
+            index: place.index,
+            veth: veth_name(req.container_id, place.index),
             pid: req.pid,
             pid_start: req.pid_start,
-            hosts_file: req.hosts_file.clone(),
+            hosts_file: req.hosts_file.to_path_buf(),
         };
         // The lease is recorded before the veth exists, so that a crash in between is found
         // (the container's process is gone) and cleaned up by the next reconcile.
@@ -513,13 +567,13 @@ impl Netd {
         &self,
         locked: &Locked,
         network: &Network,
-        req: &AttachRequest<'_>,
+        ports: &[PortMapping],
     ) -> Result<(), NetError> {
-        if network.internal && !req.ports.is_empty() {
+        if network.internal && !ports.is_empty() {
             return Err(NetError::InternalPorts(network.name.clone()));
         }
-        for (n, port) in req.ports.iter().enumerate() {
-            if req.ports[..n].iter().any(|p| p.clashes_with(port)) {
+        for (n, port) in ports.iter().enumerate() {
+            if ports[..n].iter().any(|p| p.clashes_with(port)) {
                 return Err(NetError::PortTwice { port: *port });
             }
             for other in locked.state.endpoints.values() {

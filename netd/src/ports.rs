@@ -1,6 +1,9 @@
-//! Published ports: `-p [[HOSTIP:]HOSTPORT:]CONTAINERPORT[/tcp|udp]`, as Docker writes them.
-//! Without a host port (`-p 80`, `-p 127.0.0.1::80`, `-P`) a free one is chosen at attach time
-//! from Linux's default ephemeral range, as Docker does.
+//! Published ports, as netd records them and makes rules for. A mapping without a host port
+//! (`-p 80`, `-p 127.0.0.1::80`, `-P`) gets a free one at attach time from Linux's default
+//! ephemeral range, as Docker does.
+//!
+//! The user's text is parsed by forge-runtime, whose type of the same shape forge-host converts
+//! to this one: netd depends on no Forge crate.
 
 use std::net::Ipv4Addr;
 
@@ -30,52 +33,6 @@ pub struct PortMapping {
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: Protocol,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid port mapping {spec:?}: {why} (expected [[HOSTIP:]HOSTPORT:]CONTAINERPORT[/tcp|udp], e.g. 8080:80)")]
-pub struct PortError {
-    pub spec: String,
-    pub why: String,
-}
-
-impl std::str::FromStr for PortMapping {
-    type Err = PortError;
-
-    fn from_str(spec: &str) -> Result<Self, PortError> {
-        let bad = |why: &str| PortError {
-            spec: spec.to_string(),
-            why: why.to_string(),
-        };
-        let (ports, protocol) = match spec.rsplit_once('/') {
-            Some((ports, "tcp")) => (ports, Protocol::Tcp),
-            Some((ports, "udp")) => (ports, Protocol::Udp),
-            Some((_, other)) => return Err(bad(&format!("unknown protocol {other:?}"))),
-            None => (spec, Protocol::Tcp),
-        };
-        let parts: Vec<&str> = ports.split(':').collect();
-        let (host_ip, host_port, container_port) = match parts.as_slice() {
-            [container] => (None, None, *container),
-            [host, container] => (None, Some(*host), *container),
-            [ip, host, container] => {
-                let ip: Ipv4Addr = ip
-                    .parse()
-                    .map_err(|_| bad(&format!("{ip:?} is not an IPv4 address")))?;
-                (Some(ip), Some(*host).filter(|h| !h.is_empty()), *container)
-            }
-            _ => return Err(bad("too many ':'")),
-        };
-        let port = |text: &str, which: &str| match text.parse::<u16>() {
-            Ok(0) | Err(_) => Err(bad(&format!("{which} port {text:?} is not in 1-65535"))),
-            Ok(port) => Ok(port),
-        };
-        Ok(PortMapping {
-            host_ip: host_ip.filter(|ip| !ip.is_unspecified()),
-            host_port: host_port.map_or(Ok(0), |h| port(h, "host"))?,
-            container_port: port(container_port, "container")?,
-            protocol,
-        })
-    }
 }
 
 impl std::fmt::Display for PortMapping {
@@ -176,73 +133,57 @@ impl PortMapping {
 mod tests {
     use super::*;
 
-    #[test]
-    fn docker_forms_parse() {
-        let p: PortMapping = "8080:80".parse().unwrap();
-        assert_eq!(
-            p,
-            PortMapping {
-                host_ip: None,
-                host_port: 8080,
-                container_port: 80,
-                protocol: Protocol::Tcp
-            }
-        );
-        let p: PortMapping = "127.0.0.1:53:5353/udp".parse().unwrap();
-        assert_eq!(p.host_ip, Some(Ipv4Addr::LOCALHOST));
-        assert_eq!((p.host_port, p.container_port), (53, 5353));
-        assert_eq!(p.protocol, Protocol::Udp);
-        assert_eq!(p.to_string(), "127.0.0.1:53->5353/udp");
-        let p: PortMapping = "80".parse().unwrap();
-        assert_eq!((p.host_ip, p.host_port, p.container_port), (None, 0, 80));
-        let p: PortMapping = "127.0.0.1::53/udp".parse().unwrap();
-        assert_eq!(p.host_ip, Some(Ipv4Addr::LOCALHOST));
-        assert_eq!((p.host_port, p.container_port), (0, 53));
-        for bad in [
-            "",
-            "0:80",
-            ":80",
-            "8080:70000",
-            "x:80",
-            "1.2.3:80:80",
-            "80:80/sctp",
-            "1:2:3:4",
-        ] {
-            let err = bad.parse::<PortMapping>().unwrap_err();
-            assert_eq!(err.spec, bad);
+    fn tcp(host_port: u16, container_port: u16) -> PortMapping {
+        PortMapping {
+            host_ip: None,
+            host_port,
+            container_port,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    fn udp(mapping: PortMapping) -> PortMapping {
+        PortMapping {
+            protocol: Protocol::Udp,
+            ..mapping
+        }
+    }
+
+    fn on(ip: [u8; 4], mapping: PortMapping) -> PortMapping {
+        PortMapping {
+            host_ip: Some(ip.into()),
+            ..mapping
         }
     }
 
     #[test]
     fn clashes_need_the_same_port_protocol_and_an_overlapping_address() {
-        let p = |s: &str| s.parse::<PortMapping>().unwrap();
-        assert!(p("8080:80").clashes_with(&p("8080:81")));
-        assert!(p("127.0.0.1:8080:80").clashes_with(&p("8080:80")));
-        assert!(!p("127.0.0.1:8080:80").clashes_with(&p("127.0.0.2:8080:80")));
-        assert!(!p("8080:80").clashes_with(&p("8080:80/udp")));
-        assert!(!p("8080:80").clashes_with(&p("8081:80")));
+        assert!(tcp(8080, 80).clashes_with(&tcp(8080, 81)));
+        assert!(on([127, 0, 0, 1], tcp(8080, 80)).clashes_with(&tcp(8080, 80)));
+        assert!(!on([127, 0, 0, 1], tcp(8080, 80)).clashes_with(&on([127, 0, 0, 2], tcp(8080, 80))));
+        assert!(!tcp(8080, 80).clashes_with(&udp(tcp(8080, 80))));
+        assert!(!tcp(8080, 80).clashes_with(&tcp(8081, 80)));
     }
 
     #[test]
     fn host_ports_are_chosen_free_distinct_and_within_the_ephemeral_range() {
-        let p = |s: &str| s.parse::<PortMapping>().unwrap();
-        let taken = [p("32770:80")];
-        let requested = [p("80"), p("8080:81"), p("82"), p("82/udp")];
+        let taken = [tcp(32770, 80)];
+        let requested = [tcp(0, 80), tcp(8080, 81), tcp(0, 82), udp(tcp(0, 82))];
         let busy = |m: &PortMapping| m.host_port != 32771;
         let chosen = choose_host_ports(&requested, &taken, 2, busy).unwrap();
         let ports: Vec<u16> = chosen.iter().map(|m| m.host_port).collect();
         // 32770/tcp is another container's, 32771 is bound on the host; 32770/udp is free.
         assert_eq!(ports, [32772, 8080, 32773, 32770]);
-        let wraps = choose_host_ports(&[p("80")], &[], 28232, |_| true).unwrap();
+        let wraps = choose_host_ports(&[tcp(0, 80)], &[], 28232, |_| true).unwrap();
         assert_eq!(wraps[0].host_port, 32768);
         // From any start, every port of the range is tried once.
         let tried = std::cell::RefCell::new(std::collections::BTreeSet::new());
-        let _ = choose_host_ports(&[p("80")], &[], 60000, |m| {
+        let _ = choose_host_ports(&[tcp(0, 80)], &[], 60000, |m| {
             tried.borrow_mut().insert(m.host_port);
             false
         });
         assert_eq!(tried.borrow().len(), 28232);
-        let none = choose_host_ports(&[p("80")], &[], 0, |_| false).unwrap_err();
+        let none = choose_host_ports(&[tcp(0, 80)], &[], 0, |_| false).unwrap_err();
         assert_eq!(
             none.to_string(),
             "no free host port for 80/tcp in 32768-60999"

@@ -10,16 +10,16 @@ use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forge_netd::ports::PortMapping;
-use forge_netd::{AttachRequest, NetError, Netd};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{CgroupError, CgroupPaths, Stats};
 use crate::launch::{self, LaunchError, LaunchIo, Started};
 use crate::limits::Limits;
 use crate::names::{self, NameError};
+use crate::network::{AttachRequest, Attachment, Network, NetworkError, PublishedPort};
 use crate::paths::Roots;
 use crate::spec::{BindFile, InitSpec, Storage, DEFAULT_PATH};
 use crate::status::{now_secs, ExitInfo, State, Status};
@@ -46,8 +46,6 @@ pub enum RuntimeError {
     NoCommand(String),
     #[error("working directory {0:?} must be an absolute path")]
     RelativeWorkdir(String),
-    #[error("{0} networks: a container can be on at most {max}", max = forge_netd::MAX_NETWORKS)]
-    TooManyNetworks(usize),
     #[error("image {image} exposes {port:?}, which is not PORT[/tcp|udp]")]
     BadExposedPort { image: String, port: String },
     #[error("no such container: {0}")]
@@ -79,7 +77,7 @@ pub enum RuntimeError {
     Network {
         name: String,
         #[source]
-        source: NetError,
+        source: NetworkError,
     },
     #[error(transparent)]
     User(#[from] crate::user::UserError),
@@ -91,7 +89,7 @@ pub enum RuntimeError {
     NetworkTwice(String),
     /// A network option refused before the container exists.
     #[error(transparent)]
-    NetworkOption(NetError),
+    NetworkOption(NetworkError),
     #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
     #[error("signalling container {name}: {source}")]
@@ -155,7 +153,7 @@ pub struct NetSpec {
     pub ip: Option<std::net::Ipv4Addr>,
     /// Host port 0: one is chosen at each start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<PortMapping>,
+    pub ports: Vec<PublishedPort>,
     /// `-P`: also publish every port the image exposes, each on a free host port.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub publish_all: bool,
@@ -227,12 +225,13 @@ impl Container {
     }
 }
 
-/// Forge's container runtime over one pair of roots.
+/// Forge's container runtime over one pair of roots, plugging containers into networks through
+/// the seam its caller gives it.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     roots: Roots,
     images: ImageStore,
-    netd: Netd,
+    network: Arc<dyn Network>,
 }
 
 /// `net` with `-P` applied: each port the image exposes (`80/tcp`, `53/udp`, `8080`) and that is
@@ -255,7 +254,7 @@ fn with_exposed_ports(
             image: image.to_string(),
             port: port.clone(),
         };
-        let mapping: PortMapping = port.parse().map_err(|_| bad())?;
+        let mapping: PublishedPort = port.parse().map_err(|_| bad())?;
         if mapping.host_port != 0 || mapping.host_ip.is_some() {
             return Err(bad());
         }
@@ -285,11 +284,6 @@ fn parse_signal(text: &str) -> Option<i32> {
     nix::sys::signal::Signal::from_str(&name)
         .ok()
         .map(|s| s as i32)
-}
-
-/// For netd: whether a container's PID 1 still runs (its attachment is stale otherwise).
-fn pid_alive(pid: i32, start: u64) -> bool {
-    crate::sys::running_since(pid) == Some(start)
 }
 
 fn validate_env(env: &[String]) -> Result<(), RuntimeError> {
@@ -400,13 +394,12 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
 }
 
 impl Runtime {
-    pub fn new(roots: Roots) -> Self {
+    pub fn new(roots: Roots, network: Arc<dyn Network>) -> Self {
         let images = ImageStore::new(roots.images());
-        let netd = Netd::new(roots.data.join("networks"), pid_alive);
         Self {
             roots,
             images,
-            netd,
+            network,
         }
     }
 
@@ -416,10 +409,6 @@ impl Runtime {
 
     pub fn images(&self) -> &ImageStore {
         &self.images
-    }
-
-    pub fn netd(&self) -> &Netd {
-        &self.netd
     }
 
     pub fn log_path(&self, c: &Container) -> PathBuf {
@@ -579,20 +568,14 @@ impl Runtime {
                 return Err(RuntimeError::NeedsNetwork("-P"));
             }
         }
-        if net.networks.len() > forge_netd::MAX_NETWORKS {
-            return Err(RuntimeError::TooManyNetworks(net.networks.len()));
-        }
         for (n, network) in net.networks.iter().enumerate() {
             if net.networks[..n].contains(network) {
                 return Err(RuntimeError::NetworkTwice(network.clone()));
             }
-            if network != forge_netd::DEFAULT_NETWORK {
-                self.netd
-                    .network(network)
-                    .map_err(RuntimeError::NetworkOption)?;
-            }
         }
-        Ok(())
+        self.network
+            .check(&net.networks)
+            .map_err(RuntimeError::NetworkOption)
     }
 
     fn claim_name(&self, wanted: Option<&str>, id: &str) -> Result<String, RuntimeError> {
@@ -631,9 +614,8 @@ impl Runtime {
         let resolv_conf = if c.config.net.networks.is_empty() {
             "# no network: this container runs with --net none\n".to_string()
         } else {
-            forge_netd::hosts::container_resolv_conf(
-                &fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            )
+            self.network
+                .resolv_conf(&fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
         };
         let files = [
             ("hostname", format!("{}\n", c.config.hostname)),
@@ -811,15 +793,11 @@ impl Runtime {
         c: &Container,
         pid: i32,
         pid_start: u64,
-    ) -> Result<Option<forge_netd::Attachment>, RuntimeError> {
+    ) -> Result<Option<Attachment>, RuntimeError> {
         let net = &c.config.net;
         if net.networks.is_empty() {
             return Ok(None);
         }
-        let err = |source| RuntimeError::Network {
-            name: c.name().to_string(),
-            source,
-        };
         let ns_path = format!("/proc/{pid}/ns/net");
         let netns = fs::File::open(&ns_path).map_err(io_err("opening", Path::new(&ns_path)))?;
         let mut names = vec![c.config.name.clone()];
@@ -828,33 +806,23 @@ impl Runtime {
                 names.push(name.clone());
             }
         }
-        let mut first = None;
-        for (index, network) in net.networks.iter().enumerate() {
-            let primary = index == 0;
-            let request = AttachRequest {
-                container_id: c.id(),
-                names: names.clone(),
-                network,
-                index,
-                ip: net.ip.filter(|_| primary),
-                // Published ports lead to the container's address on its first network.
-                ports: if primary { &net.ports } else { &[] },
-                pid,
-                pid_start,
-                netns: std::os::fd::AsFd::as_fd(&netns),
-                hosts_file: self.roots.container_data(c.id()).join("hosts"),
-            };
-            match self.netd.attach(&request) {
-                Ok(attachment) => {
-                    first.get_or_insert(attachment);
-                }
-                Err(e) => {
-                    self.release_network(c);
-                    return Err(err(e));
-                }
-            }
-        }
-        Ok(first)
+        let request = AttachRequest {
+            container_id: c.id(),
+            names: &names,
+            networks: &net.networks,
+            ip: net.ip,
+            ports: &net.ports,
+            pid,
+            pid_start,
+            netns: std::os::fd::AsFd::as_fd(&netns),
+            hosts_file: &self.roots.container_data(c.id()).join("hosts"),
+        };
+        self.network
+            .attach(&request)
+            .map_err(|source| RuntimeError::Network {
+                name: c.name().to_string(),
+                source,
+            })
     }
 
     /// Unplugs the container from its network (its veth, address, ports and hosts entries).
@@ -869,7 +837,7 @@ impl Runtime {
         if c.config.net.networks.is_empty() {
             return None;
         }
-        self.netd
+        self.network
             .detach(c.id())
             .err()
             .map(|e| format!("detaching {} from its network: {e}", c.name()))

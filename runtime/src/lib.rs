@@ -1,9 +1,10 @@
 //! forge-runtime: one container's life on one host.
 //!
 //! The library API ([`Runtime`]) creates, starts, waits for, signals, lists and removes containers;
-//! the `forge` CLI and the supervisor both sit on it. Container set-up runs in a freshly exec'ed,
-//! single-threaded copy of the calling binary ([`dispatch`]), because a forked child of a
-//! multi-threaded process may do nothing but async-signal-safe work before `exec`.
+//! the `forge` CLI and the supervisor both sit on it. Networking is a seam its caller hands it
+//! ([`network::Network`]): the runtime does not know forge-netd. Container set-up runs in a
+//! freshly exec'ed, single-threaded copy of the calling binary ([`dispatch`]), because a forked
+//! child of a multi-threaded process may do nothing but async-signal-safe work before `exec`.
 //!
 //! The API is what this file exports; the modules are the runtime's own.
 
@@ -19,6 +20,8 @@ mod launch;
 mod limits;
 mod monitor;
 mod names;
+/// The network seam: what a caller implements to plug containers into networks.
+pub mod network;
 mod paths;
 #[doc(hidden)]
 pub mod sealed_exe;
@@ -42,7 +45,7 @@ pub use container::{
 pub use launch::{Joined, LaunchError, LaunchIo, Started};
 pub use paths::Roots;
 pub use signal::{parse_signal, BadSignal, Signaller};
-pub use status::{now_secs, ExitInfo, State, Status};
+pub use status::{now_secs, process_alive, ExitInfo, State, Status};
 
 // What create options are made of, parsed from the user's words.
 pub use caps::{check_name as check_capability, Privileges, UnknownCapability};

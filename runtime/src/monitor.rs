@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::channel::{self, Channel, EXIT_FORGE_ERROR};
 use crate::init::INIT_FD;
 use crate::launch::{LaunchError, LaunchIo};
+use crate::network::NetworkFor;
 use crate::{Container, Roots, Runtime, RuntimeError};
 
 /// The argument that makes a Forge binary run as a detached container's monitor.
@@ -140,8 +141,8 @@ impl Runtime {
 }
 
 /// Entry point of the monitor process (`argv[1] == MONITOR_ARG`): exits with the container's
-/// exit code, or the failed start's.
-pub fn main() -> ! {
+/// exit code, or the failed start's. Its runtime plugs containers in through `network_for`.
+pub fn main(network_for: NetworkFor) -> ! {
     // SAFETY: the caller hands us fd 3 as our end of the set-up socket, and nothing has opened
     // an fd since exec, so it is still that socket and ours alone.
     let channel = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(INIT_FD) });
@@ -154,17 +155,18 @@ pub fn main() -> ! {
         Ok(Some((request, _))) => request,
         _ => std::process::exit(EXIT_FORGE_ERROR),
     };
-    std::process::exit(monitor(channel, &request))
+    std::process::exit(monitor(channel, &request, network_for))
 }
 
-fn monitor(channel: Channel, request: &MonitorRequest) -> i32 {
+fn monitor(channel: Channel, request: &MonitorRequest, network_for: NetworkFor) -> i32 {
     let say = |report: MonitorReport| {
         let _ = channel.send_as(&report, None);
     };
-    let runtime = Runtime::new(Roots::new(
+    let roots = Roots::new(
         Some(request.data_root.clone()),
         Some(request.run_root.clone()),
-    ));
+    );
+    let runtime = Runtime::new(roots.clone(), network_for(&roots));
     let mut container = match runtime.get(&request.id) {
         Ok(c) => c,
         Err(e) => {

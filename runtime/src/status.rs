@@ -92,7 +92,7 @@ pub struct State {
     pub ip: Option<std::net::Ipv4Addr>,
     /// The published ports while it runs, with the host ports chosen at this start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<forge_netd::ports::PortMapping>,
+    pub ports: Vec<crate::network::PublishedPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,10 +119,16 @@ impl State {
     /// True when the recorded pid still names the process that was started.
     pub fn process_alive(&self) -> bool {
         match (self.pid, self.pid_start) {
-            (Some(pid), Some(start)) => crate::sys::running_since(pid) == Some(start),
+            (Some(pid), Some(start)) => process_alive(pid, start),
             _ => false,
         }
     }
+}
+
+/// Whether process `pid` that started at `start` (clock ticks after boot, `/proc/PID/stat`)
+/// still runs: false once it is gone or its pid was reused.
+pub fn process_alive(pid: i32, start: u64) -> bool {
+    crate::sys::running_since(pid) == Some(start)
 }
 
 pub fn now_secs() -> u64 {

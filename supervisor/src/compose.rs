@@ -75,6 +75,7 @@ use std::time::Duration;
 
 use forge_netd::ipam::Subnet;
 use forge_netd::ports::PortMapping;
+use forge_runtime::network::PublishedPort;
 use forge_runtime::Limits;
 use forge_runtime::Privileges;
 use nix::sys::signal::Signal;
@@ -124,7 +125,7 @@ pub struct Service {
     pub limits: Limits,
     /// Never empty: `["default"]` unless given.
     pub networks: Vec<String>,
-    pub ports: Vec<PortMapping>,
+    pub ports: Vec<PublishedPort>,
     /// `None`: the image's StopSignal, else SIGTERM (as compose does).
     pub stop_signal: Option<Signal>,
     pub stop_grace_period: Duration,
@@ -495,10 +496,13 @@ fn check_dependencies(
 }
 
 fn check_ports(places: &[(&str, Placed)]) -> Result<(), Invalid> {
-    let mut published: Vec<(&str, &PortMapping, &Spot)> = Vec::new();
+    // netd's own rule, as ports are refused when the services start.
+    let mut published: Vec<(&str, PortMapping, &Spot)> = Vec::new();
     for (name, placed) in places {
         for (port, spot) in &placed.ports {
-            if let Some((owner, _, first)) = published.iter().find(|(_, p, _)| p.clashes_with(port))
+            let mapping = forge_host::ports::to_netd(port);
+            if let Some((owner, _, first)) =
+                published.iter().find(|(_, p, _)| p.clashes_with(&mapping))
             {
                 let host = match port.host_ip {
                     Some(ip) => format!("{ip}:{}", port.host_port),
@@ -509,7 +513,7 @@ fn check_ports(places: &[(&str, Placed)]) -> Result<(), Invalid> {
                     port.protocol, first.field
                 )));
             }
-            published.push((name, port, spot));
+            published.push((name, mapping, spot));
         }
     }
     Ok(())

@@ -51,7 +51,7 @@ struct Cli {
 fn main() -> ExitCode {
     // Container inits and joins (exec, health checks) re-execute this binary: they must start
     // no thread and parse nothing first.
-    forge_runtime::dispatch();
+    forge_host::dispatch();
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -111,7 +111,9 @@ fn main() -> ExitCode {
         exit_code_from: cli.exit_code_from.clone(),
         cgroup_manager: cli.cgroup_manager,
     };
-    let runtime = forge_runtime::Runtime::new(forge_runtime::Roots::new(cli.root, cli.run_root));
+    let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
+    let netd = forge_host::netd(&roots);
+    let runtime = forge_host::runtime(roots);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -124,7 +126,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = tokio.block_on(forge_supervisor::up::up(runtime, compose, opts));
+    let code = tokio.block_on(forge_supervisor::up::up(runtime, netd, compose, opts));
     drop(lock);
     ExitCode::from(code.clamp(0, 255) as u8)
 }

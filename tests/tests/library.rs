@@ -5,8 +5,10 @@
 mod common;
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
+use forge_runtime::network::NoNetwork;
 use forge_runtime::LaunchIo;
 use forge_runtime::{CreateOptions, Roots, Runtime};
 
@@ -41,7 +43,11 @@ fn containers_started_from_many_threads_at_once_exit_with_their_own_codes_and_le
     assert!(built.status.success(), "{built:?}");
     // The test binary is not forge: point the re-exec at the real binary.
     std::env::set_var("FORGE_INIT_EXE", common::forge_bin());
-    let runtime = Runtime::new(Roots::new(Some(root.path().to_path_buf()), None));
+    // Containers on no network: the runtime alone, without netd.
+    let runtime = Runtime::new(
+        Roots::new(Some(root.path().to_path_buf()), None),
+        Arc::new(NoNetwork),
+    );
 
     let threads: Vec<_> = (0..8)
         .map(|n| {

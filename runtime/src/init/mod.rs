@@ -35,8 +35,9 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWPID
 /// Runs the init, join or monitor process instead of the program when this binary was
 /// re-executed as one (`argv[1]` is [`INIT_ARG`], [`join::JOIN_ARG`] or
 /// [`crate::monitor::MONITOR_ARG`]); returns otherwise. Call it first thing
-/// in `main` of every binary that starts containers, before any thread starts.
-pub fn dispatch() {
+/// in `main` of every binary that starts containers, before any thread starts. The monitor's
+/// runtime gets its network seam from `network_for`, as the caller's own runtime would.
+pub fn dispatch(network_for: crate::network::NetworkFor) {
     match std::env::args_os().nth(1) {
         Some(a) if a == INIT_ARG => {
             hide_from_container(c"forge-init");
@@ -46,7 +47,7 @@ pub fn dispatch() {
             hide_from_container(c"forge-exec");
             join::main()
         }
-        Some(a) if a == crate::monitor::MONITOR_ARG => crate::monitor::main(),
+        Some(a) if a == crate::monitor::MONITOR_ARG => crate::monitor::main(network_for),
         _ => {}
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use forge_netd::ports::PortMapping;
+use forge_runtime::network::PublishedPort;
 use forge_runtime::parse_signal;
 use forge_runtime::UsernsMode as Mode;
 use forge_runtime::{LimitArgs, LimitError, Limits};
@@ -48,7 +48,7 @@ const SERVICE_KEYS: &[&str] = &[
 pub(super) struct Placed {
     pub depends_on: Vec<(String, Spot)>,
     pub networks: Vec<(String, Spot)>,
-    pub ports: Vec<(PortMapping, Spot)>,
+    pub ports: Vec<(PublishedPort, Spot)>,
 }
 
 /// `dir` is the compose file's directory, for relative paths in the service.

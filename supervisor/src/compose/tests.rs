@@ -162,7 +162,7 @@ fn full_example() {
     assert_eq!(
         web.ports,
         vec![
-            "8080:80".parse::<PortMapping>().unwrap(),
+            "8080:80".parse::<PublishedPort>().unwrap(),
             "127.0.0.1:53:53/udp".parse().unwrap()
         ]
     );

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use forge_netd::Netd;
 use forge_runtime::Runtime;
 use tokio::sync::{mpsc, watch};
 
@@ -81,7 +82,7 @@ fn say(text: &str) {
 
 /// Brings the project up and supervises it until a signal (or `--abort-on-container-exit`);
 /// returns the exit code.
-pub async fn up(runtime: Runtime, compose: Compose, opts: Options) -> i32 {
+pub async fn up(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -> i32 {
     let order = match crate::order::start_order(&compose.services) {
         Ok(order) => order,
         Err(e) => {
@@ -89,7 +90,7 @@ pub async fn up(runtime: Runtime, compose: Compose, opts: Options) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = setup::prepare(&runtime, &compose, &opts.project).await {
+    if let Err(e) = setup::prepare(&runtime, &netd, &compose, &opts.project).await {
         tracing::error!("{e}");
         return 1;
     }
@@ -102,7 +103,7 @@ pub async fn up(runtime: Runtime, compose: Compose, opts: Options) -> i32 {
         stop::interrupts(),
     )
     .await;
-    setup::tear_down(&runtime, &compose, &opts.project).await;
+    setup::tear_down(&runtime, &netd, &compose, &opts.project).await;
     code
 }
 

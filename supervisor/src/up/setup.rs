@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use forge_image::host::ensure_default_image;
-use forge_netd::NetworkOptions;
+use forge_netd::{Netd, NetworkOptions};
 use forge_runtime::Runtime;
 
 use super::say;
@@ -22,10 +22,12 @@ pub fn network_name(project: &str, network: &str) -> String {
 /// project's networks.
 pub(super) async fn prepare(
     runtime: &Runtime,
+    netd: &Netd,
     compose: &Compose,
     project: &str,
 ) -> Result<(), String> {
     let runtime = runtime.clone();
+    let netd = netd.clone();
     let networks = project_networks(compose);
     let services: Vec<String> = compose.services.keys().cloned().collect();
     let project = project.to_string();
@@ -47,7 +49,6 @@ pub(super) async fn prepare(
                     .map_err(|e| format!("removing {name}: {e}"))?;
             }
         }
-        let netd = runtime.netd();
         for (short, def) in &networks {
             let name = network_name(&project, short);
             if netd.inspect(&name).is_ok() {
@@ -78,8 +79,9 @@ fn project_networks(compose: &Compose) -> BTreeMap<String, NetworkDef> {
 }
 
 /// Removes every container and network of the project.
-pub(super) async fn tear_down(runtime: &Runtime, compose: &Compose, project: &str) {
+pub(super) async fn tear_down(runtime: &Runtime, netd: &Netd, compose: &Compose, project: &str) {
     let runtime = runtime.clone();
+    let netd = netd.clone();
     let services: Vec<String> = compose.services.keys().cloned().collect();
     let networks: Vec<String> = project_networks(compose).into_keys().collect();
     let project = project.to_string();
@@ -94,7 +96,7 @@ pub(super) async fn tear_down(runtime: &Runtime, compose: &Compose, project: &st
         }
         for short in &networks {
             let name = network_name(&project, short);
-            if let Err(e) = runtime.netd().remove_network(&name) {
+            if let Err(e) = netd.remove_network(&name) {
                 tracing::warn!("removing network {name}: {e}");
             }
         }
