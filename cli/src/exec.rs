@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use forge_runtime::channel::EXIT_FORGE_ERROR;
+use forge_runtime::EXIT_FORGE_ERROR;
 use forge_runtime::{Container, ExitInfo, Runtime};
 
 use crate::report;
@@ -57,7 +57,7 @@ fn with_tty(runtime: &Runtime, c: &Container, args: &ExecArgs) -> Result<i32, St
         .exec_tty(c, &args.command, &args.env)
         .map_err(|e| e.to_string())?;
     if let Some(master) = &joined.pty {
-        if let Err(e) = forge_runtime::tty::proxy(master, args.interactive) {
+        if let Err(e) = forge_runtime::proxy_tty(master, args.interactive) {
             tracing::warn!("terminal: {e}");
         }
     }

@@ -284,7 +284,7 @@ pub fn list(runtime: &Runtime, digests: bool) -> i32 {
             return EXIT_FAILED;
         }
     };
-    let now = forge_runtime::status::now_secs();
+    let now = forge_runtime::now_secs();
     if digests {
         println!("{:<40}  {:<20}  {:<16}  SIZE", "NAME", "DIGEST", "CREATED");
     } else {

@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use forge_image::host::build_host_image;
-use forge_runtime::signal::parse_signal;
-use forge_runtime::status::now_secs;
+use forge_runtime::now_secs;
+use forge_runtime::parse_signal;
 use forge_runtime::{Container, Runtime, Status};
 
 use crate::format;

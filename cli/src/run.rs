@@ -4,13 +4,13 @@
 use std::process::Stdio;
 
 use forge_image::{host::ensure_default_image, DEFAULT_IMAGE};
-use forge_runtime::channel::EXIT_FORGE_ERROR;
-use forge_runtime::container::NetSpec;
-use forge_runtime::container::OOM_REASON;
-use forge_runtime::launch::LaunchIo;
-use forge_runtime::limits::{LimitArgs, Limits};
 use forge_runtime::network::PortError;
+use forge_runtime::LaunchIo;
+use forge_runtime::NetSpec;
+use forge_runtime::EXIT_FORGE_ERROR;
+use forge_runtime::OOM_REASON;
 use forge_runtime::{Container, CreateOptions, Runtime};
+use forge_runtime::{LimitArgs, Limits};
 
 use crate::report;
 
@@ -146,20 +146,17 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     check_kernel()?;
     let net = parse_net(args)?;
     let mut privileges =
-        forge_runtime::caps::Privileges::resolve(&args.cap_add, &args.cap_drop, args.privileged)
+        forge_runtime::Privileges::resolve(&args.cap_add, &args.cap_drop, args.privileged)
             .map_err(|e| e.to_string())?;
-    forge_runtime::security_opt::parse_and_apply(&mut privileges, &args.security_opt)
+    forge_runtime::parse_security_opts(&mut privileges, &args.security_opt)
         .map_err(|e| e.to_string())?;
     let limits = parse_limits(args)?;
     let cgroup_manager = args.cgroup_manager.as_deref().map(str::parse).transpose()?;
     if cgroup_manager.is_some() {
         // Before any image is built or pulled: a manager the host cannot have changes nothing.
-        let root = std::path::Path::new(forge_runtime::cgroup::CGROUP_ROOT);
-        forge_runtime::cgroup::detect(root)
-            .and_then(|mode| forge_runtime::cgroup::Manager::choose(cgroup_manager, mode))
-            .map_err(|e| e.to_string())?;
+        forge_runtime::check_cgroup_manager(cgroup_manager).map_err(|e| e.to_string())?;
     }
-    let userns: forge_runtime::userns::Mode = args.userns.parse().map_err(|e| format!("{e}"))?;
+    let userns: forge_runtime::UsernsMode = args.userns.parse().map_err(|e| format!("{e}"))?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
         ensure_default_image(runtime.images(), DEFAULT_IMAGE).map_err(|e| e.to_string())?;
@@ -277,7 +274,7 @@ fn foreground(runtime: &Runtime, mut container: Container) -> i32 {
     tracing::debug!(pid = started.pid, "started");
     started.forward_signals();
     if let Some(master) = &started.pty {
-        if let Err(e) = forge_runtime::tty::proxy(master, container.config.interactive) {
+        if let Err(e) = forge_runtime::proxy_tty(master, container.config.interactive) {
             tracing::warn!("terminal: {e}");
         }
     }

@@ -30,8 +30,8 @@ fn network_for(roots: &Roots) -> Arc<dyn Network> {
     Arc::new(network::NetdNetwork::new(netd(roots)))
 }
 
-/// [`forge_runtime::init::dispatch`] for a host binary: a re-executed role (container init,
+/// [`forge_runtime::dispatch`] for a host binary: a re-executed role (container init,
 /// join, detached monitor) runs instead of the program, and the monitor's runtime uses netd.
 pub fn dispatch() {
-    forge_runtime::init::dispatch(network_for);
+    forge_runtime::dispatch(network_for);
 }

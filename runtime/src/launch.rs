@@ -62,7 +62,8 @@ pub struct Pending {
 /// A running container's PID 1, a child of the calling process.
 pub struct Started {
     pub pid: i32,
-    pub pidfd: OwnedFd,
+    /// Shared with the run's [`crate::Signaller`]s.
+    pub(crate) pidfd: std::sync::Arc<OwnedFd>,
     pub pty: Option<OwnedFd>,
     /// Set where the cgroup may be gone before the exit is recorded (the systemd manager).
     pub oom: Option<crate::cgroup::OomWatch>,
@@ -244,7 +245,7 @@ impl Pending {
         Ok(Started {
             oom: None,
             pid: self.pid,
-            pidfd,
+            pidfd: std::sync::Arc::new(pidfd),
             pty: self.pty.take(),
         })
     }
@@ -301,13 +302,13 @@ impl Started {
     }
 
     /// Marks `exit` as an OOM kill when the watch saw one.
-    fn note_oom(&self, exit: &mut ExitInfo) {
+    pub(crate) fn note_oom(&self, exit: &mut ExitInfo) {
         if self.oom.as_ref().is_some_and(|oom| oom.killed()) {
             exit.reason = crate::container::OOM_REASON.to_string();
         }
     }
 
-    fn reap(&self) -> ExitInfo {
+    pub(crate) fn reap(&self) -> ExitInfo {
         loop {
             match waitpid(Pid::from_raw(self.pid), None) {
                 Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {

@@ -3,32 +3,61 @@
 //! The library API ([`Runtime`]) creates, starts, waits for, signals, lists and removes containers;
 //! the `forge` CLI and the supervisor both sit on it. Networking is a seam its caller hands it
 //! ([`network::Network`]): the runtime does not know forge-netd. Container set-up runs in a
-//! freshly exec'ed, single-threaded copy of the calling binary ([`init::main`]), because a forked
+//! freshly exec'ed, single-threaded copy of the calling binary ([`dispatch`]), because a forked
 //! child of a multi-threaded process may do nothing but async-signal-safe work before `exec`.
+//!
+//! The API is what this file exports; the modules are the runtime's own.
 
-pub mod caps;
+mod caps;
+// Public only for the kernel tests in runtime/tests/ (cgroup trees, device filter, sealed
+// copies); not an API.
+#[doc(hidden)]
 pub mod cgroup;
-pub mod channel;
-pub mod container;
-pub mod init;
-pub mod launch;
-pub mod limits;
-pub mod monitor;
-pub mod names;
+mod channel;
+mod container;
+mod init;
+mod launch;
+mod limits;
+mod monitor;
+mod names;
+/// The network seam: what a caller implements to plug containers into networks.
 pub mod network;
-pub mod paths;
+mod paths;
+#[doc(hidden)]
 pub mod sealed_exe;
-pub mod seccomp;
-pub mod security_opt;
-pub mod signal;
-pub mod spec;
-pub mod status;
-pub mod sys;
-pub mod tmpfs;
-pub mod tty;
-pub mod user;
-pub mod userns;
+mod seccomp;
+mod security_opt;
+mod signal;
+mod spec;
+mod status;
+mod sys;
+mod tmpfs;
+mod tty;
+mod user;
+mod userns;
+mod wait_async;
 
-pub use container::{Container, CreateOptions, NetSpec, Runtime, RuntimeError};
+// The runtime, its containers, and how they end.
+pub use channel::EXIT_FORGE_ERROR;
+pub use container::{
+    Container, ContainerConfig, CreateOptions, NetSpec, Runtime, RuntimeError, OOM_REASON,
+};
+pub use launch::{Joined, LaunchError, LaunchIo, Started};
 pub use paths::Roots;
-pub use status::{process_alive, ExitInfo, State, Status};
+pub use signal::{parse_signal, BadSignal, Signaller};
+pub use status::{now_secs, process_alive, ExitInfo, State, Status};
+
+// What create options are made of, parsed from the user's words.
+pub use caps::{check_name as check_capability, Privileges, UnknownCapability};
+pub use cgroup::{check_manager as check_cgroup_manager, CgroupError, Manager as CgroupManager};
+pub use limits::{LimitArgs, LimitError, Limits};
+pub use security_opt::{
+    apply as apply_security_opts, parse_and_apply as parse_security_opts, SecurityOpt,
+    SecurityOptError,
+};
+pub use tmpfs::{parse as parse_tmpfs, TmpfsError};
+pub use userns::{Mode as UsernsMode, UsernsError};
+
+// The process roles (init, join, monitor) a Forge binary becomes, and the terminal.
+pub use init::dispatch;
+pub use tty::proxy as proxy_tty;

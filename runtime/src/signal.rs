@@ -6,6 +6,8 @@ use std::os::fd::AsRawFd;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use crate::cgroup::CgroupPaths;
+use crate::container::Container;
 use crate::launch::Started;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,38 @@ impl Started {
         ] {
             // SAFETY: the handler only reads an atomic and makes one syscall, both async-signal-safe.
             let _ = unsafe { sigaction(sig, &action) };
+        }
+    }
+}
+
+/// Signals one run of a container from anywhere, while another task waits for its exit: PID 1's
+/// pidfd, which names that process only (a recycled pid is never hit), and the container's
+/// cgroups for what PID 1 leaves behind.
+#[derive(Debug, Clone)]
+pub struct Signaller {
+    pidfd: std::sync::Arc<std::os::fd::OwnedFd>,
+    cgroup: CgroupPaths,
+}
+
+impl Signaller {
+    /// Sends `signal` to PID 1; an exited PID 1 is not an error worth reporting here.
+    pub fn signal(&self, signal: Signal) {
+        let _ = crate::sys::pidfd_send_signal(self.pidfd.as_raw_fd(), signal as i32);
+    }
+
+    /// SIGKILL to PID 1 and to every process left in the container's cgroups.
+    pub fn kill(&self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.cgroup.driver().kill_all();
+    }
+}
+
+impl Started {
+    /// A [`Signaller`] for this run of `c`.
+    pub fn signaller(&self, c: &Container) -> Signaller {
+        Signaller {
+            pidfd: std::sync::Arc::clone(&self.pidfd),
+            cgroup: c.config.cgroup.clone(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use forge_runtime::cgroup::testing::V1;
 use forge_runtime::cgroup::{detect, Cgroup, CgroupPaths, Manager, Mode, CGROUP_ROOT};
-use forge_runtime::limits::Limits;
+use forge_runtime::Limits;
 
 /// The freeze–kill–thaw path that pure v1 hosts use (hybrid hosts use `cgroup.kill`), on the
 /// real v1 hierarchies: every process of the cgroup dies, the cgroups are removed.

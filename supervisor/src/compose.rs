@@ -75,9 +75,9 @@ use std::time::Duration;
 
 use forge_netd::ipam::Subnet;
 use forge_netd::ports::PortMapping;
-use forge_runtime::caps::Privileges;
-use forge_runtime::limits::Limits;
 use forge_runtime::network::PublishedPort;
+use forge_runtime::Limits;
+use forge_runtime::Privileges;
 use nix::sys::signal::Signal;
 use toml_edit::ImDocument;
 
@@ -135,7 +135,7 @@ pub struct Service {
     pub read_only: bool,
     /// `PATH[:OPTIONS]`, as `forge run --tmpfs` takes them.
     pub tmpfs: Vec<String>,
-    pub userns: forge_runtime::userns::Mode,
+    pub userns: forge_runtime::UsernsMode,
 }
 
 /// When a dependency counts as ready for its dependents to start.

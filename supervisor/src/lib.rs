@@ -9,7 +9,7 @@
 //! - [`backoff`]: restart policy and the delay before each restart;
 //! - [`health`]: the health-check state machine.
 //!
-//! And the supervisor itself: [`run`] (one tokio task per service), [`launcher`] (the threads
+//! And the supervisor itself: [`up`] (one tokio task per service, behind [`up::engine::Engine`]), [`launcher`] (the threads
 //! that start containers), [`output`] (multiplexed logs), [`project`] (name, lock).
 
 pub mod backoff;
@@ -21,6 +21,6 @@ pub mod launcher;
 pub mod order;
 pub mod output;
 pub mod project;
-pub mod run;
+pub mod up;
 
 pub use project::{lock_project, project_name};

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use forge_runtime::cgroup::Manager;
+use forge_runtime::CgroupManager as Manager;
 use forge_supervisor::output::Style;
-use forge_supervisor::run::Options;
+use forge_supervisor::up::Options;
 
 #[derive(Parser)]
 #[command(name = "forge-supervise", version, about)]
@@ -92,9 +92,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let cgroup_mode =
-        forge_runtime::cgroup::detect(std::path::Path::new(forge_runtime::cgroup::CGROUP_ROOT));
-    if let Err(e) = cgroup_mode.and_then(|mode| Manager::choose(cli.cgroup_manager, mode)) {
+    if let Err(e) = forge_runtime::check_cgroup_manager(cli.cgroup_manager) {
         eprintln!("forge-supervise: {e}");
         return ExitCode::from(2);
     }
@@ -128,7 +126,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = tokio.block_on(forge_supervisor::run::up(runtime, netd, compose, opts));
+    let code = tokio.block_on(forge_supervisor::up::up(runtime, netd, compose, opts));
     drop(lock);
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -10,8 +10,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use forge_runtime::launch::LaunchIo;
 use forge_runtime::network::{AttachRequest, Attachment, Network, NetworkError, NoNetwork};
+use forge_runtime::LaunchIo;
 use forge_runtime::{CreateOptions, NetSpec, Roots, Runtime};
 
 fn is_zombie(pid: &str) -> bool {

@@ -155,6 +155,12 @@ pub(crate) fn keyed_value(path: &Path, key: &str) -> Option<u64> {
 }
 
 /// How the kernel mounts cgroups under `root` (normally `/sys/fs/cgroup`).
+/// The manager to use on this host: `asked`, or the host's default; refused when the host
+/// cannot have it (checked before anything is made).
+pub fn check_manager(asked: Option<Manager>) -> Result<Manager, CgroupError> {
+    Manager::choose(asked, detect(Path::new(CGROUP_ROOT))?)
+}
+
 pub fn detect(root: &Path) -> Result<Mode, CgroupError> {
     let fs_type = |path: &Path| {
         nix::sys::statfs::statfs(path)

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use forge_runtime::caps::{self, Privileges};
-use forge_runtime::security_opt::{self, SecurityOpt, SecurityOptError};
-use forge_runtime::userns::Mode;
+use forge_runtime::UsernsMode as Mode;
+use forge_runtime::{apply_security_opts, SecurityOpt, SecurityOptError};
+use forge_runtime::{check_capability, Privileges};
 
 use super::node::{Invalid, Node, Spot, Table};
 
@@ -54,7 +54,7 @@ fn capabilities(node: Option<Node>) -> Result<Vec<String>, Invalid> {
     )?;
     list.into_iter()
         .map(|(name, spot)| {
-            caps::check_name(&name).map_err(|err| spot.err(err))?;
+            check_capability(&name).map_err(|err| spot.err(err))?;
             Ok(name)
         })
         .collect()
@@ -79,7 +79,7 @@ fn security_opts(node: &Node, dir: &Path, privileges: &mut Privileges) -> Result
         }
         opts.push(opt.relative_to(dir));
     }
-    security_opt::apply(privileges, &opts).map_err(|err| {
+    apply_security_opts(privileges, &opts).map_err(|err| {
         seccomp_spot
             .unwrap_or_else(|| node.spot.clone())
             .err(in_compose_terms(&err))
@@ -108,7 +108,7 @@ fn tmpfs(node: &Node) -> Result<Vec<String>, Invalid> {
     };
     let mut paths: Vec<String> = Vec::new();
     for (spec, spot) in &list {
-        let (path, _) = forge_runtime::tmpfs::parse(spec)
+        let (path, _) = forge_runtime::parse_tmpfs(spec)
             .map_err(|err| spot.err(format!("invalid tmpfs {err}")))?;
         if paths.contains(&path) {
             return Err(spot.err(format!("tmpfs {path:?} is listed twice")));

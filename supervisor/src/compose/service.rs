@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use forge_runtime::limits::{LimitArgs, LimitError, Limits};
 use forge_runtime::network::PublishedPort;
-use forge_runtime::signal::parse_signal;
-use forge_runtime::userns::Mode;
+use forge_runtime::parse_signal;
+use forge_runtime::UsernsMode as Mode;
+use forge_runtime::{LimitArgs, LimitError, Limits};
 use nix::sys::signal::Signal;
 
 use super::node::{Invalid, Node, Spot};

@@ -1,5 +1,5 @@
 use super::*;
-use forge_runtime::userns::Mode;
+use forge_runtime::UsernsMode as Mode;
 
 fn ok(text: &str) -> Compose {
     parse(Path::new("compose.toml"), text).unwrap_or_else(|err| panic!("{err}"))

@@ -1,0 +1,62 @@
+//! The seam between the supervisor's core (service loops, health checks, stopping) and the
+//! containers it runs: [`Engine`]. The runtime implements it in production
+//! ([`super::runtime_engine::RuntimeEngine`]); unit tests drive the core with a scripted fake
+//! on tokio's paused clock.
+
+use std::future::Future;
+use std::time::Duration;
+
+use forge_runtime::ExitInfo;
+use nix::sys::signal::Signal;
+
+use crate::health::Health;
+
+/// Why a service's container did not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// It could not be created: retrying cannot help.
+    Create(String),
+    /// It exists but did not start: a restart may succeed.
+    Start(String),
+}
+
+/// One container per service, started, waited for and signalled by the service's name.
+pub trait Engine: Send + Sync + 'static {
+    /// Creates the service's container on its first start and starts it, recording `restarts`
+    /// for `forge ps`; returns PID 1's host pid.
+    fn start(
+        &self,
+        service: &str,
+        restarts: u32,
+    ) -> impl Future<Output = Result<i32, StartError>> + Send;
+
+    /// Waits for the running container to exit.
+    fn exited(&self, service: &str) -> impl Future<Output = ExitInfo> + Send;
+
+    /// Records the exit: releases the container's cgroups and network, drains its output, and
+    /// returns the exit as recorded (an OOM kill named as such).
+    fn record_exit(&self, service: &str, exit: ExitInfo) -> impl Future<Output = ExitInfo> + Send;
+
+    /// Whether the service's container is running now.
+    fn running(&self, service: &str) -> bool;
+
+    /// Sends `signal` to the running container's PID 1; nothing when none runs.
+    fn signal(&self, service: &str, signal: Signal);
+
+    /// SIGKILL to the running container's PID 1 and everything in its cgroups.
+    fn kill(&self, service: &str);
+
+    /// The signal the image asks to be stopped with, else SIGTERM.
+    fn image_stop_signal(&self, service: &str) -> Signal;
+
+    /// Runs the health test inside the running container: whether it succeeded within `timeout`.
+    fn probe(
+        &self,
+        service: &str,
+        test: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = bool> + Send;
+
+    /// Records the container's health for `forge ps`.
+    fn record_health(&self, service: &str, health: Health);
+}

@@ -1,0 +1,296 @@
+//! [`Engine`] over forge-runtime: containers created from the compose file, started on the
+//! launcher's threads with their output multiplexed to the terminal and their logs, awaited on
+//! tokio's reactor through their pidfds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use forge_runtime::{
+    Container, CreateOptions, ExitInfo, LaunchIo, NetSpec, Runtime, Signaller, Started,
+};
+use nix::sys::signal::Signal;
+use tokio::net::unix::pipe::Receiver;
+use tokio::task::JoinHandle;
+
+use super::engine::{Engine, StartError};
+use super::{container_name, network_name, Options};
+use crate::compose::{Compose, Service};
+use crate::health::Health;
+use crate::launcher::Launcher;
+use crate::output::{pump, Printer};
+
+pub(super) struct RuntimeEngine {
+    runtime: Runtime,
+    launcher: Launcher,
+    printer: Arc<Printer>,
+    services: HashMap<String, Slot>,
+}
+
+/// One service: its create options, its container, and its current run.
+struct Slot {
+    options: CreateOptions,
+    prefix: String,
+    container: Mutex<Option<Container>>,
+    run: Mutex<Option<Arc<Run>>>,
+}
+
+struct Run {
+    started: Started,
+    signaller: Signaller,
+    pumps: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl RuntimeEngine {
+    pub(super) fn new(
+        runtime: Runtime,
+        compose: &Compose,
+        order: &[String],
+        opts: &Options,
+    ) -> Self {
+        let names: Vec<&str> = order.iter().map(String::as_str).collect();
+        let printer = Printer::new(&names, opts.style);
+        let services = order
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                let slot = Slot {
+                    options: create_options(opts, name, &compose.services[name]),
+                    prefix: printer.prefix(name, index),
+                    container: Mutex::new(None),
+                    run: Mutex::new(None),
+                };
+                (name.clone(), slot)
+            })
+            .collect();
+        Self {
+            runtime,
+            launcher: Launcher::new(4),
+            printer: Arc::new(printer),
+            services,
+        }
+    }
+
+    fn run_of(&self, service: &str) -> Option<Arc<Run>> {
+        lock(&self.services[service].run).clone()
+    }
+
+    fn container_of(&self, service: &str) -> Option<Container> {
+        lock(&self.services[service].container).clone()
+    }
+
+    /// Creates the service's container unless it has one.
+    async fn container_for(&self, slot: &Slot) -> Result<Container, StartError> {
+        if let Some(c) = lock(&slot.container).take() {
+            return Ok(c);
+        }
+        let runtime = self.runtime.clone();
+        let opts = slot.options.clone();
+        tokio::task::spawn_blocking(move || runtime.create(&opts))
+            .await
+            .map_err(|e| StartError::Create(e.to_string()))?
+            .map_err(|e| StartError::Create(e.to_string()))
+    }
+
+    fn spawn_pumps(
+        &self,
+        c: &Container,
+        prefix: &str,
+        output: [Receiver; 2],
+    ) -> Vec<JoinHandle<()>> {
+        let log_path = self.runtime.log_path(c);
+        output
+            .into_iter()
+            .map(|reader| {
+                let printer = Arc::clone(&self.printer);
+                let prefix = prefix.to_string();
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log_path)
+                    .ok();
+                tokio::spawn(async move { pump(reader, &printer, &prefix, log).await })
+            })
+            .collect()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine for RuntimeEngine {
+    async fn start(&self, service: &str, restarts: u32) -> Result<i32, StartError> {
+        let slot = &self.services[service];
+        let mut c = self.container_for(slot).await?;
+        c.state.restarts = restarts;
+        let pipes = output_pipe().and_then(|out| Ok((out, output_pipe()?)));
+        let ((out_read, out_write), (err_read, err_write)) = match pipes {
+            Ok(pipes) => pipes,
+            Err(e) => {
+                *lock(&slot.container) = Some(c);
+                return Err(StartError::Start(format!("creating a pipe: {e}")));
+            }
+        };
+        let io = LaunchIo {
+            stdin: Stdio::null(),
+            stdout: out_write.into(),
+            stderr: err_write.into(),
+        };
+        let runtime = self.runtime.clone();
+        let (c, started) = self
+            .launcher
+            .run(move || {
+                let started = runtime.start(&mut c, io, true);
+                (c, started)
+            })
+            .await;
+        let started = match started {
+            Ok(started) => started,
+            Err(e) => {
+                *lock(&slot.container) = Some(c);
+                return Err(StartError::Start(e.to_string()));
+            }
+        };
+        let signaller = started.signaller(&c);
+        let pid = started.pid;
+        let pumps = self.spawn_pumps(&c, &slot.prefix, [out_read, err_read]);
+        *lock(&slot.container) = Some(c);
+        *lock(&slot.run) = Some(Arc::new(Run {
+            started,
+            signaller,
+            pumps: Mutex::new(pumps),
+        }));
+        Ok(pid)
+    }
+
+    async fn exited(&self, service: &str) -> ExitInfo {
+        match self.run_of(service) {
+            Some(run) => run.started.exited().await,
+            None => ExitInfo {
+                code: 255,
+                signal: None,
+                reason: "not running".into(),
+            },
+        }
+    }
+
+    async fn record_exit(&self, service: &str, exit: ExitInfo) -> ExitInfo {
+        let slot = &self.services[service];
+        let pumps = lock(&slot.run)
+            .take()
+            .map(|run| std::mem::take(&mut *lock(&run.pumps)))
+            .unwrap_or_default();
+        let Some(mut c) = lock(&slot.container).take() else {
+            return exit;
+        };
+        let runtime = self.runtime.clone();
+        let (c, exit) = tokio::task::spawn_blocking(move || {
+            let exit = runtime.record_exit(&mut c, exit);
+            (c, exit)
+        })
+        .await
+        .expect("recording an exit does not panic");
+        *lock(&slot.container) = Some(c);
+        for pump in pumps {
+            let _ = pump.await;
+        }
+        exit
+    }
+
+    fn running(&self, service: &str) -> bool {
+        self.run_of(service).is_some()
+    }
+
+    fn signal(&self, service: &str, signal: Signal) {
+        if let Some(run) = self.run_of(service) {
+            run.signaller.signal(signal);
+        }
+    }
+
+    fn kill(&self, service: &str) {
+        if let Some(run) = self.run_of(service) {
+            run.signaller.kill();
+        }
+    }
+
+    fn image_stop_signal(&self, service: &str) -> Signal {
+        self.container_of(service)
+            .and_then(|c| Signal::try_from(c.config.stop_signal?).ok())
+            .unwrap_or(Signal::SIGTERM)
+    }
+
+    async fn probe(&self, service: &str, test: &[String], timeout: Duration) -> bool {
+        let Some(c) = self.container_of(service) else {
+            return false;
+        };
+        let Ok(cmd) = self.runtime.exec_command(&c, test, &[]) else {
+            return false;
+        };
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        match cmd.spawn() {
+            Ok(mut child) => matches!(
+                tokio::time::timeout(timeout, child.wait()).await,
+                Ok(Ok(status)) if status.success()
+            ),
+            Err(_) => false,
+        }
+    }
+
+    fn record_health(&self, service: &str, health: Health) {
+        let mut container = lock(&self.services[service].container);
+        if let Some(c) = container.as_mut() {
+            c.state.health = Some(health.to_string());
+            let _ = self.runtime.save_state(c);
+        }
+    }
+}
+
+fn create_options(opts: &Options, name: &str, svc: &Service) -> CreateOptions {
+    let project = &opts.project;
+    CreateOptions {
+        name: Some(container_name(project, name)),
+        image: svc.image.clone(),
+        entrypoint: svc.entrypoint.clone(),
+        args: svc.command.clone().unwrap_or_default(),
+        env: svc.environment.clone(),
+        workdir: svc.working_dir.clone(),
+        hostname: Some(svc.hostname.clone().unwrap_or_else(|| name.to_string())),
+        limits: svc.limits.clone(),
+        user: svc.user.clone(),
+        init: svc.init,
+        privileges: svc.privileges.clone(),
+        read_only: svc.read_only,
+        tmpfs: svc.tmpfs.clone(),
+        userns: svc.userns,
+        net: NetSpec {
+            networks: svc
+                .networks
+                .iter()
+                .map(|n| network_name(project, n))
+                .collect(),
+            ip: None,
+            ports: svc.ports.clone(),
+            publish_all: false,
+            aliases: vec![name.to_string()],
+        },
+        cgroup_manager: opts.cgroup_manager,
+        labels: BTreeMap::from([
+            ("forge.project".to_string(), project.clone()),
+            ("forge.service".to_string(), name.to_string()),
+        ]),
+        ..CreateOptions::default()
+    }
+}
+
+/// A pipe whose write end the container gets; the read end as a tokio reader.
+fn output_pipe() -> std::io::Result<(Receiver, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((Receiver::from_owned_fd(read)?, write))
+}
