@@ -442,6 +442,8 @@ fi
 # ==================================================================================================
 [[ $EUID -eq 0 ]] || { echo "compose.sh: must run as root (sudo bench/compose.sh)" >&2; exit 1; }
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 # --- Tools ----------------------------------------------------------------------------------------
 for cmd in podman podman-compose iptables nft ip jq busybox nsenter; do
@@ -693,7 +695,7 @@ $title
 
 Reproduce: \`sudo ${env_note}bench/compose.sh --write-doc\` — $REPS runs of each up/down per tool and N,
 alternating; $RESTARTS restarts in a row plus the first restart of $FIRST_RUNS fresh supervisors.
-Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)), kernel $(uname -r),
+$(machine_line)
 $cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"),
 $versions.
 
@@ -758,8 +760,6 @@ the \`aardvark-dns\` that serves the project network's names. forge-supervise/co
   \`up\` creates it as forge-supervise's does.
 - The machine is small and noisy: compare the ratios of one run, not medians across runs.
 EOF
-  # shellcheck source=bench/doc.sh
-  source "$REPO/bench/doc.sh"
   replace_doc_section "$doc" "$title" "$section" "$TMP"
   log "wrote $title to $doc"
 fi

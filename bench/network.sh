@@ -236,6 +236,8 @@ fi
 # ==================================================================================================
 [[ $EUID -eq 0 ]] || { echo "network.sh: must run as root (sudo bench/network.sh)" >&2; exit 1; }
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 # --- Tools ----------------------------------------------------------------------------------------
 for cmd in hyperfine podman iperf3 iptables nft ip jq busybox nsenter; do
@@ -414,7 +416,7 @@ $title
 Reproduce: \`sudo bench/network.sh --write-doc\` — hyperfine $(hyperfine --version | cut -d' ' -f2), \`-N\`,
 $WARMUP warm-up runs then $RUNS runs of each command, one after another in one hyperfine run; then
 $IPERF_REPS iperf3 tests of ${IPERF_TIME} s per path, alternating ($(iperf3 --version | head -1 | cut -d' ' -f1-2)).
-Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)), kernel $(uname -r),
+$(machine_line)
 $cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"),
 $versions.
 
@@ -450,8 +452,6 @@ forge/bare ratio, median of the $IPERF_REPS paired tests' ratios: **$paired_rati
   namespaces held by \`unshare --net\`, a bridge in one, veth pairs to the two others, no firewall
   rules, the same MTU (1500), iperf3 run with \`nsenter -n\`.
 EOF
-  # shellcheck source=bench/doc.sh
-  source "$REPO/bench/doc.sh"
   replace_doc_section "$doc" "$title" "$section" "$TMP"
   log "wrote $title to $doc"
 fi

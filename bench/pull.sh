@@ -215,6 +215,8 @@ fi
 # ==================================================================================================
 [[ $EUID -eq 0 ]] || { echo "pull.sh: must run as root (sudo bench/pull.sh)" >&2; exit 1; }
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 for cmd in hyperfine docker-registry skopeo umoci busybox jq curl; do
   if ! command -v "$cmd" >/dev/null; then
@@ -340,7 +342,7 @@ $title
 Reproduce: \`sudo bench/pull.sh $args\` — hyperfine $(hyperfine --version | cut -d' ' -f2),
 $WARMUP warm-up run(s) then $RUNS runs of each command, one after another in one hyperfine run,
 each run from empty stores (\`--prepare\`); stores on $stores_fs.
-Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)), kernel $(uname -r),
+$(machine_line)
 $cgroups; $(date -u +%Y-%m-%d); forge $FORGE_REV,
 $(skopeo --version), umoci $(umoci --version | awk '{ print $3 }'), docker-registry $(docker-registry --version | awk '{ print $3 }').
 
@@ -380,8 +382,6 @@ these runs forge had every layer after ≈ $downloaded_ms ms of its $sanity_pull
   with what else the machine was doing. hyperfine starts every command through \`sh -c\` and
   subtracts the shell's start-up.
 EOF
-  # shellcheck source=bench/doc.sh
-  source "$REPO/bench/doc.sh"
   replace_doc_section "$doc" "$title" "$section" "$TMP"
   log "wrote $title to $doc"
 fi

@@ -21,6 +21,8 @@ for arg in "$@"; do
 done
 [[ $EUID -eq 0 ]] || { echo "startup.sh: must run as root (sudo bench/startup.sh)" >&2; exit 1; }
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 log() { echo "startup.sh: $*" >&2; }
 
 # --- Tools ----------------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ $title
 
 Reproduce: \`sudo bench/startup.sh $args\` — hyperfine $(hyperfine --version | cut -d' ' -f2), \`-N\`,
 $WARMUP warm-up runs then $RUNS runs of each command, one after another in one hyperfine run.
-Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)), kernel $(uname -r),
+$(machine_line)
 $cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"), $runc_version.
 
 $table
@@ -148,8 +150,6 @@ forge/runc median ratio: **$ratio** (target in issue 2: at most 0.5).
   hierarchy, Forge cpu, cpuacct, memory, pids, freezer and the unified one); \`--limits\` adds writes.
 - \`unshare\` of the same namespaces, with no root filesystem, mounts or cgroup, is the floor.
 EOF
-  # shellcheck source=bench/doc.sh
-  source "$REPO/bench/doc.sh"
   replace_doc_section "$doc" "$title" "$section" "$TMP"
   log "wrote $title to $doc"
 fi

@@ -36,11 +36,7 @@ fn container_of_a_sigkilled_forge_is_listed_as_exited() {
     eventually(Duration::from_secs(5), "the container to die", || {
         (!process_alive(pid)).then_some(())
     });
-    let ps = forge.ok(&["ps", "-a"]).stdout;
-    let line = ps
-        .lines()
-        .find(|l| l.split_whitespace().last() == Some("orphan"))
-        .unwrap_or_else(|| panic!("orphan not in ps -a:\n{ps}"));
+    let line = forge.ps_line(&["-a"], "orphan");
     assert!(
         line.contains("Exited") && !line.contains(" Up "),
         "the killed container is not shown exited: {line}"

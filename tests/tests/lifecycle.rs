@@ -57,11 +57,7 @@ fn ps_lists_a_running_container_with_its_pid_command_and_age() {
     let forge = Forge::new();
     detached(&forge, "x", "sleep 100");
     let pid = forge.running_pid("x");
-    let out = forge.ok(&["ps"]).stdout;
-    let line = out
-        .lines()
-        .find(|l| l.split_whitespace().last() == Some("x"))
-        .unwrap_or_else(|| panic!("x not in ps:\n{out}"));
+    let line = forge.ps_line(&[], "x");
     assert!(line.contains(" Up "), "x is not shown running: {line}");
     assert!(
         line.split_whitespace().any(|w| w == pid.to_string()),

@@ -998,11 +998,9 @@ fn refused(flags: &[&str], mentions: &[&str]) -> Out {
     args.extend_from_slice(&["host", "true"]);
     let out = forge.run(&args);
     assert_eq!(out.code, 125, "forge {args:?}: {out}");
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "not exactly one error line: {out}");
-    assert!(lines[0].starts_with("forge: "), "not Forge's error: {out}");
+    let line = out.forge_error_line();
     for text in mentions {
-        assert!(lines[0].contains(text), "the error lacks {text:?}: {out}");
+        assert!(line.contains(text), "the error lacks {text:?}: {out}");
     }
     assert_eq!(out.stdout, "", "{out}");
     forge.assert_no_containers();

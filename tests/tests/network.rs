@@ -397,12 +397,7 @@ fn refused(forge: &Forge, args: &[&str], culprit: &str) {
     let net_before = forge.network_leftovers();
     let out = forge.run(args);
     assert_ne!(out.code, 0, "forge {args:?} succeeded: {out}");
-    let lines = out.stderr_lines();
-    assert_eq!(lines.len(), 1, "not one error line: {out}");
-    assert!(
-        lines[0].starts_with("forge: ") && lines[0].contains(culprit),
-        "{out}"
-    );
+    assert!(out.forge_error_line().contains(culprit), "{out}");
     if args[0] == "run" {
         assert_eq!(out.code, 125, "{out}");
         assert_eq!(

@@ -10,368 +10,19 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 
-use common::oci::{build_images, sh, sha256_hex, tools_dir};
-use common::{Forge, Netns, Out};
-
-/// How long image-building and pushing tools may take.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn base64(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(TABLE[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// The OCI architecture name of the machine the tests run on (busybox-static is built for it).
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-/// A port on 127.0.0.1 that nothing listens on inside `netns` (the namespace is the test's own,
-/// so nothing else takes it afterwards).
-fn free_port(netns: &Netns) -> u16 {
-    netns.within(|| {
-        TcpListener::bind("127.0.0.1:0")
-            .expect("binding a port in the test's namespace")
-            .local_addr()
-            .unwrap()
-            .port()
-    })
-}
-
-/// One HTTP/1.0 GET to 127.0.0.1:`port` from inside `netns`: status, headers (lowercase names)
-/// and body, or `None` when nothing answers.
-fn http_get(
-    netns: &Netns,
-    port: u16,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Option<(u16, BTreeMap<String, String>, Vec<u8>)> {
-    netns.within(|| {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n");
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).ok()?;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.lines();
-        let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Some((status, headers, raw[split + 4..].to_vec()))
-    })
-}
-
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
-    application/vnd.oci.image.manifest.v1+json, \
-    application/vnd.docker.distribution.manifest.list.v2+json, \
-    application/vnd.docker.distribution.manifest.v2+json";
-
-/// Debian's `docker-registry` serving HTTP on 127.0.0.1 inside the test's network namespace,
-/// storing in a temporary directory; killed (and the directory removed) on drop.
-struct Registry<'a> {
-    netns: &'a Netns,
-    child: Child,
-    /// 127.0.0.1, or the address its TLS certificate names.
-    ip: String,
-    port: u16,
-    /// `user:pass` when the registry wants basic authentication.
-    creds: Option<String>,
-    dir: tempfile::TempDir,
-}
-
-impl<'a> Registry<'a> {
-    /// Starts a registry, with htpasswd basic auth for `creds` (`(user, password)`) if given.
-    fn start(netns: &'a Netns, creds: Option<(&str, &str)>) -> Self {
-        Self::start_on(netns, "127.0.0.1", creds, None)
-    }
-
-    /// Starts a registry serving HTTPS on `ip` with `tls`'s server.crt and server.key.
-    fn start_tls(netns: &'a Netns, ip: &str, tls: &Path) -> Self {
-        Self::start_on(netns, ip, None, Some(tls))
-    }
-
-    fn start_on(
-        netns: &'a Netns,
-        ip: &str,
-        creds: Option<(&str, &str)>,
-        tls: Option<&Path>,
-    ) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("forge-e2e-registry-")
-            .tempdir()
-            .unwrap();
-        let port = free_port(netns);
-        let mut config = format!(
-            "version: 0.1\n\
-             log:\n  level: warn\n\
-             storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-             http:\n  addr: {ip}:{port}\n  secret: forge-e2e\n",
-            storage = dir.path().join("storage").display()
-        );
-        if let Some(tls) = tls {
-            config.push_str(&format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
-                tls.join("server.crt").display(),
-                tls.join("server.key").display()
-            ));
-        }
-        if let Some((user, password)) = creds {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", user, password])
-                .output()
-                .expect("htpasswd (apache2-utils) is installed");
-            assert!(out.status.success(), "htpasswd -Bbn failed");
-            std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: forge-e2e\n    path: {}\n",
-                dir.path().join("htpasswd").display()
-            ));
-        }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).unwrap();
-        // The access log goes to stdout, errors to stderr: both to one file the test can read.
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let mut cmd = Command::new("docker-registry");
-        cmd.arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        netns.enter(&mut cmd);
-        let child = cmd
-            .spawn()
-            .expect("docker-registry (Debian's docker-registry package) is installed");
-        let mut registry = Self {
-            netns,
-            child,
-            ip: ip.to_string(),
-            port,
-            creds: creds.map(|(u, p)| format!("{u}:{p}")),
-            dir,
-        };
-        common::eventually(Duration::from_secs(20), "the registry to answer", || {
-            if let Ok(Some(status)) = registry.child.try_wait() {
-                panic!(
-                    "docker-registry exited ({status}) before answering:\n{}",
-                    registry.log()
-                );
-            }
-            if tls.is_some() {
-                return netns.within(|| TcpStream::connect((ip, port)).ok().map(drop));
-            }
-            http_get(netns, port, "/v2/", &[])
-                .filter(|(status, _, _)| [200, 401].contains(status))
-                .map(drop)
-        });
-        registry
-    }
-
-    /// `IP:PORT`
-    fn host(&self) -> String {
-        format!("{}:{}", self.ip, self.port)
-    }
-
-    /// `IP:PORT/REPO_TAG`
-    fn reference(&self, repo_tag: &str) -> String {
-        format!("{}/{repo_tag}", self.host())
-    }
-
-    /// What the registry logged so far (access log lines included).
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// How many requests the access log shows whose request line contains `needle`
-    /// (e.g. `/v2/app/blobs/`).
-    fn requests(&self, needle: &str) -> usize {
-        self.log()
-            .lines()
-            .filter(|l| l.contains(" HTTP/1.1\" ") && l.contains(needle))
-            .count()
-    }
-
-    /// `skopeo copy [--all] oci:LAYOUT:TAG docker://IP:PORT/DEST`, inside the namespace.
-    fn push(&self, layout: &Path, tag: &str, dest: &str, all: bool) {
-        let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "-q", "--dest-tls-verify=false"]);
-        if all {
-            cmd.arg("--all");
-        }
-        if let Some(creds) = &self.creds {
-            cmd.args(["--dest-creds", creds]);
-        }
-        cmd.arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{}", self.reference(dest)))
-            .stdin(Stdio::null());
-        self.netns.enter(&mut cmd);
-        let out = common::output(&mut cmd, TOOL_TIMEOUT);
-        assert_eq!(out.code, 0, "skopeo push failed: {out}\n{}", self.log());
-    }
-
-    /// The digest the registry gives the manifest (or index) at `repo`:`tag`.
-    fn manifest_digest(&self, repo: &str, tag: &str) -> String {
-        let auth = self
-            .creds
-            .as_ref()
-            .map(|c| format!("Basic {}", base64(c.as_bytes())));
-        let mut headers = vec![("Accept", MANIFEST_TYPES)];
-        if let Some(auth) = &auth {
-            headers.push(("Authorization", auth));
-        }
-        let (status, headers, _) = http_get(
-            self.netns,
-            self.port,
-            &format!("/v2/{repo}/manifests/{tag}"),
-            &headers,
-        )
-        .expect("the registry answers");
-        assert_eq!(status, 200, "manifest {repo}:{tag}: {}", self.log());
-        headers["docker-content-digest"].clone()
-    }
-}
-
-impl Drop for Registry<'_> {
-    fn drop(&mut self) {
-        let pid = self.child.id();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if !std::thread::panicking() {
-            assert!(
-                !common::process_alive(i64::from(pid)),
-                "the registry (pid {pid}) outlived its test"
-            );
-        }
-    }
-}
-
-/// The OCI layout's descriptor for `tag` (from its index.json).
-fn layout_descriptor(layout: &Path, tag: &str) -> serde_json::Value {
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no tag {tag} in {index}"))
-        .clone()
-}
-
-fn blob_file(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.strip_prefix("sha256:").expect("a sha256 digest"))
-}
-
-fn read_blob(layout: &Path, digest: &str) -> Vec<u8> {
-    std::fs::read(blob_file(layout, digest)).unwrap()
-}
-
-/// Stores `data` as a blob of the layout; returns its descriptor (`mediaType`, `digest`, `size`).
-fn write_blob(layout: &Path, media_type: &str, data: &[u8]) -> serde_json::Value {
-    let digest = format!("sha256:{}", sha256_hex(data));
-    std::fs::write(blob_file(layout, &digest), data).unwrap();
-    serde_json::json!({"mediaType": media_type, "digest": digest, "size": data.len()})
-}
-
-/// The manifest of `tag` in the layout, parsed.
-fn layout_manifest(layout: &Path, tag: &str) -> serde_json::Value {
-    let desc = layout_descriptor(layout, tag);
-    serde_json::from_slice(&read_blob(layout, desc["digest"].as_str().unwrap())).unwrap()
-}
-
-/// Every entry of the store's image, blob and layer directories (as `DIR/NAME`).
-fn store_entries(forge: &Forge) -> BTreeSet<String> {
-    let mut all = BTreeSet::new();
-    for dir in ["images", "blobs/sha256", "layers/sha256"] {
-        for name in forge.entries(dir) {
-            all.insert(format!("{dir}/{name}"));
-        }
-    }
-    all
-}
-
-/// Fails unless no temporary entry (`.tmp-*` or any dot file) is left in the store.
-fn assert_no_temporaries(forge: &Forge) {
-    let temps: Vec<String> = store_entries(forge)
-        .into_iter()
-        .filter(|e| e.rsplit('/').next().is_some_and(|n| n.starts_with('.')))
-        .collect();
-    assert!(
-        temps.is_empty(),
-        "temporary files left in the store: {temps:?}"
-    );
-}
-
-/// Fails unless `out` failed with exactly one line on stderr containing every one of `needles`
-/// (case-insensitively).
-fn assert_one_line_error(out: &Out, needles: &[&str]) {
-    assert_ne!(out.code, 0, "{out}");
-    assert_eq!(out.stderr_lines().len(), 1, "one error line: {out}");
-    let line = out.stderr.to_lowercase();
-    for needle in needles {
-        assert!(
-            line.contains(&needle.to_lowercase()),
-            "the error should mention {needle:?}: {out}"
-        );
-    }
-}
-
-/// The `forge images --digests` line of image `name`.
-fn images_line(forge: &Forge, name: &str) -> Option<String> {
-    forge
-        .ok(&["images", "--digests"])
-        .stdout
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .map(str::to_string)
-}
-
-/// `forge ARGS...` with `DOCKER_CONFIG=docker_config` (forge reads credentials from there).
-fn forge_with_config(forge: &Forge, docker_config: &Path, args: &[&str]) -> Out {
-    let mut cmd = forge.command(args);
-    cmd.env("DOCKER_CONFIG", docker_config);
-    let out = common::output(&mut cmd, common::COMMAND_TIMEOUT);
-    forge.note_ids(forge.container_ids());
-    out
-}
+use common::fake_registry::{Fake, FakeRegistry};
+use common::oci::{
+    assert_no_temporaries, build_images, host_arch, layout_descriptor, layout_manifest, read_blob,
+    sh, store_entries, tools_dir, write_blob,
+};
+use common::registry::{
+    docker_config, forge_with_config, http_get, Registry, MANIFEST_TYPES, TOOL_TIMEOUT,
+};
+use common::{assert_one_line_error, Forge, Out};
 
 /// The script and expected output that check v2's files: /dir replaced (opaque: only y), /a.txt
 /// deleted (whiteout), /keep from the lower layer, no whiteout file visible, the config applied.
@@ -407,7 +58,8 @@ fn a_multi_layer_image_pulls_runs_with_its_whiteouts_and_a_second_pull_is_up_to_
     assert_v2_files(&run);
 
     // The image is listed under its reference with the registry's manifest digest.
-    let line = images_line(&forge, &reference)
+    let line = forge
+        .images_line(&reference)
         .unwrap_or_else(|| panic!("{reference} not in `forge images`"));
     assert!(line.contains(&digest[..19]), "{line} (digest {digest})");
     let inspect = forge.ok(&["image", "inspect", &reference]);
@@ -472,7 +124,7 @@ fn run_pulls_a_missing_image_and_obeys_pull_never_and_always() {
     // Missing (the default): pulled first; the container's output alone is on stdout.
     let first = forge.ok(&["run", "--rm", "--net", "none", &v1]);
     assert_eq!(first.stdout, "default-cmd\n", "entrypoint + cmd: {first}");
-    assert!(images_line(&forge, &v1).is_some(), "{v1} was not kept");
+    assert!(forge.images_line(&v1).is_some(), "{v1} was not kept");
 
     // Never, with the image absent: exit 125 naming the reference; the registry is not asked.
     let manifests = registry.requests("/v2/app/manifests/");
@@ -601,7 +253,7 @@ fn a_multi_platform_index_gives_the_hosts_image_or_the_one_asked_for() {
 
     // No --platform: the host's entry (listed second).
     forge.ok(&["pull", &reference]);
-    let line = images_line(&forge, &reference).expect("pulled image listed");
+    let line = forge.images_line(&reference).expect("pulled image listed");
     assert!(
         line.contains(&host_digest[..19]),
         "{line} (host's {host_digest})"
@@ -612,7 +264,7 @@ fn a_multi_platform_index_gives_the_hosts_image_or_the_one_asked_for() {
     // --platform picks the other entry.
     let platform = format!("linux/{other_arch}");
     forge.ok(&["pull", "--platform", &platform, &reference]);
-    let line = images_line(&forge, &reference).expect("pulled image listed");
+    let line = forge.images_line(&reference).expect("pulled image listed");
     assert!(
         line.contains(&other_digest[..19]),
         "{line} (other {other_digest})"
@@ -624,15 +276,6 @@ fn a_multi_platform_index_gives_the_hosts_image_or_the_one_asked_for() {
     assert_one_line_error(&missing, &[&reference, "linux/s390x"]);
     assert_eq!(store_entries(&forge), before);
     assert_no_temporaries(&forge);
-}
-
-/// A directory holding a Docker-format config.json with `auths` for `host`.
-fn docker_config(parent: &Path, name: &str, host: &str, user_pass: &str) -> PathBuf {
-    let dir = parent.join(name);
-    std::fs::create_dir(&dir).unwrap();
-    let config = serde_json::json!({"auths": {host: {"auth": base64(user_pass.as_bytes())}}});
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
-    dir
 }
 
 #[test]
@@ -712,7 +355,7 @@ fn bad_references_unknown_tags_and_unreachable_registries_fail_cleanly() {
     assert_one_line_error(&no_repo, &[&unknown_repo]);
     unchanged("an unknown repository");
 
-    let closed = format!("127.0.0.1:{}", free_port(&forge.netns));
+    let closed = format!("127.0.0.1:{}", forge.netns.free_port());
     let unreachable = forge.run(&["pull", &format!("{closed}/app:v1")]);
     assert_one_line_error(&unreachable, &[&closed]);
     unchanged("an unreachable registry");
@@ -729,245 +372,6 @@ fn bad_references_unknown_tags_and_unreachable_registries_fail_cleanly() {
     assert!(last.contains(&nope), "the error should name {nope}: {run}");
     unchanged("a run of an unknown tag");
     forge.assert_no_containers();
-}
-
-/// A tiny registry that serves one image (manifest by tag and digest, blobs, honouring
-/// `Range: bytes=N-`), optionally behind Bearer-token authentication, and that spoils one blob
-/// while `corrupt` is set: flips a byte in its middle, or cuts the connection there. Lives in
-/// the test's namespace; stopped on drop.
-struct FakeRegistry {
-    port: u16,
-    corrupt: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    /// Request lines served, each followed by ` auth=` and ` range=` and those headers.
-    requests: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// path → (content type, body)
-type Routes = BTreeMap<String, (String, Vec<u8>)>;
-
-/// How the fake registry behaves.
-#[derive(Default)]
-struct Fake<'a> {
-    /// The blob to corrupt (while `FakeRegistry::corrupt` is set, initially true).
-    bad_digest: Option<&'a str>,
-    /// Demand `Authorization: Bearer TOKEN`, handed out by `GET /token` (the challenge's realm).
-    token: Option<&'a str>,
-    /// Spoil the bad blob by closing the connection halfway instead of flipping a byte.
-    cut: bool,
-}
-
-impl FakeRegistry {
-    /// Serves `repo`:`tag` of `layout`.
-    fn start(netns: &Netns, layout: &Path, repo: &str, tag: &str, fake: Fake) -> Self {
-        let desc = layout_descriptor(layout, tag);
-        let manifest_digest = desc["digest"].as_str().unwrap();
-        let media_type = desc["mediaType"].as_str().unwrap().to_string();
-        let manifest_bytes = read_blob(layout, manifest_digest);
-        let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
-        let mut routes = Routes::new();
-        routes.insert("/v2/".into(), ("application/json".into(), b"{}".to_vec()));
-        for reference in [tag, manifest_digest] {
-            routes.insert(
-                format!("/v2/{repo}/manifests/{reference}"),
-                (media_type.clone(), manifest_bytes.clone()),
-            );
-        }
-        let layers = manifest["layers"].as_array().unwrap();
-        for blob in layers.iter().chain([&manifest["config"]]) {
-            let digest = blob["digest"].as_str().unwrap();
-            routes.insert(
-                format!("/v2/{repo}/blobs/{digest}"),
-                ("application/octet-stream".into(), read_blob(layout, digest)),
-            );
-        }
-        let bad_path = fake.bad_digest.map(|d| format!("/v2/{repo}/blobs/{d}"));
-        if let Some(bad) = &bad_path {
-            assert!(routes.contains_key(bad), "{bad} is not served");
-        }
-        let listener = netns.within(|| TcpListener::bind("127.0.0.1:0").unwrap());
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        if let Some(token) = fake.token {
-            let body = serde_json::json!({"token": token}).to_string().into_bytes();
-            routes.insert("/token".into(), ("application/json".into(), body));
-        }
-        let server = Server {
-            routes,
-            bad_path,
-            cut: fake.cut,
-            token: fake.token.map(str::to_string),
-            realm: format!("http://127.0.0.1:{port}/token"),
-        };
-        let corrupt = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let thread = {
-            let (corrupt, stop, requests) = (corrupt.clone(), stop.clone(), requests.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let flip = corrupt.load(Ordering::SeqCst);
-                            if let Some(line) = server.serve(stream, flip) {
-                                requests.lock().unwrap().push(line);
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                        Err(e) => panic!("accept: {e}"),
-                    }
-                }
-            })
-        };
-        Self {
-            port,
-            corrupt,
-            stop,
-            requests,
-            thread: Some(thread),
-        }
-    }
-
-    /// The requests served whose line contains `needle`.
-    fn served(&self, needle: &str) -> Vec<String> {
-        let requests = self.requests.lock().unwrap();
-        requests
-            .iter()
-            .filter(|r| r.contains(needle))
-            .cloned()
-            .collect()
-    }
-}
-
-struct Server {
-    routes: Routes,
-    bad_path: Option<String>,
-    cut: bool,
-    token: Option<String>,
-    realm: String,
-}
-
-fn response(status: &str, headers: &[(&str, &str)], body: &[u8], with_body: bool) -> Vec<u8> {
-    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    let mut out = head.into_bytes();
-    if with_body {
-        out.extend_from_slice(body);
-    }
-    out
-}
-
-impl Server {
-    /// Answers one request on `stream` (the connection is closed after it); returns its request
-    /// line and Authorization header.
-    fn serve(&self, stream: TcpStream, flip: bool) -> Option<String> {
-        stream.set_nonblocking(false).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        let mut reader = BufReader::new(stream);
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line).ok()?;
-        let (mut auth, mut range) = (String::new(), String::new());
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).ok()? == 0 || header.trim().is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "authorization" => auth = value.trim().to_string(),
-                    "range" => range = value.trim().to_string(),
-                    _ => {}
-                }
-            }
-        }
-        let mut parts = request_line.split_whitespace();
-        let (method, target) = (parts.next()?, parts.next()?);
-        let path = target.split('?').next()?;
-        let with_body = method != "HEAD";
-        let mut stream = reader.into_inner();
-        let authorized = match &self.token {
-            Some(token) => path == "/token" || auth == format!("Bearer {token}"),
-            None => true,
-        };
-        let out = match self.routes.get(path) {
-            _ if !authorized => {
-                let challenge = format!(
-                    r#"Bearer realm="{}",service="fake-registry",scope="repository:app:pull""#,
-                    self.realm
-                );
-                let body =
-                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
-                response(
-                    "401 Unauthorized",
-                    &[
-                        ("Content-Type", "application/json"),
-                        ("WWW-Authenticate", &challenge),
-                    ],
-                    body,
-                    with_body,
-                )
-            }
-            Some((content_type, body)) => {
-                let mut body = body.clone();
-                let middle = body.len() / 2;
-                let spoil = flip && self.bad_path.as_deref() == Some(path);
-                if spoil && !self.cut {
-                    body[middle] ^= 0xff;
-                }
-                let mut headers = vec![("Content-Type", content_type.as_str())];
-                let last = path.rsplit('/').next().unwrap_or_default();
-                if last.starts_with("sha256:") {
-                    headers.push(("Docker-Content-Digest", last));
-                }
-                let from = range
-                    .strip_prefix("bytes=")
-                    .and_then(|r| r.strip_suffix('-'))
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .filter(|n| *n < body.len());
-                let content_range;
-                let mut out = match from {
-                    Some(from) => {
-                        content_range = format!("bytes {from}-{}/{}", body.len() - 1, body.len());
-                        headers.push(("Content-Range", &content_range));
-                        response("206 Partial Content", &headers, &body[from..], with_body)
-                    }
-                    None => response("200 OK", &headers, &body, with_body),
-                };
-                if spoil && self.cut {
-                    // Everything up to the middle of the body, then the connection closes.
-                    out.truncate(out.len() - (body.len() - middle));
-                }
-                out
-            }
-            None => response(
-                "404 Not Found",
-                &[("Content-Type", "application/json")],
-                br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not found"}]}"#,
-                with_body,
-            ),
-        };
-        let _ = stream.write_all(&out);
-        let _ = stream.flush();
-        Some(format!("{} auth={auth} range={range}", request_line.trim()))
-    }
-}
-
-impl Drop for FakeRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let joined = thread.join();
-            if !std::thread::panicking() {
-                joined.expect("the fake registry's thread");
-            }
-        }
-    }
 }
 
 #[test]
@@ -1024,7 +428,7 @@ fn a_corrupted_blob_fails_the_pull_and_leaves_no_trace() {
         before,
         "a failed pull left something"
     );
-    assert!(images_line(&forge, &reference).is_none());
+    assert!(forge.images_line(&reference).is_none());
 
     // Served intact now: the next pull completes and the image runs.
     server.corrupt.store(false, Ordering::SeqCst);
@@ -1348,7 +752,7 @@ fn an_interrupted_pull_keeps_what_arrived_and_the_next_fetches_only_the_rest() {
         errors[0].contains(&reference) && errors[0].contains(&format!("kept {half} bytes")),
         "{cut}"
     );
-    assert!(images_line(&forge, &reference).is_none());
+    assert!(forge.images_line(&reference).is_none());
     // What arrived is kept aside, not as a blob.
     let partial = format!("blobs/sha256/.partial-{}", &digest[7..]);
     let kept = std::fs::metadata(forge.root().join(&partial)).expect("the partial download");

@@ -3,444 +3,21 @@
 //! malformed files, and `--abort-on-container-exit` / `--exit-code-from`.
 //!
 //! Each test writes its compose file into a temp dir and runs the supervisor in the background
-//! inside its Forge's private network namespace (see `common::Forge::supervise`), reading its
-//! stdout (service output, `name | line`) and stderr (its own events, `INFO name: started ...`)
-//! line by line as they come, each line stamped with the time it arrived.
+//! inside its Forge's private network namespace, reading its output line by line as it comes
+//! (see `common::supervisor`).
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{cgroups_named, process_alive, Forge, COMMAND_TIMEOUT};
+use common::supervisor::{
+    assert_torn_down, compose_file, daemon, parse_debug_duration, report_then_wait, restart_delay,
+    stop_cleanly, terminate, Supervisor, UP,
+};
+use common::{cgroups_named, mounts_naming, process_alive, workspace_file, Forge, COMMAND_TIMEOUT};
 use nix::sys::signal::Signal;
-
-/// How long a supervisor may take to bring something up or to stop, before the test fails.
-const UP: Duration = Duration::from_secs(20);
-
-// ---------------------------------------------------------------------------------------------
-// A supervisor running in the background, its output read line by line.
-
-/// The lines of one output stream as they arrive.
-#[derive(Default)]
-struct Stream {
-    lines: Mutex<Vec<(Instant, String)>>,
-    closed: AtomicBool,
-}
-
-impl Stream {
-    fn read(pipe: impl std::io::Read + Send + 'static) -> Arc<Self> {
-        let stream = Arc::new(Stream::default());
-        let writer = Arc::clone(&stream);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                writer
-                    .lines
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((Instant::now(), line));
-            }
-            writer.closed.store(true, Ordering::SeqCst);
-        });
-        stream
-    }
-
-    fn lines(&self) -> Vec<(Instant, String)> {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn text(&self) -> String {
-        self.lines()
-            .into_iter()
-            .map(|(_, l)| l + "\n")
-            .collect::<String>()
-    }
-}
-
-/// One of the supervisor's own log lines: `service: message`.
-#[derive(Debug, Clone)]
-struct Event {
-    /// Position among all stderr lines (for ordering).
-    index: usize,
-    at: Instant,
-    /// What follows `service: `.
-    message: String,
-}
-
-/// A line of a service's output: `service | text`.
-#[derive(Debug, Clone)]
-struct Line {
-    index: usize,
-    at: Instant,
-    text: String,
-}
-
-/// The message of a tracing line, without its level: ` INFO web: started` -> `web: started`.
-fn message(line: &str) -> &str {
-    let line = line.trim_start();
-    for level in ["INFO ", "WARN ", "ERROR ", "DEBUG ", "TRACE "] {
-        if let Some(rest) = line.strip_prefix(level) {
-            return rest.trim_start();
-        }
-    }
-    line
-}
-
-struct Supervisor {
-    child: Child,
-    what: String,
-    out: Arc<Stream>,
-    err: Arc<Stream>,
-    code: Option<i32>,
-}
-
-impl Supervisor {
-    /// `forge-supervise --root ROOT -p PROJECT EXTRA... FILE` in the test's network namespace.
-    fn start(forge: &Forge, project: &str, file: &Path, extra: &[&str]) -> Self {
-        Self::start_with_env(forge, project, file, extra, &[])
-    }
-
-    /// [`Supervisor::start`] with environment variables `env` set for the supervisor.
-    fn start_with_env(
-        forge: &Forge,
-        project: &str,
-        file: &Path,
-        extra: &[&str],
-        env: &[(&str, &Path)],
-    ) -> Self {
-        let file = file.to_str().expect("utf-8 path");
-        let mut args = vec!["-p", project];
-        args.extend_from_slice(extra);
-        args.push(file);
-        let mut cmd = forge.supervise(&args);
-        cmd.envs(env.iter().copied());
-        let what = format!("forge-supervise {}", args.join(" "));
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning forge-supervise");
-        let out = Stream::read(child.stdout.take().expect("piped"));
-        let err = Stream::read(child.stderr.take().expect("piped"));
-        Self {
-            child,
-            what,
-            out,
-            err,
-            code: None,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn signal(&self, sig: Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig)
-            .expect("signalling forge-supervise");
-    }
-
-    /// The exit code (128 + N for signal N) once it has exited.
-    fn exited(&mut self) -> Option<i32> {
-        if self.code.is_none() {
-            if let Some(status) = self.child.try_wait().expect("waiting for forge-supervise") {
-                self.code = Some(common::exit_code(status));
-            }
-        }
-        self.code
-    }
-
-    /// Everything it printed so far, for failure messages.
-    fn dump(&self) -> String {
-        format!(
-            "{} ({})\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what,
-            match self.code {
-                Some(code) => format!("exited {code}"),
-                None => "running".into(),
-            },
-            self.out.text(),
-            self.err.text()
-        )
-    }
-
-    /// The supervisor's events about `service`, in order.
-    fn events(&self, service: &str) -> Vec<Event> {
-        let prefix = format!("{service}: ");
-        self.err
-            .lines()
-            .into_iter()
-            .enumerate()
-            .filter_map(|(index, (at, line))| {
-                let message = message(&line).strip_prefix(&prefix)?.to_string();
-                Some(Event { index, at, message })
-            })
-            .collect()
-    }
-
-    /// Events of `service` whose message starts with `start`.
-    fn events_starting(&self, service: &str, start: &str) -> Vec<Event> {
-        self.events(service)
-            .into_iter()
-            .filter(|e| e.message.starts_with(start))
-            .collect()
-    }
-
-    /// `service`'s output lines, in order.
-    fn output(&self, service: &str) -> Vec<Line> {
-        self.out
-            .lines()
-            .into_iter()
-            .enumerate()
-            .filter_map(|(index, (at, line))| {
-                let (name, text) = line.split_once(" | ")?;
-                (name.trim() == service).then(|| Line {
-                    index,
-                    at,
-                    text: text.to_string(),
-                })
-            })
-            .collect()
-    }
-
-    /// Polls `check` until it gives `Some`; fails with the output so far after `timeout`, or
-    /// as soon as the supervisor has exited and said all it will say without `check` holding.
-    fn until<T>(
-        &mut self,
-        timeout: Duration,
-        what: &str,
-        mut check: impl FnMut(&Self) -> Option<T>,
-    ) -> T {
-        let timeout = common::scaled(timeout);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let ended = self.exited().is_some()
-                && self.out.closed.load(Ordering::SeqCst)
-                && self.err.closed.load(Ordering::SeqCst);
-            if let Some(value) = check(self) {
-                return value;
-            }
-            if ended {
-                panic!(
-                    "forge-supervise ended while waiting for {what}:\n{}",
-                    self.dump()
-                );
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}:\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for the `n`th (1-based) event of `service` starting with `start`.
-    fn wait_event(&mut self, service: &str, start: &str, n: usize) -> Event {
-        self.until(UP, &format!("event #{n} `{service}: {start}`"), |s| {
-            s.events_starting(service, start).into_iter().nth(n - 1)
-        })
-    }
-
-    /// Waits for an output line of `service` for which `pred` holds.
-    fn wait_output(&mut self, service: &str, what: &str, pred: impl Fn(&str) -> bool) -> Line {
-        self.until(UP, &format!("{service} to print {what}"), |s| {
-            s.output(service).into_iter().find(|l| pred(&l.text))
-        })
-    }
-
-    /// Host pid of the latest start of `service`, from its `started (pid N)` event.
-    fn started_pid(&self, service: &str) -> i64 {
-        let event = self
-            .events_starting(service, "started (pid ")
-            .pop()
-            .unwrap_or_else(|| panic!("{service} never started:\n{}", self.dump()));
-        event
-            .message
-            .trim_start_matches("started (pid ")
-            .trim_end_matches(')')
-            .parse()
-            .unwrap_or_else(|_| panic!("a pid in {:?}", event.message))
-    }
-
-    /// Waits for the supervisor to exit and for its output to end; its exit code.
-    fn finish(&mut self, timeout: Duration) -> i32 {
-        let timeout = common::scaled(timeout);
-        let deadline = Instant::now() + timeout;
-        let code = loop {
-            if let Some(code) = self.exited() {
-                break code;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "{} did not exit within {timeout:?}:\n{}",
-                    self.what,
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // A process that outlives the supervisor (a leaked container) would hold its pipes open.
-        let closed = Instant::now() + common::scaled(Duration::from_secs(5));
-        while !(self.out.closed.load(Ordering::SeqCst) && self.err.closed.load(Ordering::SeqCst)) {
-            if Instant::now() >= closed {
-                panic!(
-                    "forge-supervise exited but something still holds its output open:\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        code
-    }
-}
-
-impl Drop for Supervisor {
-    /// A test that failed half-way still stops its supervisor: SIGTERM, then SIGKILL.
-    fn drop(&mut self) {
-        if self.exited().is_some() {
-            return;
-        }
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.exited().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if self.exited().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Compose files and checks.
-
-/// A compose file written into a temp dir of its own.
-struct ComposeFile {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-fn compose_file(text: &str) -> ComposeFile {
-    let dir = tempfile::Builder::new()
-        .prefix("forge-compose-")
-        .tempdir()
-        .expect("compose tempdir");
-    let path = dir.path().join("compose.toml");
-    std::fs::write(&path, text).expect("writing compose.toml");
-    ComposeFile { _dir: dir, path }
-}
-
-fn workspace_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
-
-/// A `command` for a service that says `NAME up`, then waits; on SIGTERM it says
-/// `NAME stopping`, takes `stop_secs` to finish, says `NAME stopped` and exits 0.
-fn daemon(name: &str, stop_secs: &str) -> String {
-    format!(
-        r#"["sh", "-c", '''
-trap 'echo {name} stopping; sleep {stop_secs}; echo {name} stopped; exit 0' TERM
-echo {name} up
-while true; do sleep 1 & wait $!; done
-''']"#
-    )
-}
-
-/// The lines of `forge ps -a` below its header.
-fn ps_all(forge: &Forge) -> Vec<String> {
-    forge
-        .ok(&["ps", "-a"])
-        .stdout
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect()
-}
-
-/// The `forge ps -a` line of container `name`.
-fn ps_line(forge: &Forge, name: &str) -> String {
-    let all = ps_all(forge);
-    all.iter()
-        .find(|l| l.split_whitespace().last() == Some(name))
-        .cloned()
-        .unwrap_or_else(|| panic!("no {name} in forge ps -a:\n{}", all.join("\n")))
-}
-
-/// Fails unless everything the supervisor made is gone: containers, links, nftables rules,
-/// processes, mounts, cgroups and address leases.
-fn assert_torn_down(forge: &Forge) {
-    assert_eq!(
-        ps_all(forge),
-        Vec::<String>::new(),
-        "forge ps -a after the stop"
-    );
-    forge.assert_no_containers();
-    assert_eq!(
-        forge.netns.links(),
-        vec!["lo".to_string()],
-        "links left in the test's network namespace"
-    );
-    let ruleset = forge.netns.ok("nft", &["list", "ruleset"]);
-    assert!(
-        !ruleset.contains("forge"),
-        "nftables rules left behind:\n{ruleset}"
-    );
-    let left = forge.leftovers();
-    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
-}
-
-/// Sends SIGTERM and waits for the supervisor to exit; its exit code and how long it took.
-fn terminate(sup: &mut Supervisor) -> (i32, Duration) {
-    let t0 = Instant::now();
-    sup.signal(Signal::SIGTERM);
-    let code = sup.finish(UP);
-    let took = t0.elapsed();
-    eprintln!("{}: stopped in {took:?}, exit code {code}", sup.what);
-    (code, took)
-}
-
-/// SIGTERM: the supervisor must exit 0 and leave nothing of the project behind.
-fn stop_cleanly(forge: &Forge, sup: &mut Supervisor) {
-    let (code, _) = terminate(sup);
-    assert_eq!(code, 0, "{}", sup.dump());
-    assert_torn_down(forge);
-}
-
-/// `restarting in DELAY (...)` -> `DELAY`.
-fn restart_delay(message: &str) -> &str {
-    message
-        .strip_prefix("restarting in ")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("not a restart event: {message:?}"))
-}
-
-/// Parses Rust's `Debug` of a `Duration` as the supervisor prints it (`50ms`, `1.6s`).
-fn parse_debug_duration(text: &str) -> Duration {
-    let (number, unit) = text
-        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
-        .map(|i| text.split_at(i))
-        .unwrap_or_else(|| panic!("a duration: {text:?}"));
-    let number: f64 = number
-        .parse()
-        .unwrap_or_else(|_| panic!("a duration: {text:?}"));
-    let secs = match unit {
-        "s" => number,
-        "ms" => number / 1e3,
-        "µs" | "us" => number / 1e6,
-        "ns" => number / 1e9,
-        _ => panic!("a duration unit: {text:?}"),
-    };
-    Duration::from_secs_f64(secs)
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. The demo.
@@ -488,12 +65,12 @@ fn the_demo_comes_up_client_reaches_web_by_name_and_sigterm_cleans_up() {
         sup.dump()
     );
 
-    let web = ps_line(&forge, "demo-web");
+    let web = forge.ps_line(&["-a"], "demo-web");
     assert!(
         web.contains("Up ") && web.contains("(healthy)"),
         "forge ps: {web}"
     );
-    assert!(ps_line(&forge, "demo-client").contains("Up "));
+    assert!(forge.ps_line(&["-a"], "demo-client").contains("Up "));
     let web_pid = sup.started_pid("web");
     assert!(process_alive(web_pid));
 
@@ -587,7 +164,7 @@ fn the_demos_flaky_service_restarts_with_growing_delays_and_gives_up_after_five(
             .count(),
         6
     );
-    let flaky_ps = ps_line(&forge, "demo-flaky");
+    let flaky_ps = forge.ps_line(&["-a"], "demo-flaky");
     assert!(
         flaky_ps.contains("Exited (1)") && flaky_ps.contains("5 restarts"),
         "forge ps -a: {flaky_ps}"
@@ -694,7 +271,7 @@ command = {app}
         sup.dump()
     );
     sup.wait_output("app", "that it is up", |t| t == "app up");
-    assert!(ps_line(&forge, "healthy-web").contains("(healthy)"));
+    assert!(forge.ps_line(&["-a"], "healthy-web").contains("(healthy)"));
     stop_cleanly(&forge, &mut sup);
 }
 
@@ -801,13 +378,13 @@ command = {app}
         sup.dump()
     );
     assert!(sup.output("app").is_empty(), "{}", sup.dump());
-    let ps = ps_all(&forge);
+    let ps = forge.ps(&["-a"]);
     assert!(
         !ps.iter().any(|l| l.ends_with(" sick-app")),
         "forge ps -a:\n{}",
         ps.join("\n")
     );
-    assert!(ps_line(&forge, "sick-sick").contains("(unhealthy)"));
+    assert!(forge.ps_line(&["-a"], "sick-sick").contains("(unhealthy)"));
     sup.signal(Signal::SIGTERM);
     let code = sup.finish(UP);
     assert_torn_down(&forge);
@@ -1152,36 +729,6 @@ fn snapshot(forge: &Forge) -> Snapshot {
     }
 }
 
-/// Mounts in any mount namespace whose line names one of `ids`.
-fn mounts_naming(ids: &BTreeSet<String>) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for entry in std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok())
-    {
-        let pid = entry.file_name().to_string_lossy().to_string();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
-            continue;
-        };
-        if !seen.insert(ns) {
-            continue;
-        }
-        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
-            continue;
-        };
-        for line in info.lines() {
-            if ids.iter().any(|id| line.contains(id.as_str())) {
-                found.push(format!("pid {pid}: {line}"));
-            }
-        }
-    }
-    found
-}
-
 #[test]
 fn after_a_sigkill_the_next_start_cleans_up_what_the_killed_run_left() {
     let forge = Forge::new();
@@ -1306,8 +853,8 @@ command = {worker}
         "nftables rules of the second run differ from the first's"
     );
     // The second run works: web is published and the services run.
-    assert!(ps_line(&forge, "killed-web").contains("Up "));
-    assert!(ps_line(&forge, "killed-worker").contains("Up "));
+    assert!(forge.ps_line(&["-a"], "killed-web").contains("Up "));
+    assert!(forge.ps_line(&["-a"], "killed-worker").contains("Up "));
 
     let (code, _) = terminate(&mut second);
     assert_eq!(code, 0, "{}", second.dump());
@@ -1392,7 +939,7 @@ fn every_malformed_file_exits_2_with_one_located_error_and_starts_nothing() {
     assert_eq!(out.stderr_lines().len(), 1, "{out}");
     assert!(out.stderr.contains("nosuch"), "{out}");
 
-    assert_eq!(ps_all(&forge), Vec::<String>::new());
+    assert_eq!(forge.ps(&["-a"]), Vec::<String>::new());
     forge.assert_no_containers();
     assert_eq!(forge.netns.links(), vec!["lo".to_string()]);
     let ruleset = forge.netns.ok("nft", &["list", "ruleset"]);
@@ -1567,17 +1114,6 @@ stop_grace_period = "30s"
 
 // ---------------------------------------------------------------------------------------------
 // 7. Security keys.
-
-/// A `command` that runs `script`, then waits until SIGTERM and exits 0.
-fn report_then_wait(script: &str) -> String {
-    format!(
-        r#"["sh", "-c", '''
-trap 'exit 0' TERM
-{script}
-while true; do sleep 1 & wait $!; done
-''']"#
-    )
-}
 
 #[test]
 fn cap_add_cap_drop_read_only_tmpfs_and_security_opt_reach_the_container() {

@@ -8,7 +8,11 @@
 #![allow(dead_code)]
 
 pub mod cgroup;
+pub mod fake_registry;
 pub mod oci;
+pub mod pty;
+pub mod registry;
+pub mod supervisor;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -21,33 +25,33 @@ use std::time::{Duration, Instant};
 /// How long any single forge command may take before the test fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The forge binary under test: `$FORGE_BIN`, else the workspace's `target/debug/forge`.
-pub fn forge_bin() -> PathBuf {
-    let bin = std::env::var_os("FORGE_BIN")
+/// A file of the workspace, by its path relative to the workspace root.
+pub fn workspace_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// A binary under test: `$VAR`, else the workspace's `target/debug/NAME`.
+fn binary(var: &str, name: &str) -> PathBuf {
+    let bin = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/forge"));
+        .unwrap_or_else(|| workspace_file(&format!("target/debug/{name}")));
     assert!(
         bin.is_file(),
-        "forge binary not found at {} (run `cargo build` first or set FORGE_BIN)",
+        "{name} binary not found at {} (run `cargo build` first or set {var})",
         bin.display()
     );
     bin
 }
 
+/// The forge binary under test: `$FORGE_BIN`, else the workspace's `target/debug/forge`.
+pub fn forge_bin() -> PathBuf {
+    binary("FORGE_BIN", "forge")
+}
+
 /// The forge-supervise binary under test: `$FORGE_SUPERVISE_BIN`, else the workspace's
 /// `target/debug/forge-supervise`.
 pub fn supervise_bin() -> PathBuf {
-    let bin = std::env::var_os("FORGE_SUPERVISE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/forge-supervise")
-        });
-    assert!(
-        bin.is_file(),
-        "forge-supervise binary not found at {} (run `cargo build` first or set FORGE_SUPERVISE_BIN)",
-        bin.display()
-    );
-    bin
+    binary("FORGE_SUPERVISE_BIN", "forge-supervise")
 }
 
 /// Fails the calling test when not root: these tests need the real kernel's privileges.
@@ -60,7 +64,12 @@ pub fn require_root() {
 
 /// A forge command for `root` with a clean environment for the variables forge reads.
 fn forge_command(root: &Path) -> Command {
-    let mut cmd = Command::new(forge_bin());
+    root_command(forge_bin(), root)
+}
+
+/// `PROGRAM --root ROOT`, stdin from /dev/null, without the variables forge's binaries read.
+fn root_command(program: PathBuf, root: &Path) -> Command {
+    let mut cmd = Command::new(program);
     cmd.arg("--root").arg(root);
     for var in ["FORGE_ROOT", "FORGE_RUN_ROOT", "FORGE_INIT_EXE", "RUST_LOG"] {
         cmd.env_remove(var);
@@ -146,6 +155,18 @@ impl Netns {
         out.stdout
     }
 
+    /// A port on 127.0.0.1 that nothing listens on inside the namespace (the namespace is the
+    /// test's own, so nothing else takes it afterwards).
+    pub fn free_port(&self) -> u16 {
+        self.within(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("binding a port in the test's namespace")
+                .local_addr()
+                .expect("the bound port")
+                .port()
+        })
+    }
+
     /// Names of the links in the namespace.
     pub fn links(&self) -> Vec<String> {
         self.ok("ip", &["-o", "link", "show"])
@@ -209,6 +230,32 @@ impl Out {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .collect()
+    }
+
+    /// The one line a refusal prints on stderr, `forge: ...`; fails the test unless stderr is
+    /// exactly that one line.
+    pub fn forge_error_line(&self) -> &str {
+        let lines = self.stderr_lines();
+        assert_eq!(lines.len(), 1, "not exactly one error line: {self}");
+        assert!(
+            lines[0].starts_with("forge: "),
+            "the error line is not Forge's: {self}"
+        );
+        lines[0]
+    }
+}
+
+/// Fails unless `out` failed with exactly one line on stderr containing every one of `needles`
+/// (case-insensitively).
+pub fn assert_one_line_error(out: &Out, needles: &[&str]) {
+    assert_ne!(out.code, 0, "{out}");
+    assert_eq!(out.stderr_lines().len(), 1, "one error line: {out}");
+    let line = out.stderr.to_lowercase();
+    for needle in needles {
+        assert!(
+            line.contains(&needle.to_lowercase()),
+            "the error should mention {needle:?}: {out}"
+        );
     }
 }
 
@@ -343,37 +390,59 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
     }
 }
 
-/// Whether host pid `pid` is a live (not zombie) process.
-pub fn process_alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses, which may itself contain ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
+/// The pids in /proc, as their directory names.
+fn proc_pids() -> std::io::Result<Vec<String>> {
+    Ok(std::fs::read_dir("/proc")?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .collect())
 }
 
-/// Everything on the host that still refers to `root`: processes whose command line names it,
-/// and mounts naming it in any process's mount namespace (the host's own included).
-pub fn leftovers(root: &Path) -> Vec<String> {
-    let needle = root.to_str().expect("utf-8 temp path");
+/// The command name of host pid `pid` and the fields of its `/proc/PID/stat` that follow it
+/// (state first, then the parent's pid), `None` when there is no such process.
+fn proc_stat(pid: i64) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may itself contain ')'.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let (_, comm) = head.split_once('(')?;
+    Some((
+        comm.to_string(),
+        rest.split_whitespace().map(String::from).collect(),
+    ))
+}
+
+/// Whether host pid `pid` is a live (not zombie) process.
+pub fn process_alive(pid: i64) -> bool {
+    proc_stat(pid).is_some_and(|(_, fields)| {
+        !fields
+            .first()
+            .is_some_and(|state| state.starts_with(['Z', 'X']))
+    })
+}
+
+/// Host pids of the live children of `parent` whose command name is `comm`.
+pub fn children_named(parent: i64, comm: &str) -> Vec<i64> {
+    let parent = parent.to_string();
+    proc_pids()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|pid| pid.parse().ok())
+        .filter(|&pid| {
+            proc_stat(pid).is_some_and(|(name, fields)| {
+                name == comm
+                    && fields.first().is_some_and(|state| state != "Z")
+                    && fields.get(1) == Some(&parent)
+            })
+        })
+        .collect()
+}
+
+/// Mount lines for which `wanted` holds, read once from every mount namespace on the host (the
+/// host's own included), each named with its namespace and the pid it was read through.
+fn mounts_where(wanted: impl Fn(&str) -> bool) -> Vec<String> {
     let mut found = Vec::new();
     let mut namespaces = HashSet::new();
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return vec!["cannot read /proc".into()];
-    };
-    for pid in entries.filter_map(|e| e.ok()?.file_name().into_string().ok()) {
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) && process_alive(pid.parse().unwrap_or(0)) {
-                found.push(format!("process {pid}: {cmdline}"));
-            }
-        }
+    for pid in proc_pids().unwrap_or_default() {
         let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
             continue;
         };
@@ -381,11 +450,37 @@ pub fn leftovers(root: &Path) -> Vec<String> {
             continue;
         }
         if let Ok(mountinfo) = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")) {
-            for line in mountinfo.lines().filter(|l| l.contains(needle)) {
+            for line in mountinfo.lines().filter(|l| wanted(l)) {
                 found.push(format!("mount in {} (pid {pid}): {line}", ns.display()));
             }
         }
     }
+    found
+}
+
+/// Mounts in any mount namespace whose line names one of `ids`.
+pub fn mounts_naming(ids: &BTreeSet<String>) -> Vec<String> {
+    mounts_where(|line| ids.iter().any(|id| line.contains(id.as_str())))
+}
+
+/// Everything on the host that still refers to `root`: processes whose command line names it,
+/// and mounts naming it in any process's mount namespace (the host's own included).
+pub fn leftovers(root: &Path) -> Vec<String> {
+    let needle = root.to_str().expect("utf-8 temp path");
+    let me = std::process::id().to_string();
+    let Ok(pids) = proc_pids() else {
+        return vec!["cannot read /proc".into()];
+    };
+    let mut found = Vec::new();
+    for pid in pids.into_iter().filter(|pid| *pid != me) {
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) && process_alive(pid.parse().unwrap_or(0)) {
+                found.push(format!("process {pid}: {cmdline}"));
+            }
+        }
+    }
+    found.extend(mounts_where(|line| line.contains(needle)));
     if let Ok(devices) = std::fs::read_dir("/sys/block") {
         for dev in devices.filter_map(|e| e.ok()) {
             let backing = dev.path().join("loop/backing_file");
@@ -594,12 +689,8 @@ impl Forge {
     /// `forge-supervise --root ROOT ARGS...` inside the test's network namespace, stdin from
     /// /dev/null, with a clean environment for the variables it reads; not yet started.
     pub fn supervise(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(supervise_bin());
-        cmd.arg("--root").arg(self.root());
-        for var in ["FORGE_ROOT", "FORGE_RUN_ROOT", "FORGE_INIT_EXE", "RUST_LOG"] {
-            cmd.env_remove(var);
-        }
-        cmd.args(args).stdin(Stdio::null());
+        let mut cmd = root_command(supervise_bin(), self.root());
+        cmd.args(args);
         self.netns.enter(&mut cmd);
         cmd
     }
@@ -745,6 +836,36 @@ impl Forge {
                 (state["status"] == "exited").then(|| state["exit"].clone())
             },
         )
+    }
+
+    /// The lines of `forge ps ARGS...` below its header.
+    pub fn ps(&self, args: &[&str]) -> Vec<String> {
+        let mut full = vec!["ps"];
+        full.extend_from_slice(args);
+        self.ok(&full)
+            .stdout
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The `forge ps ARGS...` line of container `name`.
+    pub fn ps_line(&self, args: &[&str], name: &str) -> String {
+        let all = self.ps(args);
+        all.iter()
+            .find(|l| l.split_whitespace().last() == Some(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in forge ps {args:?}:\n{}", all.join("\n")))
+    }
+
+    /// The `forge images --digests` line of image `name`.
+    pub fn images_line(&self, name: &str) -> Option<String> {
+        self.ok(&["images", "--digests"])
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(str::to_string)
     }
 
     /// Entries of a directory below the root (empty when it does not exist).

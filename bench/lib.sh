@@ -1,4 +1,11 @@
-# Shared by the bench/*.sh scripts (sourced): writes one section of docs/benchmarks.md.
+# Shared by the bench/*.sh scripts (sourced): what their docs/benchmarks.md sections have in common
+# and the writer of one section.
+
+# machine_line
+# The doc's "Machine: N CPUs (MODEL), kernel K," line, the same in every section.
+machine_line() {
+  echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs || echo unknown)), kernel $(uname -r),"
+}
 
 # replace_doc_section DOC TITLE SECTION_FILE TMPDIR
 # Replaces the section that starts with the line TITLE (up to the next "## " heading) with the
