@@ -18,20 +18,15 @@
 # them, and podman pulls nothing: its image is `podman import` of a tarball of forge's own `host`
 # image, and its storage, run root and network configs live in a temporary directory.
 set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 WRITE_DOC=0 COUNTS=${COUNTS:-10 50} REPS=${REPS:-3} RESTARTS=${RESTARTS:-20} FIRST_RUNS=${FIRST_RUNS:-5}
-for arg in "$@"; do
-  case $arg in
-    --write-doc) WRITE_DOC=1 ;;
-    -h | --help) sed -n '9,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) echo "compose.sh: unknown argument: $arg" >&2; exit 2 ;;
-  esac
-done
-log() { echo "compose.sh: $*" >&2; }
+for arg in "$@"; do common_arg "$arg" 9,13; done
 MAX_N=$(printf '%s\n' $COUNTS | sort -n | tail -1) # memory is measured with this many up
 IMG=localhost/composebench:latest # podman's image, imported from forge's `host` rootfs
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 # Microseconds since the epoch, without a fork.
 now_us() { local t=$EPOCHREALTIME; REPLY=${t/./}; }
 
@@ -39,16 +34,9 @@ now_us() { local t=$EPOCHREALTIME; REPLY=${t/./}; }
 # Inner part: runs under `unshare --net --mount --fork`, in namespaces of its own.
 # ==================================================================================================
 inner() {
-  TMP=$COMPOSEBENCH_TMP
+  check_private_ns
   R=$TMP/results
   mkdir -p "$R"
-  local self_ns self_mntns
-  self_ns=$(readlink /proc/self/ns/net)
-  [[ $self_ns != "$COMPOSEBENCH_HOST_NS" ]] || { log "refusing to run in the caller's network namespace"; exit 1; }
-  self_mntns=$(readlink /proc/self/ns/mnt)
-  [[ $self_mntns != "$COMPOSEBENCH_HOST_MNTNS" ]] || { log "refusing to run in the caller's mount namespace"; exit 1; }
-  echo "$self_mntns" >"$TMP/mntns" # for the outer part's last-resort cleanup
-  ip link set lo up
 
   # Podman and netavark keep state at fixed places (/run/netns, /run/containers, the image blob
   # cache in /var/lib/containers): empty tmpfs's there, in this mount namespace only. The outer
@@ -219,7 +207,7 @@ EOF
   podman_memory() {
     local pid comm
     for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-      [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$self_mntns" ]] || continue
+      [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$SELF_MNTNS" ]] || continue
       comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
       case $comm in conmon | aardvark-dns) echo "$pid $comm $(rss_pss "$pid")" ;; esac
     done
@@ -422,7 +410,7 @@ EOF
   local pid procs=""
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     [[ $pid == "$$" || $pid == "$PPID" || $pid == "$BASHPID" ]] && continue
-    [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$self_mntns" ]] || continue
+    [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$SELF_MNTNS" ]] || continue
     case $(cat "/proc/$pid/comm" 2>/dev/null) in ls | grep | readlink | cat | "") continue ;; esac
     procs+=" $pid($(cat "/proc/$pid/comm" 2>/dev/null))"
   done
@@ -432,7 +420,7 @@ EOF
   inner_cleanup
 }
 
-if [[ ${COMPOSEBENCH_INNER:-} == 1 ]]; then
+if [[ ${BENCH_INNER:-} == 1 ]]; then
   inner
   exit 0
 fi
@@ -440,10 +428,7 @@ fi
 # ==================================================================================================
 # Outer part: tools, build, the private namespaces, then the report.
 # ==================================================================================================
-[[ $EUID -eq 0 ]] || { echo "compose.sh: must run as root (sudo bench/compose.sh)" >&2; exit 1; }
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=bench/lib.sh
-source "$REPO/bench/lib.sh"
+require_root
 
 # --- Tools ----------------------------------------------------------------------------------------
 for cmd in podman podman-compose iptables nft ip jq busybox nsenter; do
@@ -459,102 +444,29 @@ for cmd in nft ip jq unshare findmnt bash; do
   command -v "$cmd" >/dev/null || { log "$cmd is missing"; exit 1; }
 done
 
-if [[ -z ${FORGE_BIN:-} || -z ${SUPERVISE_BIN:-} ]]; then
-  # sudo's secure_path usually hides rustup's cargo; look where rustup puts it.
-  sudo_home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
-  PATH=$PATH:$HOME/.cargo/bin:$sudo_home/.cargo/bin
-  command -v cargo >/dev/null || { log "cargo not found; install Rust or set FORGE_BIN and SUPERVISE_BIN"; exit 1; }
-  log "building forge and forge-supervise (release)"
-  (cd "$REPO" && cargo build --release -p forge-supervisor -p forge-cli) >&2
-  FORGE_BIN=$REPO/target/release/forge SUPERVISE_BIN=$REPO/target/release/forge-supervise
-fi
-FORGE_BIN=$(realpath "$FORGE_BIN") SUPERVISE_BIN=$(realpath "$SUPERVISE_BIN")
+need_forge supervise
 
 # --- Podman's cgroup parent, below this script's own cgroup in every hierarchy -------------------
-# Podman (cgroupfs) takes one path for all hierarchies; take the deepest of our own cgroups,
-# provided the others are its ancestors, and a directory below it; runc creates the missing
-# directories on the way in each hierarchy: remember which existed.
-own=$(cut -d: -f3 /proc/self/cgroup | sort -u)
-deepest=$(echo "$own" | awk '{ print length, $0 }' | sort -n | tail -1 | cut -d' ' -f2-)
-for p in $own; do
-  [[ $p == / || $deepest == "$p" || $deepest == "$p"/* ]] ||
-    { log "own cgroups $own are not nested: cannot give podman one cgroup parent below them"; exit 1; }
-done
-PODMAN_CGROUP_PARENT=${deepest%/}/forge-composebench-$$
-mapfile -t cgroup_mounts < <(findmnt -rn -t cgroup,cgroup2 -o TARGET)
-ancestors=() # $deepest and its parents, deepest first
-p=$deepest
-while [[ $p != / && -n $p ]]; do ancestors+=("$p"); p=${p%/*}; done
-made_cgroup_dirs=() # directories that runc will have made and we remove
-for m in "${cgroup_mounts[@]}"; do
-  for a in "${ancestors[@]}"; do [[ -d $m$a ]] || made_cgroup_dirs+=("$m$a"); done
-done
+podman_cgroup_parent forge-composebench
 
 # --- Private data root, mount points, the run itself ----------------------------------------------
 TMP=$(mktemp -d /tmp/forge-composebench.XXXXXX)
-made_dirs=()
-for d in /run/netns /run/containers /var/lib/containers; do
-  [[ -d $d ]] || { mkdir -p "$d"; made_dirs+=("$d"); }
-done
+make_mount_points /run/netns /run/containers /var/lib/containers
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-  # Processes that outlived the benchmark (if it was killed: forge-supervise, containers, conmon):
-  # those in the private mount namespace it made, found by that namespace and killed by pid; then
-  # the processes of any forge container still recorded, by the pids in its cgroups.
-  local pid c m mntns
-  mntns=$(cat "$TMP/mntns" 2>/dev/null || true)
-  if [[ -n $mntns && $mntns != $(readlink /proc/self/ns/mnt) ]]; then
-    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-      [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$mntns" ]] || continue
-      log "killing leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
-      kill -9 "$pid" 2>/dev/null || true
-    done
-  fi
-  local dirs i
-  dirs=$(cat "$TMP"/root/containers/*/config.json 2>/dev/null |
-    jq -r '.cgroup | (.dirs[]?[1]), (.unified // empty)' 2>/dev/null || true)
-  for c in $dirs; do
-    for pid in $(cat "$c/cgroup.procs" 2>/dev/null); do
-      log "killing leftover container process $pid"
-      kill -9 "$pid" 2>/dev/null || true
-    done
-  done
-  for c in $dirs; do # once the killed processes are reaped; the parent goes if it is empty
-    for ((i = 0; i < 40; i++)); do [[ ! -d $c ]] || rmdir "$c" 2>/dev/null && break; sleep 0.05; done
-    [[ ! -d $c ]] || log "could not remove cgroup $c"
-    rmdir "${c%/*}" 2>/dev/null || true
-  done
-  # Podman's containers (if it was killed, or podman-compose failed half-way): their processes
-  # are in cgroups below the parent we gave podman, in namespaces of their own.
-  for m in "${cgroup_mounts[@]}"; do
-    c=$m$PODMAN_CGROUP_PARENT
-    [[ -d $c ]] || continue
-    for pid in $(find "$c" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
-      log "killing leftover podman container process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
-      kill -9 "$pid" 2>/dev/null || true
-    done
-  done
-  for m in "${cgroup_mounts[@]}"; do
-    c=$m$PODMAN_CGROUP_PARENT
-    for ((i = 0; i < 40; i++)); do
-      [[ -d $c ]] || break
-      find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || sleep 0.05
-    done
-    [[ ! -d $c ]] || log "could not remove $c"
-  done
-  for c in "${made_cgroup_dirs[@]}"; do rmdir "$c" 2>/dev/null || true; done # listed deepest first
-  for d in "${made_dirs[@]}"; do rmdir "$d" 2>/dev/null || log "could not remove $d"; done
-  findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf --one-file-system "$TMP"
+  # Processes that outlived the benchmark (if it was killed: forge-supervise, containers, conmon),
+  # forge's and podman's cgroups (podman-compose may have failed half-way), then what the script
+  # made.
+  kill_leftovers "$TMP/root"
+  remove_podman_cgroups
+  remove_made_dirs
+  remove_tmp
 }
 trap cleanup EXIT
 
-log "entering a private network and mount namespace"
-rc=0
-COMPOSEBENCH_INNER=1 COMPOSEBENCH_TMP=$TMP COMPOSEBENCH_HOST_NS=$(readlink /proc/self/ns/net) \
-  COMPOSEBENCH_HOST_MNTNS=$(readlink /proc/self/ns/mnt) FORGE_BIN=$FORGE_BIN \
-  SUPERVISE_BIN=$SUPERVISE_BIN PODMAN_CGROUP_PARENT=$PODMAN_CGROUP_PARENT COUNTS=$COUNTS REPS=$REPS \
-  RESTARTS=$RESTARTS FIRST_RUNS=$FIRST_RUNS unshare --net --mount --propagation private --fork -- bash "$0" || rc=$?
-((rc == 0)) || { log "the benchmark failed (exit $rc)"; exit "$rc"; }
+run_private_ns FORGE_BIN="$FORGE_BIN" SUPERVISE_BIN="$SUPERVISE_BIN" \
+  PODMAN_CGROUP_PARENT="$PODMAN_CGROUP_PARENT" COUNTS="$COUNTS" REPS="$REPS" RESTARTS="$RESTARTS" \
+  FIRST_RUNS="$FIRST_RUNS"
 
 # --- Report ---------------------------------------------------------------------------------------
 R=$TMP/results
@@ -675,12 +587,6 @@ fi
 if ((WRITE_DOC)) && ((leaks == 0)); then
   doc=$REPO/docs/benchmarks.md
   title="## forge-supervise"
-  cgroups="cgroup v1"
-  if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
-    cgroups="cgroup v2"
-  elif [[ $(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null) == cgroup2fs ]]; then
-    cgroups="cgroup v1 (hybrid: v2 at /sys/fs/cgroup/unified)"
-  fi
   if ((podman_ok)); then
     versions="$(paste -sd, "$TMP/podman-versions" | sed 's/,/, /g')"
   else
@@ -696,7 +602,7 @@ $title
 Reproduce: \`sudo ${env_note}bench/compose.sh --write-doc\` — $REPS runs of each up/down per tool and N,
 alternating; $RESTARTS restarts in a row plus the first restart of $FIRST_RUNS fresh supervisors.
 $(machine_line)
-$cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"),
+$(cgroup_line hybrid); $(date -u +%Y-%m-%d); forge $(forge_rev),
 $versions.
 
 ### Up and down of N services (medians)

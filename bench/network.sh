@@ -17,20 +17,15 @@
 # leaves the namespaces the script made, and podman pulls nothing: its image is imported from a
 # tarball of forge's own `host` image.
 set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 WRITE_DOC=0 RUNS=${RUNS:-30} WARMUP=${WARMUP:-3} IPERF_TIME=${IPERF_TIME:-5} IPERF_REPS=${IPERF_REPS:-5}
-for arg in "$@"; do
-  case $arg in
-    --write-doc) WRITE_DOC=1 ;;
-    -h | --help) sed -n '9,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) echo "network.sh: unknown argument: $arg" >&2; exit 2 ;;
-  esac
-done
-log() { echo "network.sh: $*" >&2; }
+for arg in "$@"; do common_arg "$arg" 9,12; done
 SRV=netbench-srv # the forge iperf3 server container's name
 IMG=localhost/netbench:latest # podman's image, imported from forge's `host` rootfs
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
 # Wait until the process PID's network namespace has a TCP socket listening on port 5201 (iperf3).
@@ -49,15 +44,7 @@ wait_listen() {
 # Inner part: runs under `unshare --net --mount --fork`, in namespaces of its own.
 # ==================================================================================================
 inner() {
-  TMP=$NETBENCH_TMP
-  local self_ns
-  self_ns=$(readlink /proc/self/ns/net)
-  [[ $self_ns != "$NETBENCH_HOST_NS" ]] || { log "refusing to run in the caller's network namespace"; exit 1; }
-  local self_mntns
-  self_mntns=$(readlink /proc/self/ns/mnt)
-  [[ $self_mntns != "$NETBENCH_HOST_MNTNS" ]] || { log "refusing to run in the caller's mount namespace"; exit 1; }
-  echo "$self_mntns" >"$TMP/mntns" # for the outer part's last-resort cleanup
-  ip link set lo up
+  check_private_ns
 
   # Podman and netavark keep state at fixed places (/run/netns, /run/containers, the image blob
   # cache in /var/lib/containers): give them empty tmpfs's there, visible in this mount namespace
@@ -160,7 +147,7 @@ EOF
     BARE_PIDS+=("$holder")
     local i
     for ((i = 0; i < 200; i++)); do
-      [[ $(readlink "/proc/$holder/ns/net") != "$self_ns" ]] && return 0
+      [[ $(readlink "/proc/$holder/ns/net") != "$SELF_NS" ]] && return 0
       sleep 0.01
     done
     log "unshare --net did not make a namespace"; return 1
@@ -226,7 +213,7 @@ EOF
   inner_cleanup
 }
 
-if [[ ${NETBENCH_INNER:-} == 1 ]]; then
+if [[ ${BENCH_INNER:-} == 1 ]]; then
   inner
   exit 0
 fi
@@ -234,10 +221,7 @@ fi
 # ==================================================================================================
 # Outer part: tools, build, the private namespaces, then the report.
 # ==================================================================================================
-[[ $EUID -eq 0 ]] || { echo "network.sh: must run as root (sudo bench/network.sh)" >&2; exit 1; }
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=bench/lib.sh
-source "$REPO/bench/lib.sh"
+require_root
 
 # --- Tools ----------------------------------------------------------------------------------------
 for cmd in hyperfine podman iperf3 iptables nft ip jq busybox nsenter; do
@@ -254,88 +238,27 @@ for cmd in hyperfine iperf3 nft ip jq nsenter unshare; do
   command -v "$cmd" >/dev/null || { log "$cmd is missing"; exit 1; }
 done
 
-if [[ -z ${FORGE_BIN:-} ]]; then
-  # sudo's secure_path usually hides rustup's cargo; look where rustup puts it.
-  sudo_home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
-  PATH=$PATH:$HOME/.cargo/bin:$sudo_home/.cargo/bin
-  command -v cargo >/dev/null || { log "cargo not found; install Rust or set FORGE_BIN"; exit 1; }
-  log "building forge (release)"
-  (cd "$REPO" && cargo build --release -p forge-cli) >&2
-  FORGE_BIN=$REPO/target/release/forge
-fi
-FORGE_BIN=$(realpath "$FORGE_BIN")
+need_forge
 
 # --- Podman's cgroup parent, below this script's own cgroup in every hierarchy -------------------
-# Podman (cgroupfs) takes one path for all hierarchies; forge picks one per hierarchy itself. Take
-# the deepest of our own cgroups, provided the others are its ancestors, and a directory below it;
-# runc creates the missing directories on the way in each hierarchy: remember which existed.
-own=$(cut -d: -f3 /proc/self/cgroup | sort -u)
-deepest=$(echo "$own" | awk '{ print length, $0 }' | sort -n | tail -1 | cut -d' ' -f2-)
-for p in $own; do
-  [[ $p == / || $deepest == "$p" || $deepest == "$p"/* ]] ||
-    { log "own cgroups $own are not nested: cannot give podman one cgroup parent below them"; exit 1; }
-done
-PODMAN_CGROUP_PARENT=${deepest%/}/forge-netbench-$$
-mapfile -t cgroup_mounts < <(findmnt -rn -t cgroup,cgroup2 -o TARGET)
-ancestors=() # $deepest and its parents, deepest first
-p=$deepest
-while [[ $p != / && -n $p ]]; do ancestors+=("$p"); p=${p%/*}; done
-made_cgroup_dirs=() # directories that runc will have made and we remove
-for m in "${cgroup_mounts[@]}"; do
-  for a in "${ancestors[@]}"; do [[ -d $m$a ]] || made_cgroup_dirs+=("$m$a"); done
-done
+podman_cgroup_parent forge-netbench
 
 # --- Private data root, mount points, the run itself ----------------------------------------------
 TMP=$(mktemp -d /tmp/forge-netbench.XXXXXX)
-made_dirs=()
-for d in /run/netns /run/containers /var/lib/containers; do
-  [[ -d $d ]] || { mkdir -p "$d"; made_dirs+=("$d"); }
-done
+make_mount_points /run/netns /run/containers /var/lib/containers
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   # Processes that outlived the benchmark (if it was killed: forge monitors, the bare namespaces'
-  # holders): those in the private mount namespace it made, found by that namespace and killed by
-  # pid; then the processes of any forge container still recorded, by the pids in its cgroups.
-  local pid c m mntns
-  mntns=$(cat "$TMP/mntns" 2>/dev/null || true)
-  if [[ -n $mntns && $mntns != $(readlink /proc/self/ns/mnt) ]]; then
-    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-      [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$mntns" ]] || continue
-      log "killing leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
-      kill -9 "$pid" 2>/dev/null || true
-    done
-  fi
-  local dirs i
-  dirs=$(cat "$TMP"/root/containers/*/config.json 2>/dev/null |
-    jq -r '.cgroup | (.dirs[]?[1]), (.unified // empty)' 2>/dev/null || true)
-  for c in $dirs; do
-    for pid in $(cat "$c/cgroup.procs" 2>/dev/null); do
-      log "killing leftover container process $pid"
-      kill -9 "$pid" 2>/dev/null || true
-    done
-  done
-  for c in $dirs; do # once the killed processes are reaped; the parent goes if it is empty
-    for ((i = 0; i < 40; i++)); do [[ ! -d $c ]] || rmdir "$c" 2>/dev/null && break; sleep 0.05; done
-    [[ ! -d $c ]] || log "could not remove cgroup $c"
-    rmdir "${c%/*}" 2>/dev/null || true
-  done
-  for m in "${cgroup_mounts[@]}"; do
-    c=$m$PODMAN_CGROUP_PARENT
-    [[ ! -d $c ]] || find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || log "could not remove $c"
-  done
-  for c in "${made_cgroup_dirs[@]}"; do rmdir "$c" 2>/dev/null || true; done # listed deepest first
-  for d in "${made_dirs[@]}"; do rmdir "$d" 2>/dev/null || log "could not remove $d"; done
-  findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf --one-file-system "$TMP"
+  # holders), forge's and podman's cgroups, then what the script made.
+  kill_leftovers "$TMP/root"
+  remove_podman_cgroups
+  remove_made_dirs
+  remove_tmp
 }
 trap cleanup EXIT
 
-log "entering a private network and mount namespace"
-rc=0
-NETBENCH_INNER=1 NETBENCH_TMP=$TMP NETBENCH_HOST_NS=$(readlink /proc/self/ns/net) \
-  NETBENCH_HOST_MNTNS=$(readlink /proc/self/ns/mnt) FORGE_BIN=$FORGE_BIN \
-  PODMAN_CGROUP_PARENT=$PODMAN_CGROUP_PARENT RUNS=$RUNS WARMUP=$WARMUP IPERF_TIME=$IPERF_TIME \
-  IPERF_REPS=$IPERF_REPS unshare --net --mount --propagation private --fork -- bash "$0" || rc=$?
-((rc == 0)) || { log "the benchmark failed (exit $rc)"; exit "$rc"; }
+run_private_ns FORGE_BIN="$FORGE_BIN" PODMAN_CGROUP_PARENT="$PODMAN_CGROUP_PARENT" RUNS="$RUNS" \
+  WARMUP="$WARMUP" IPERF_TIME="$IPERF_TIME" IPERF_REPS="$IPERF_REPS"
 
 # --- Report ---------------------------------------------------------------------------------------
 podman_ok=1
@@ -402,8 +325,6 @@ fi
 if ((WRITE_DOC)) && ((leaks == 0)); then
   doc=$REPO/docs/benchmarks.md
   title="## Networking"
-  cgroups="cgroup v1"
-  [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]] && cgroups="cgroup v2"
   if ((podman_ok)); then
     versions="podman $(cat "$TMP/podman-version") with $(cat "$TMP/netavark-version") and $(runc --version | head -1)"
   else
@@ -417,7 +338,7 @@ Reproduce: \`sudo bench/network.sh --write-doc\` — hyperfine $(hyperfine --ver
 $WARMUP warm-up runs then $RUNS runs of each command, one after another in one hyperfine run; then
 $IPERF_REPS iperf3 tests of ${IPERF_TIME} s per path, alternating ($(iperf3 --version | head -1 | cut -d' ' -f1-2)).
 $(machine_line)
-$cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"),
+$(cgroup_line); $(date -u +%Y-%m-%d); forge $(forge_rev),
 $versions.
 
 ### Start-up on the default network

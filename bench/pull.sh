@@ -19,17 +19,17 @@
 # its tmpfs's are seen only there (skopeo's blob-info cache in /var/lib/containers is one), and
 # everything else it writes is under one temporary directory, removed at the end.
 set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 ON_DISK=${PULLBENCH_ON_DISK:-0} WRITE_DOC=0 RUNS=${RUNS:-10} WARMUP=${WARMUP:-1} DATA_MB=${DATA_MB:-8}
 for arg in "$@"; do
   case $arg in
     --on-disk) ON_DISK=1 ;;
-    --write-doc) WRITE_DOC=1 ;;
-    -h | --help) sed -n '8,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) echo "pull.sh: unknown argument: $arg" >&2; exit 2 ;;
+    *) common_arg "$arg" 8,13 ;;
   esac
 done
-log() { echo "pull.sh: $*" >&2; }
 PORT=5000 # inside the private network namespace, where nothing else listens
 REF=127.0.0.1:$PORT/bench:v1
 
@@ -37,15 +37,7 @@ REF=127.0.0.1:$PORT/bench:v1
 # Inner part: runs under `unshare --net --mount --fork`, in namespaces of its own.
 # ==================================================================================================
 inner() {
-  TMP=$PULLBENCH_TMP
-  [[ $(readlink /proc/self/ns/net) != "$PULLBENCH_HOST_NS" ]] ||
-    { log "refusing to run in the caller's network namespace"; exit 1; }
-  local self_mntns
-  self_mntns=$(readlink /proc/self/ns/mnt)
-  [[ $self_mntns != "$PULLBENCH_HOST_MNTNS" ]] ||
-    { log "refusing to run in the caller's mount namespace"; exit 1; }
-  echo "$self_mntns" >"$TMP/mntns" # for the outer part's last-resort cleanup
-  ip link set lo up
+  check_private_ns
   # skopeo (containers/image) keeps a blob-info cache in /var/lib/containers/cache: an empty tmpfs
   # there, in this mount namespace only (unshare made its mounts private).
   mount -t tmpfs -o mode=0755 pullbench /var/lib/containers
@@ -205,7 +197,7 @@ EOF
   kill -0 "$REGISTRY_PID" 2>/dev/null || echo "the registry died during the benchmark" >>"$TMP/leaks"
 }
 
-if [[ ${PULLBENCH_INNER:-} == 1 ]]; then
+if [[ ${BENCH_INNER:-} == 1 ]]; then
   inner
   exit 0
 fi
@@ -213,10 +205,7 @@ fi
 # ==================================================================================================
 # Outer part: tools, build, temporary directory, then the inner part in private namespaces.
 # ==================================================================================================
-[[ $EUID -eq 0 ]] || { echo "pull.sh: must run as root (sudo bench/pull.sh)" >&2; exit 1; }
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=bench/lib.sh
-source "$REPO/bench/lib.sh"
+require_root
 
 for cmd in hyperfine docker-registry skopeo umoci busybox jq curl; do
   if ! command -v "$cmd" >/dev/null; then
@@ -232,60 +221,25 @@ done
 [[ -f /etc/containers/policy.json ]] || { log "/etc/containers/policy.json is missing (containers-common)"; exit 1; }
 
 # What the report calls the forge it measured: the checkout it built, or a binary it was given.
-FORGE_REV=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?")
+FORGE_REV=$(forge_rev)
 [[ -z ${FORGE_BIN:-} ]] || FORGE_REV="binary given by FORGE_BIN (checkout: $FORGE_REV)"
-if [[ -z ${FORGE_BIN:-} ]]; then
-  # sudo's secure_path usually hides rustup's cargo; look where rustup puts it.
-  sudo_home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
-  PATH=$PATH:$HOME/.cargo/bin:$sudo_home/.cargo/bin
-  command -v cargo >/dev/null || { log "cargo not found; install Rust or set FORGE_BIN"; exit 1; }
-  log "building forge (release)"
-  (cd "$REPO" && cargo build --release -p forge-cli) >&2
-  FORGE_BIN=$REPO/target/release/forge
-fi
+need_forge
 
 TMP=$(mktemp -d /tmp/forge-bench-pull.XXXXXX)
 mkdir "$TMP/src" "$TMP/stores"
-made_dirs=()
-if [[ ! -d /var/lib/containers ]]; then mkdir -p /var/lib/containers; made_dirs+=(/var/lib/containers); fi
+make_mount_points /var/lib/containers
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-  # Processes that outlived the benchmark (if it was killed: the registry, a forge container):
-  # those in the private mount namespace it made, found by that namespace and killed by pid; then
-  # the processes of any forge container still recorded, by the pids in its cgroups.
-  local pid c d i mntns
-  mntns=$(cat "$TMP/mntns" 2>/dev/null || true)
-  if [[ -n $mntns && $mntns != $(readlink /proc/self/ns/mnt) ]]; then
-    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-      [[ $(readlink "/proc/$pid/ns/mnt" 2>/dev/null) == "$mntns" ]] || continue
-      log "killing leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
-      kill -9 "$pid" 2>/dev/null || true
-    done
-  fi
-  local dirs
-  dirs=$(cat "$TMP"/stores/forge/containers/*/config.json 2>/dev/null |
-    jq -r '.cgroup | (.dirs[]?[1]), (.unified // empty)' 2>/dev/null || true)
-  for c in $dirs; do
-    for pid in $(cat "$c/cgroup.procs" 2>/dev/null); do
-      log "killing leftover container process $pid"
-      kill -9 "$pid" 2>/dev/null || true
-    done
-  done
-  for c in $dirs; do # once the killed processes are reaped
-    for ((i = 0; i < 40; i++)); do [[ ! -d $c ]] || rmdir "$c" 2>/dev/null && break; sleep 0.05; done
-    [[ ! -d $c ]] || log "could not remove cgroup $c"
-  done
-  for d in "${made_dirs[@]}"; do rmdir "$d" 2>/dev/null || log "could not remove $d"; done
-  findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf --one-file-system "$TMP"
+  # Processes that outlived the benchmark (if it was killed: the registry, a forge container) and
+  # forge's cgroups, then what the script made.
+  kill_leftovers "$TMP/stores/forge"
+  remove_made_dirs
+  remove_tmp
 }
 trap cleanup EXIT
 
-log "entering a private network and mount namespace"
-rc=0
-PULLBENCH_INNER=1 PULLBENCH_TMP=$TMP PULLBENCH_HOST_NS=$(readlink /proc/self/ns/net) \
-  PULLBENCH_HOST_MNTNS=$(readlink /proc/self/ns/mnt) FORGE_BIN=$FORGE_BIN RUNS=$RUNS \
-  WARMUP=$WARMUP DATA_MB=$DATA_MB PULLBENCH_ON_DISK=$ON_DISK unshare --net --mount --propagation private --fork -- bash "$0" || rc=$?
-((rc == 0)) || { log "the benchmark failed (exit $rc)"; exit "$rc"; }
+run_private_ns FORGE_BIN="$FORGE_BIN" RUNS="$RUNS" WARMUP="$WARMUP" DATA_MB="$DATA_MB" \
+  PULLBENCH_ON_DISK="$ON_DISK"
 
 # --- Report ---------------------------------------------------------------------------------------
 # Results come in hyperfine's order: forge pull+run, skopeo+umoci, forge pull, skopeo copy.
@@ -333,8 +287,6 @@ if ((WRITE_DOC)) && ((leaks == 0)); then
   doc=$REPO/docs/benchmarks.md
   title="## Pull" args="--write-doc"
   ((ON_DISK)) && title="## Pull, stores on disk" args="--on-disk --write-doc"
-  cgroups="cgroup v1"
-  [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]] && cgroups="cgroup v2"
   section=$TMP/section.md
   cat >"$section" <<EOF
 $title
@@ -343,7 +295,7 @@ Reproduce: \`sudo bench/pull.sh $args\` — hyperfine $(hyperfine --version | cu
 $WARMUP warm-up run(s) then $RUNS runs of each command, one after another in one hyperfine run,
 each run from empty stores (\`--prepare\`); stores on $stores_fs.
 $(machine_line)
-$cgroups; $(date -u +%Y-%m-%d); forge $FORGE_REV,
+$(cgroup_line); $(date -u +%Y-%m-%d); forge $FORGE_REV,
 $(skopeo --version), umoci $(umoci --version | awk '{ print $3 }'), docker-registry $(docker-registry --version | awk '{ print $3 }').
 
 $table

@@ -9,21 +9,18 @@
 # Env: FORGE_BIN (skip the cargo build), RUNS (default 50), WARMUP (default 5), FORGE_BASE_BIN
 #      (another forge build, e.g. of the commit before a change, timed in the same run).
 set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 LIMITS=0 WRITE_DOC=0 RUNS=${RUNS:-50} WARMUP=${WARMUP:-5}
 for arg in "$@"; do
   case $arg in
     --limits) LIMITS=1 ;;
-    --write-doc) WRITE_DOC=1 ;;
-    -h | --help) sed -n '6,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) echo "startup.sh: unknown argument: $arg" >&2; exit 2 ;;
+    *) common_arg "$arg" 6,9 ;;
   esac
 done
-[[ $EUID -eq 0 ]] || { echo "startup.sh: must run as root (sudo bench/startup.sh)" >&2; exit 1; }
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=bench/lib.sh
-source "$REPO/bench/lib.sh"
-log() { echo "startup.sh: $*" >&2; }
+require_root
 
 # --- Tools ----------------------------------------------------------------------------------------
 for cmd in hyperfine runc busybox jq; do
@@ -35,15 +32,7 @@ for cmd in hyperfine runc busybox jq; do
   fi
 done
 
-if [[ -z ${FORGE_BIN:-} ]]; then
-  # sudo's secure_path usually hides rustup's cargo; look where rustup puts it.
-  sudo_home=$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)
-  PATH=$PATH:$HOME/.cargo/bin:$sudo_home/.cargo/bin
-  command -v cargo >/dev/null || { log "cargo not found; install Rust or set FORGE_BIN"; exit 1; }
-  log "building forge (release)"
-  (cd "$REPO" && cargo build --release -p forge-cli) >&2
-  FORGE_BIN=$REPO/target/release/forge
-fi
+need_forge
 
 FORGE_LIMITS=""
 if ((LIMITS)); then
@@ -57,11 +46,10 @@ fi
 # --- Private data root, image and runc bundle -----------------------------------------------------
 TMP=$(mktemp -d /tmp/forge-bench.XXXXXX)
 ID=forge-bench-$$ # one runc container id, reused: foreground `runc run` deletes it on exit
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
   runc delete -f "$ID" >/dev/null 2>&1 || true
-  # Unmount whatever a failed run left under $TMP (deepest first) before deleting it.
-  findmnt -rn -o TARGET | grep "^$TMP/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf --one-file-system "$TMP"
+  remove_tmp
 }
 trap cleanup EXIT
 
@@ -126,8 +114,6 @@ if ((WRITE_DOC)) && ((leaks == 0)); then
   title="## Start-up" args="--write-doc"
   ((LIMITS)) && title="## Start-up with limits" args="--limits --write-doc"
   runc_version=$(runc --version | head -1)
-  cgroups="cgroup v1"
-  [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]] && cgroups="cgroup v2"
   section=$TMP/section.md
   cat >"$section" <<EOF
 $title
@@ -135,7 +121,7 @@ $title
 Reproduce: \`sudo bench/startup.sh $args\` — hyperfine $(hyperfine --version | cut -d' ' -f2), \`-N\`,
 $WARMUP warm-up runs then $RUNS runs of each command, one after another in one hyperfine run.
 $(machine_line)
-$cgroups; $(date -u +%Y-%m-%d); forge $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo "?"), $runc_version.
+$(cgroup_line); $(date -u +%Y-%m-%d); forge $(forge_rev), $runc_version.
 
 $table
 
