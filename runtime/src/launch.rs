@@ -308,6 +308,29 @@ impl Started {
         }
     }
 
+    /// The exit of PID 1 if it has exited (and is reaped now), without waiting.
+    pub(crate) fn try_reap(&self) -> Option<ExitInfo> {
+        loop {
+            match waitpid(
+                Pid::from_raw(self.pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            ) {
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    return Some(ExitInfo::from_wait(status))
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => return None,
+                Err(e) => {
+                    return Some(ExitInfo {
+                        code: 255,
+                        signal: None,
+                        reason: format!("waiting for the container: {e}"),
+                    })
+                }
+            }
+        }
+    }
+
     pub(crate) fn reap(&self) -> ExitInfo {
         loop {
             match waitpid(Pid::from_raw(self.pid), None) {

@@ -1,5 +1,7 @@
 //! Waiting for a container's exit on tokio's reactor, for callers that watch many containers
-//! from one thread (the supervisor): readiness of the pidfd, then a reap that cannot block.
+//! from one thread (the supervisor): readiness of the pidfd, then a reap that never blocks.
+
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -7,10 +9,14 @@ use tokio::io::Interest;
 use crate::launch::Started;
 use crate::status::ExitInfo;
 
+/// How often to try the reap when the pidfd cannot be watched (it always can on Linux 5.3+).
+const POLL_WITHOUT_PIDFD: Duration = Duration::from_millis(50);
+
 impl Started {
     /// Waits until PID 1 exits and reaps it, as [`Started::wait`] does, without holding a
-    /// thread. With an OOM watch, reads `memory.events` on every change meanwhile: under systemd
-    /// the cgroup (and the file) may be gone by the time the exit is seen.
+    /// thread: a worker of the caller's runtime is never blocked, even by a readiness that
+    /// comes before the exit. With an OOM watch, reads `memory.events` on every change
+    /// meanwhile: under systemd the cgroup (and the file) may be gone by the time the exit is seen.
     pub async fn exited(&self) -> ExitInfo {
         let pidfd = self.pidfd.try_clone().ok().and_then(|fd| {
             // SAFETY: the AsyncFd owns this duplicate, so the fd stays open while it is registered.
@@ -21,30 +27,44 @@ impl Started {
             // SAFETY: as above, the AsyncFd owns the duplicate it watches.
             unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
         });
-        if let Some(pidfd) = pidfd {
-            match (&self.oom, events) {
-                (Some(oom), Some(events)) => loop {
-                    tokio::select! {
-                        _ = pidfd.readable() => break,
-                        ready = events.readable() => {
-                            oom.check();
-                            if let Ok(mut guard) = ready {
-                                guard.clear_ready();
-                            }
-                        }
+        loop {
+            if let Some(mut exit) = self.try_reap() {
+                if let Some(oom) = &self.oom {
+                    oom.check();
+                }
+                self.note_oom(&mut exit);
+                return exit;
+            }
+            let Some(pidfd) = &pidfd else {
+                tokio::time::sleep(POLL_WITHOUT_PIDFD).await;
+                continue;
+            };
+            tokio::select! {
+                ready = pidfd.readable() => {
+                    // Cleared before the next reap: an exit after it makes the pidfd ready anew.
+                    if let Ok(mut guard) = ready {
+                        guard.clear_ready();
                     }
-                },
-                _ => {
-                    let _ = pidfd.readable().await;
+                }
+                ready = readable(events.as_ref()) => {
+                    if let Some(oom) = &self.oom {
+                        oom.check();
+                    }
+                    if let Ok(mut guard) = ready {
+                        guard.clear_ready();
+                    }
                 }
             }
         }
-        // PID 1 has exited (or its pidfd could not be watched): the reap returns at once.
-        if let Some(oom) = &self.oom {
-            oom.check();
-        }
-        let mut exit = self.reap();
-        self.note_oom(&mut exit);
-        exit
+    }
+}
+
+/// `fd`'s next readiness; never, without one.
+async fn readable<T: std::os::fd::AsRawFd>(
+    fd: Option<&AsyncFd<T>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, T>> {
+    match fd {
+        Some(fd) => fd.readable().await,
+        None => std::future::pending().await,
     }
 }
