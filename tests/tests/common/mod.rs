@@ -901,7 +901,20 @@ impl Drop for Forge {
         if !ids.is_empty() {
             let mut args = vec!["rm", "-f"];
             args.extend(ids.iter().map(String::as_str));
-            let _ = self.run(&args);
+            // Not `run`: a timeout there panics, and a panic while a failed test unwinds aborts
+            // the whole test binary, leaving every other test's containers behind.
+            let mut cmd = self.command(&args);
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Ok(mut child) = cmd.spawn() {
+                let deadline = Instant::now() + COMMAND_TIMEOUT;
+                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         let left = self.leftovers();
         if !left.is_empty() && !std::thread::panicking() {
