@@ -310,11 +310,21 @@ impl Started {
 
     /// The exit of PID 1 if it has exited (and is reaped now), without waiting.
     pub(crate) fn try_reap(&self) -> Option<ExitInfo> {
+        self.reap_with(Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+    }
+
+    fn reap(&self) -> ExitInfo {
         loop {
-            match waitpid(
-                Pid::from_raw(self.pid),
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-            ) {
+            if let Some(exit) = self.reap_with(None) {
+                return exit;
+            }
+        }
+    }
+
+    /// One `waitpid` for PID 1 with `flags`: its exit, or `None` while it runs (or only stopped).
+    fn reap_with(&self, flags: Option<nix::sys::wait::WaitPidFlag>) -> Option<ExitInfo> {
+        loop {
+            match waitpid(Pid::from_raw(self.pid), flags) {
                 Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
                     return Some(ExitInfo::from_wait(status))
                 }
@@ -326,24 +336,6 @@ impl Started {
                         signal: None,
                         reason: format!("waiting for the container: {e}"),
                     })
-                }
-            }
-        }
-    }
-
-    pub(crate) fn reap(&self) -> ExitInfo {
-        loop {
-            match waitpid(Pid::from_raw(self.pid), None) {
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                    return ExitInfo::from_wait(status)
-                }
-                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    return ExitInfo {
-                        code: 255,
-                        signal: None,
-                        reason: format!("waiting for the container: {e}"),
-                    }
                 }
             }
         }
