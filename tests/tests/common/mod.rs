@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long any single forge command may take before the test fails.
+/// How long any single forge command may take before the test fails (stretched by [`scaled`]).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A file of the workspace, by its path relative to the workspace root.
@@ -277,8 +277,10 @@ fn read_in_background(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<St
     rx
 }
 
-/// Waits for `child` up to `timeout`; kills it and fails the test when it takes longer.
+/// Waits for `child` up to `timeout` (stretched by [`scaled`]: it guards against a hang, it is
+/// no speed limit); kills it and fails the test when it takes longer.
 pub fn wait_with_timeout(child: &mut Child, timeout: Duration, what: &str) -> i32 {
+    let timeout = scaled(timeout);
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("waiting for a child") {
@@ -908,7 +910,7 @@ impl Drop for Forge {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             if let Ok(mut child) = cmd.spawn() {
-                let deadline = Instant::now() + COMMAND_TIMEOUT;
+                let deadline = Instant::now() + scaled(COMMAND_TIMEOUT);
                 while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }

@@ -253,12 +253,12 @@ impl Supervisor {
         })
     }
 
-    /// Host pid of the latest start of `service`, from its `started (pid N)` event.
-    pub fn started_pid(&self, service: &str) -> i64 {
-        let event = self
-            .events_starting(service, "started (pid ")
-            .pop()
-            .unwrap_or_else(|| panic!("{service} never started:\n{}", self.dump()));
+    /// Host pid of the latest start of `service`, from its `started (pid N)` event; waits for
+    /// the event, which the supervisor may log after the container's first output line.
+    pub fn started_pid(&mut self, service: &str) -> i64 {
+        let event = self.until(UP, &format!("{service} to start"), |s| {
+            s.events_starting(service, "started (pid ").pop()
+        });
         event
             .message
             .trim_start_matches("started (pid ")
