@@ -14,6 +14,11 @@ fn interrupt_sleep(term: &mut Terminal, shell: impl Fn() -> Option<i64>) {
     let sleep = eventually(TIMEOUT, "sleep to start in the shell", || {
         children_named(shell()?, "sleep").pop()
     });
+    // The shell hands the terminal to the job only around its fork and exec: a Ctrl-C before
+    // that reaches the shell, which shrugs it off, and the sleep then runs its 100 s.
+    eventually(TIMEOUT, "sleep to be the terminal's foreground job", || {
+        common::in_foreground(sleep).then_some(())
+    });
     term.send(&[0x03]);
     term.expect(PROMPT);
     term.line("echo status=$?");

@@ -439,6 +439,13 @@ pub fn children_named(parent: i64, comm: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Whether `pid`'s process group is the foreground group of its controlling terminal: the one
+/// that a Ctrl-C there signals.
+pub fn in_foreground(pid: i64) -> bool {
+    // After the name: state, ppid, pgrp, session, tty_nr, tpgid.
+    proc_stat(pid).is_some_and(|(_, fields)| fields.len() > 5 && fields[2] == fields[5])
+}
+
 /// Mount lines for which `wanted` holds, read once from every mount namespace on the host (the
 /// host's own included), each named with its namespace and the pid it was read through.
 fn mounts_where(wanted: impl Fn(&str) -> bool) -> Vec<String> {
