@@ -16,7 +16,9 @@ use common::supervisor::{
     assert_torn_down, compose_file, daemon, parse_debug_duration, report_then_wait, restart_delay,
     stop_cleanly, terminate, Supervisor, UP,
 };
-use common::{cgroups_named, mounts_naming, process_alive, workspace_file, Forge, COMMAND_TIMEOUT};
+use common::{
+    cgroups_named, mounts_naming, process_alive, scaled, workspace_file, Forge, COMMAND_TIMEOUT,
+};
 use nix::sys::signal::Signal;
 
 // ---------------------------------------------------------------------------------------------
@@ -83,12 +85,24 @@ fn the_demo_comes_up_client_reaches_web_by_name_and_sigterm_cleans_up() {
         "{}",
         sup.dump()
     );
-    // Every service traps SIGTERM: nothing waits for a grace period (web's is 3 s).
-    assert!(
-        took < Duration::from_secs(3),
-        "the stop took {took:?}:\n{}",
-        sup.dump()
-    );
+    // Every service traps SIGTERM: none is killed at the end of its grace period (web's is
+    // 3 s). The supervisor's own report says so whatever the machine's speed.
+    for service in ["web", "client", "flaky"] {
+        let killed = sup.events_starting(service, "did not stop within");
+        assert!(
+            killed.is_empty(),
+            "{service} had to be killed (the stop took {took:?}):\n{}",
+            sup.dump()
+        );
+        for exit in sup.events_starting(service, "exited with code") {
+            assert!(
+                !exit.message.contains("SIGKILL"),
+                "{service} was killed: {:?}\n{}",
+                exit.message,
+                sup.dump()
+            );
+        }
+    }
     assert!(!process_alive(web_pid), "web's process survived the stop");
     assert_torn_down(&forge);
 }
@@ -151,8 +165,9 @@ fn the_demos_flaky_service_restarts_with_growing_delays_and_gives_up_after_five(
             "restarted after {waited:?}, announced {delay:?}:\n{}",
             sup.dump()
         );
+        // The slack is the container's start, which software emulation stretches.
         assert!(
-            waited < delay + Duration::from_secs(2),
+            waited < delay + scaled(Duration::from_secs(2)),
             "restarted after {waited:?}, announced {delay:?}:\n{}",
             sup.dump()
         );
