@@ -347,6 +347,7 @@ fn describe(image: &forge_image::Image) -> serde_json::Value {
             "WorkingDir": c.working_dir,
             "User": c.user,
             "ExposedPorts": exposed,
+            "Volumes": c.volumes.iter().map(|v| (v.clone(), serde_json::json!({}))).collect::<serde_json::Map<_, _>>(),
             "StopSignal": c.stop_signal,
         },
         "RootFS": { "Type": "layers", "Layers": c.layers },

@@ -8,6 +8,7 @@ mod images;
 mod manage;
 mod network;
 mod run;
+mod volume;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +84,9 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
 }
 
 fn init_logging(format: LogFormat) {
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         Command::Rmi(args) => images::rmi(&runtime, &args),
         Command::Image(cmd) => manage::image(&runtime, cmd),
         Command::Network(cmd) => network::network(&forge_host::netd(runtime.roots()), cmd),
+        Command::Volume(cmd) => volume::volume(&runtime, cmd),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

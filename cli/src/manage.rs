@@ -47,6 +47,9 @@ pub struct RmArgs {
     /// Kill a running container before removing it
     #[arg(long, short = 'f')]
     force: bool,
+    /// Also remove the container's anonymous volumes (named volumes stay)
+    #[arg(long, short = 'v')]
+    volumes: bool,
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -219,7 +222,12 @@ pub fn kill(runtime: &Runtime, args: &KillArgs) -> i32 {
 
 pub fn rm(runtime: &Runtime, args: &RmArgs) -> i32 {
     each(&args.containers, |name| {
-        runtime.remove(name, args.force).map_err(|e| e.to_string())
+        if args.volumes {
+            runtime.remove_with_volumes(name, args.force)
+        } else {
+            runtime.remove(name, args.force)
+        }
+        .map_err(|e| e.to_string())
     })
 }
 

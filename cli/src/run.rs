@@ -45,6 +45,18 @@ pub struct RunArgs {
     /// Mount a tmpfs at PATH (OPTIONS as for mount, e.g. size=64m)
     #[arg(long, value_name = "PATH[:OPTIONS]")]
     tmpfs: Vec<String>,
+    /// Bind a host path (created when missing), mount a named volume (created when missing) or
+    /// an anonymous one; OPTIONS: ro, rw, nocopy, rprivate|private|rslave|slave|rshared|shared
+    #[arg(
+        long = "volume",
+        short = 'v',
+        value_name = "[HOST-PATH|NAME:]PATH[:OPTIONS]"
+    )]
+    volume: Vec<String>,
+    /// type=bind|volume|tmpfs,src=…,dst=…[,readonly][,bind-propagation=…][,volume-nocopy]
+    /// [,tmpfs-size=…][,tmpfs-mode=…] (a bind's source must exist)
+    #[arg(long, value_name = "KEY=VALUE,…")]
+    mount: Vec<String>,
     /// Every capability, no masked /proc or /sys paths, no no_new_privs: the explicit opt-out
     #[arg(long)]
     privileged: bool,
@@ -157,6 +169,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         forge_runtime::check_cgroup_manager(cgroup_manager).map_err(|e| e.to_string())?;
     }
     let userns: forge_runtime::UsernsMode = args.userns.parse().map_err(|e| format!("{e}"))?;
+    let mounts = parse_mounts(args)?;
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
         ensure_default_image(runtime.images(), DEFAULT_IMAGE).map_err(|e| e.to_string())?;
@@ -205,6 +218,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
         privileges,
         read_only: args.read_only,
         tmpfs: args.tmpfs.clone(),
+        mounts,
         userns,
     };
     runtime.create(&opts).map_err(|e| e.to_string())
@@ -227,6 +241,13 @@ fn parse_net(args: &RunArgs) -> Result<NetSpec, String> {
         publish_all: args.publish_all,
         aliases: args.network_alias.clone(),
     })
+}
+
+/// `-v` and `--mount`, relative host paths from the working directory (a destination that a
+/// `--tmpfs` takes too is refused by the runtime).
+fn parse_mounts(args: &RunArgs) -> Result<Vec<forge_runtime::Mount>, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("reading the working directory: {e}"))?;
+    forge_runtime::parse_mounts(&args.volume, &args.mount, &[], &cwd).map_err(|e| e.to_string())
 }
 
 fn parse_limits(args: &RunArgs) -> Result<Limits, String> {

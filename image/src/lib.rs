@@ -87,6 +87,10 @@ pub struct ImageConfig {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposed_ports: Vec<String>,
+    /// Paths the image declares as volumes (`VOLUME`): each container gets an anonymous volume
+    /// there unless it mounts something else at that path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
     /// OCI images: the diff ids of their layers in `layers/`, lowest first (empty: `rootfs/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<String>,

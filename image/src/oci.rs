@@ -110,6 +110,8 @@ pub struct RunConfig {
     pub stop_signal: Option<String>,
     #[serde(default)]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -445,6 +447,11 @@ pub fn record(store: &ImageStore, blobs: &Blobs, image: &Assembled) -> Result<St
             .exposed_ports
             .as_ref()
             .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default(),
+        volumes: run
+            .volumes
+            .as_ref()
+            .map(|v| v.keys().cloned().collect())
             .unwrap_or_default(),
         created: crate::proc::now_secs(),
         size,

@@ -16,10 +16,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 mod start;
+mod volumes;
+
+pub use volumes::VolumeInfo;
 
 use crate::cgroup::{CgroupError, CgroupPaths, Stats};
 use crate::launch::{self, LaunchError, Started};
 use crate::limits::Limits;
+use crate::mounts::Mount;
 use crate::names::{self, NameError};
 use crate::network::{Network, NetworkError, PublishedPort};
 use crate::paths::Roots;
@@ -101,6 +105,18 @@ pub enum RuntimeError {
     NetworkOption(NetworkError),
     #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
+    #[error(transparent)]
+    Mount(#[from] crate::mounts::MountError),
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
+    #[error("bind source path does not exist: {0} (--mount type=bind needs it; -v creates it)")]
+    NoBindSource(String),
+    #[error("image {image} declares VOLUME {path:?}: {reason}")]
+    BadImageVolume {
+        image: String,
+        path: String,
+        reason: String,
+    },
     #[error("signalling container {name}: {source}")]
     Signal {
         name: String,
@@ -146,6 +162,8 @@ pub struct CreateOptions {
     pub read_only: bool,
     /// `PATH[:OPTIONS]` tmpfs mounts.
     pub tmpfs: Vec<String>,
+    /// `-v` and `--mount` (see [`crate::mounts`]); anonymous volumes are named at create.
+    pub mounts: Vec<Mount>,
     /// `--userns`: the host's user namespace, or one of its own with a range of subordinate IDs.
     pub userns: crate::userns::Mode,
 }
@@ -206,6 +224,9 @@ pub struct ContainerConfig {
     pub read_only: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs: Vec<(String, String)>,
+    /// Binds and volumes (the image's VOLUMEs as anonymous volumes), and `--mount type=tmpfs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
     /// `--userns=auto`: the host IDs of the container's 0..65535, reserved until it is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<crate::userns::IdMap>,
@@ -478,6 +499,7 @@ impl Runtime {
         };
         let net = with_exposed_ports(&opts.net, &opts.image, &image.config.exposed_ports)?;
         let tmpfs = crate::tmpfs::parse_all(&opts.tmpfs)?;
+        let mut mounts = self.check_mounts(opts, &image, &tmpfs)?;
         // Held until the config (which records the range) is written: ranges never overlap.
         let (userns, _userns_lock) = match opts.userns {
             crate::userns::Mode::Host => (None, None),
@@ -533,14 +555,24 @@ impl Runtime {
             privileges: opts.privileges.clone(),
             read_only: opts.read_only,
             tmpfs,
+            mounts: std::mem::take(&mut mounts),
             userns,
         };
         let container = Container {
             config,
             state: State::created(),
         };
+        // Held until the config naming its volumes is written: none is removed meanwhile.
+        let volumes = match self.make_volumes(&container.config.mounts) {
+            Ok(made) => made,
+            Err(e) => {
+                self.delete_files(&container, false);
+                return Err(e);
+            }
+        };
         if let Err(e) = self.write_new(&container) {
-            self.delete_files(&container);
+            self.delete_files(&container, false);
+            volumes.undo(&self.volume_store());
             return Err(e);
         }
         Ok(container)
@@ -691,7 +723,7 @@ impl Runtime {
             init: c.config.init,
             privileges: c.config.privileges.clone(),
             read_only: c.config.read_only,
-            tmpfs: c.config.tmpfs.clone(),
+            mounts: self.init_mounts(&c.config),
             userns: c.config.userns.map(|map| crate::userns::UsernsSpec {
                 map,
                 layers_dir: self.roots.container_run(c.id()).join("layers"),
@@ -734,7 +766,7 @@ impl Runtime {
         c.state.finished_at = Some(now_secs());
         c.state.exit = Some(exit.clone());
         if c.config.auto_remove {
-            self.delete_files(c);
+            self.delete_files(c, true);
         } else {
             self.release_resources(c);
             if let Err(e) = self.write_state(c.id(), &c.state) {
@@ -744,9 +776,10 @@ impl Runtime {
         exit
     }
 
-    /// Removes a created or failed container that never ran (e.g. its start was refused).
+    /// Removes a created or failed container that never ran (e.g. its start was refused), and
+    /// the anonymous volumes made for it.
     pub fn discard(&self, c: &Container) {
-        self.delete_files(c);
+        self.delete_files(c, true);
     }
 
     /// Kills whatever is left in the container's cgroups, removes them and unplugs it from its
@@ -765,14 +798,15 @@ impl Runtime {
         failures
     }
 
-    fn delete_files(&self, c: &Container) {
-        for e in self.try_delete_files(c) {
+    /// Removes the container; with `volumes`, its anonymous volumes too.
+    fn delete_files(&self, c: &Container, volumes: bool) {
+        for e in self.try_delete_files(c, volumes) {
             tracing::warn!("{e}");
         }
     }
 
     /// [`Self::delete_files`]: tries every step, returns every failure.
-    fn try_delete_files(&self, c: &Container) -> Vec<String> {
+    fn try_delete_files(&self, c: &Container, volumes: bool) -> Vec<String> {
         // Cgroups first: they must not outlive the container, whatever path led here.
         let mut failures = self.try_release_resources(c);
         // Release the name last, so it cannot be reused while the old files still exist.
@@ -788,6 +822,11 @@ impl Runtime {
         }
         if names::lookup(&self.roots.names(), c.name()).as_deref() == Some(c.id()) {
             names::release(&self.roots.names(), c.name());
+        }
+        // After the container: a crash in between leaves a volume for `prune`, not a container
+        // without its volume.
+        if volumes {
+            failures.extend(self.try_remove_anonymous_volumes(c));
         }
         failures
     }
@@ -1032,6 +1071,16 @@ impl Runtime {
 
     /// Removes a container; a running one only with `force` (it is killed first).
     pub fn remove(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        self.remove_container(name, force, false)
+    }
+
+    /// `forge rm -v`: [`Self::remove`], and the container's anonymous volumes that no other
+    /// container uses. Named volumes stay.
+    pub fn remove_with_volumes(&self, name: &str, force: bool) -> Result<(), RuntimeError> {
+        self.remove_container(name, force, true)
+    }
+
+    fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Result<(), RuntimeError> {
         let c = self.get(name)?;
         if c.is_running() {
             if !force {
@@ -1044,7 +1093,7 @@ impl Runtime {
             }
             self.await_recorded_exit(&c);
         }
-        let failures = self.try_delete_files(&c);
+        let failures = self.try_delete_files(&c, volumes);
         if failures.is_empty() {
             Ok(())
         } else {

@@ -19,6 +19,7 @@ mod init;
 mod launch;
 mod limits;
 mod monitor;
+mod mounts;
 mod names;
 /// The network seam: what a caller implements to plug containers into networks.
 pub mod network;
@@ -35,28 +36,35 @@ mod tmpfs;
 mod tty;
 mod user;
 mod userns;
+mod volume;
 mod wait_async;
 
 // The runtime, its containers, and how they end.
 pub use channel::EXIT_FORGE_ERROR;
 pub use container::{
-    Container, ContainerConfig, CreateOptions, NetSpec, Runtime, RuntimeError, OOM_REASON,
+    Container, ContainerConfig, CreateOptions, NetSpec, Runtime, RuntimeError, VolumeInfo,
+    OOM_REASON,
 };
 pub use launch::{Joined, LaunchError, LaunchIo, Started};
 pub use paths::Roots;
 pub use signal::{parse_signal, BadSignal, Signaller};
-pub use status::{now_secs, process_alive, ExitInfo, State, Status};
+pub use status::{now_secs, process_alive, rfc3339_utc, ExitInfo, State, Status};
 
 // What create options are made of, parsed from the user's words.
 pub use caps::{check_name as check_capability, Privileges, UnknownCapability};
 pub use cgroup::{check_manager as check_cgroup_manager, CgroupError, Manager as CgroupManager};
 pub use limits::{LimitArgs, LimitError, Limits};
+pub use mounts::{
+    check_volume_name, parse_all as parse_mounts, parse_mount, parse_volume, Mount, MountError,
+    MountType, Propagation,
+};
 pub use security_opt::{
     apply as apply_security_opts, parse_and_apply as parse_security_opts, SecurityOpt,
     SecurityOptError,
 };
 pub use tmpfs::{parse as parse_tmpfs, TmpfsError};
 pub use userns::{Mode as UsernsMode, UsernsError};
+pub use volume::{Volume, VolumeError, ANONYMOUS_LABEL};
 
 // The process roles (init, join, monitor) a Forge binary becomes, and the terminal.
 pub use init::dispatch;

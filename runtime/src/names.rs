@@ -29,14 +29,18 @@ const NOUNS: &[&str] = &[
     "ladle", "mould", "ore", "poker", "quench", "rivet", "slag", "smelter", "tongs", "vise",
 ];
 
-pub fn validate(name: &str) -> Result<(), NameError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
+/// Docker's rule for container and volume names, `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, up to `max` bytes.
+pub(crate) fn follows_docker_rule(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+pub fn validate(name: &str) -> Result<(), NameError> {
+    if follows_docker_rule(name, 64) {
         Ok(())
     } else {
         Err(NameError::Invalid(name.to_string()))

@@ -32,6 +32,11 @@ impl Roots {
         self.data.join("images")
     }
 
+    /// Named and anonymous volumes: `volumes/NAME/_data` (see `volume.rs`).
+    pub fn volumes(&self) -> PathBuf {
+        self.data.join("volumes")
+    }
+
     pub fn names(&self) -> PathBuf {
         self.data.join("names")
     }

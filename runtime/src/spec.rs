@@ -44,12 +44,32 @@ pub struct InitSpec {
     /// `--read-only`: the root filesystem is mounted read-only (tmpfs mounts stay writable).
     #[serde(default)]
     pub read_only: bool,
-    /// `--tmpfs PATH[:OPTIONS]`: (path, tmpfs options).
+    /// Binds, volumes and tmpfs mounts (`-v`, `--mount`, `--tmpfs`, the image's VOLUMEs), in
+    /// the order they are made (shallow destinations first).
     #[serde(default)]
-    pub tmpfs: Vec<(String, String)>,
+    pub mounts: Vec<InitMount>,
     /// `--userns=auto`: PID 1 gets a user namespace of its own, mapped by the caller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<crate::userns::UsernsSpec>,
+}
+
+/// A mount that init makes at a path of the container, resolved inside its root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitMount {
+    /// Absolute path inside the container.
+    pub target: String,
+    pub what: MountWhat,
+    pub read_only: bool,
+    pub propagation: crate::mounts::Propagation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountWhat {
+    /// A host file or directory (a volume's `_data` too), recursively. `copy_up`: an empty
+    /// source directory first gets a copy of what the image has at the destination.
+    Bind { source: PathBuf, copy_up: bool },
+    /// A fresh tmpfs with this mount data.
+    Tmpfs { data: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

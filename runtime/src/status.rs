@@ -138,6 +138,28 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// `secs` since the epoch in RFC 3339, UTC (`2024-05-01T12:00:00Z`; with `millis`,
+/// `…:00.250Z`), without a date crate: Howard Hinnant's days-to-civil algorithm.
+pub fn rfc3339_utc(secs: u64, millis: Option<u32>) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let fraction = millis.map(|ms| format!(".{ms:03}")).unwrap_or_default();
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+    )
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -148,6 +170,16 @@ mod tests {
     use nix::sys::signal::Signal;
     use nix::sys::wait::WaitStatus;
     use nix::unistd::Pid;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339_utc(0, None), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_utc(951_782_400, Some(5)),
+            "2000-02-29T00:00:00.005Z"
+        );
+        assert_eq!(rfc3339_utc(1_735_689_599, None), "2024-12-31T23:59:59Z");
+    }
 
     #[test]
     fn exit_codes_follow_the_shell_convention() {

@@ -102,6 +102,26 @@ pub fn running_since(pid: libc::pid_t) -> Option<u64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// Opens (creating it) the lock file `path` and takes an exclusive `flock` on it, waiting for
+/// other holders; released when the file is closed, also when this process dies.
+pub fn lock_exclusive(path: &Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    loop {
+        // SAFETY: flock takes an fd we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(file);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// `struct loop_info64` from `<linux/loop.h>`.
 #[repr(C)]
 struct LoopInfo64 {
@@ -201,6 +221,66 @@ pub fn open_tree_clone(dir: &Path) -> io::Result<OwnedFd> {
         check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, dir.as_ptr(), flags) })?;
     // SAFETY: the kernel just returned this fd to us and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)` of what `fd` names: a detached bind mount of it
+/// with every mount below it, gone once the fd is closed unless it is attached first.
+pub fn open_tree_clone_recursive(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_RECURSIVE as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: the empty path with AT_EMPTY_PATH names `fd` itself; no other memory is passed.
+    let tree =
+        check(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) })?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree as RawFd) })
+}
+
+/// Makes the detached mount `tree` and every mount below it read-only (`mount_setattr`,
+/// Linux 5.12+: ENOSYS before).
+pub fn mount_setattr_rdonly_recursive(tree: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: u64::from(MOUNT_ATTR_RDONLY),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the empty path with AT_EMPTY_PATH names `tree` itself; `attr` is a valid
+    // mount_attr that outlives the call and its size is passed along.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// Attaches the detached mount `tree` on what the fd `target` names (an `O_PATH` fd of a
+/// directory or file already resolved), so no path is looked up again.
+pub fn move_mount_onto(
+    tree: std::os::fd::BorrowedFd<'_>,
+    target: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<()> {
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both paths are empty NUL-terminated strings with the EMPTY_PATH flags, naming the
+    // two fds themselves.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
 }
 
 /// A new anonymous memory file (`memfd_create(2)`).

@@ -14,7 +14,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -204,22 +204,8 @@ pub struct AllocationLock {
 /// Takes the allocation lock of the data root `data` (blocks until it is free).
 pub fn lock(data: &Path) -> Result<AllocationLock, UsernsError> {
     let path = data.join("userns.lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("opening", &path))?;
-    loop {
-        // SAFETY: flock takes an fd we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(AllocationLock { _file: file });
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(io_err("locking", &path)(e));
-        }
-    }
+    let file = crate::sys::lock_exclusive(&path).map_err(io_err("locking", &path))?;
+    Ok(AllocationLock { _file: file })
 }
 
 /// Lets the container's root (an unprivileged user on the host) reach the container's files

@@ -87,6 +87,7 @@ impl Runtime {
         die_with_parent: bool,
     ) -> Result<Started, RuntimeError> {
         let spec = self.init_spec(c, die_with_parent)?;
+        self.make_bind_sources(&c.config)?;
         if let Some(userns) = &spec.userns {
             // Where PID 1 attaches the idmapped layers, in its own mount namespace only.
             for n in 0..spec.lower.len() {

@@ -9,8 +9,10 @@
 //! With `--userns=auto` the clone adds `CLONE_NEWUSER` (so the new user namespace owns the
 //! others) and PID 1 waits for the caller to map it before doing anything (see [`crate::userns`]).
 
+mod copy_up;
 mod exec;
 pub mod join;
+mod mount_in;
 mod reaper;
 pub mod rootfs;
 

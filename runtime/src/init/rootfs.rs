@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
-use crate::spec::InitSpec;
+use crate::mounts::Propagation;
+use crate::spec::{InitMount, InitSpec, MountWhat};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{action} {path}: {source}")]
@@ -78,6 +79,8 @@ pub enum Step {
     RemountReadOnly {
         target: PathBuf,
     },
+    /// A bind or tmpfs at a path of the container, resolved inside the root (`mount_in`).
+    InRoot(InitMount),
 }
 
 /// Files of /proc that leak the host's kernel state (Docker's masked paths).
@@ -260,23 +263,8 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             mode: 0o755,
         },
     ]);
-    for (path, options) in &spec.tmpfs {
-        steps.push(Step::Mkdir {
-            path: at(path),
-            mode: 0o755,
-        });
-        steps.push(Step::Mount {
-            source: "tmpfs".into(),
-            target: at(path),
-            fstype: Some("tmpfs"),
-            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            data: Some(if options.is_empty() {
-                "mode=1777".into()
-            } else {
-                options.clone()
-            }),
-        });
-    }
+    // Before the root may turn read-only: missing destinations are made in it.
+    steps.extend(spec.mounts.iter().cloned().map(Step::InRoot));
     if spec.read_only {
         // Last of the root's own changes: everything above needed it writable.
         steps.push(Step::RemountReadOnly {
@@ -299,32 +287,32 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
         }
     }
     for file in &spec.bind_files {
-        let target = at(&file.target);
-        steps.push(Step::Touch {
-            path: target.clone(),
-        });
-        steps.push(Step::Mount {
-            source: file.source.to_string_lossy().into_owned(),
-            target,
-            fstype: None,
-            flags: MsFlags::MS_BIND,
-            data: None,
-        });
+        steps.push(Step::InRoot(InitMount {
+            target: file.target.clone(),
+            what: MountWhat::Bind {
+                source: file.source.clone(),
+                copy_up: false,
+            },
+            read_only: false,
+            propagation: Propagation::Rprivate,
+        }));
     }
     steps
 }
 
 /// `layers`: the idmapped image layers of a user namespace, attached before the steps run.
 pub fn apply(spec: &InitSpec, steps: &[Step], layers: &[OwnedFd]) -> Result<(), RootfsError> {
-    // Nothing mounted from here on may propagate back to the host's mount namespace.
+    // Nothing mounted from here on may propagate back to the host's mount namespace; the
+    // host's mounts still reach the copies here (runc's default, rslave), which is what an
+    // `rslave` bind shows. Every bind sets its own propagation (rprivate unless asked).
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
         None::<&str>,
     )
-    .map_err(|e| err("making private", Path::new("/"), e.into()))?;
+    .map_err(|e| err("making a slave", Path::new("/"), e.into()))?;
     if let Some(storage) = &spec.storage {
         mount_storage(storage, &spec.upper, &spec.work)?;
     }
@@ -336,7 +324,7 @@ pub fn apply(spec: &InitSpec, steps: &[Step], layers: &[OwnedFd]) -> Result<(), 
         }
     }
     for step in steps {
-        apply_step(step)?;
+        apply_step(step, &spec.rootfs)?;
     }
     Ok(())
 }
@@ -378,8 +366,15 @@ fn err(action: &'static str, path: &Path, source: io::Error) -> RootfsError {
     }
 }
 
-fn apply_step(step: &Step) -> Result<(), RootfsError> {
+fn apply_step(step: &Step, root: &Path) -> Result<(), RootfsError> {
     match step {
+        Step::InRoot(m) => super::mount_in::apply(root, m).map_err(|message| {
+            err(
+                "mount destination",
+                Path::new(&m.target),
+                io::Error::other(message),
+            )
+        }),
         Step::Mount {
             source,
             target,
@@ -438,9 +433,12 @@ fn apply_step(step: &Step) -> Result<(), RootfsError> {
         )
         .map_err(|e| err("making read-only", target, e.into())),
         Step::ReadOnlyIfPresent { target } => match target.exists() {
-            true => apply_step(&Step::ReadOnlyBind {
-                target: target.clone(),
-            }),
+            true => apply_step(
+                &Step::ReadOnlyBind {
+                    target: target.clone(),
+                },
+                root,
+            ),
             false => Ok(()),
         },
         Step::MaskDir { target } => {
@@ -552,7 +550,7 @@ mod tests {
             init: false,
             privileges: Default::default(),
             read_only: false,
-            tmpfs: vec![],
+            mounts: vec![],
             userns: None,
         }
     }
@@ -636,6 +634,10 @@ mod tests {
                     path
                 }
                 Step::Symlink { link, .. } => link,
+                Step::InRoot(m) => {
+                    assert!(m.target.starts_with('/'), "{m:?}");
+                    continue;
+                }
             };
             assert!(path.starts_with("/c/rootfs"), "{path:?}");
         }
@@ -646,13 +648,16 @@ mod tests {
                 mode: 0o755
             }) > 8
         );
+        let hosts = steps
+            .iter()
+            .position(|s| matches!(s, Step::InRoot(m) if m.target == "/etc/hosts"))
+            .unwrap();
         assert!(
-            pos(&Step::Touch {
-                path: "/c/rootfs/etc/hosts".into()
-            }) > pos(&Step::Mkdir {
-                path: "/c/rootfs/etc".into(),
-                mode: 0o755
-            })
+            hosts
+                > pos(&Step::Mkdir {
+                    path: "/c/rootfs/etc".into(),
+                    mode: 0o755
+                })
         );
     }
 }
