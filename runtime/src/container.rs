@@ -3,7 +3,8 @@
 //! On disk, per container: `DATA/containers/ID/` holds `config.json`, the writable layer
 //! (`upper/`, `work/`), the files bind-mounted over `/etc/hostname`, `/etc/hosts` and
 //! `/etc/resolv.conf`, and `container.log`; `RUN/containers/ID/` holds `state.json` and the
-//! rootfs mount point. `DATA/names/NAME` links a name to its id. The process that starts a
+//! rootfs mount point. `DATA/names/NAME` links a name to its id. Volumes are in
+//! `DATA/volumes/` (see `volume.rs`); a config names the ones its container uses. The process that starts a
 //! container (the CLI, a detached monitor, the supervisor) waits for it and records its exit.
 
 use std::fs;

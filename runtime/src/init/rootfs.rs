@@ -3,8 +3,10 @@
 //!
 //! Runs in PID 1 of the container, inside its new mount namespace, before `pivot_root`: the overlay
 //! and everything below it exist only in that namespace, so they vanish with the container and can
-//! never leak onto the host. Order matters: propagation private first (nothing leaks back), then
-//! the overlay, then the filesystems on top of it, then `pivot_root`.
+//! never leak onto the host. Order matters: the namespace a slave of the host's first (nothing
+//! leaks back), then the overlay, then the filesystems on top of it (the user's mounts before
+//! `--read-only` turns the root read-only, since their destinations may have to be made), then
+//! `pivot_root`. Mounts at paths of the container are resolved inside its root (`mount_in`).
 //!
 //! In a user namespace (`--userns=auto`) three things differ: the image layers are the caller's
 //! idmapped copies, attached first (below Forge's run root, in this namespace only); overlayfs
