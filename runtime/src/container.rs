@@ -714,7 +714,12 @@ impl Runtime {
             work: writable.join("work"),
             storage,
             rootfs: self.roots.container_run(c.id()).join("rootfs"),
-            bind_files: vec![bind("hostname"), bind("hosts"), bind("resolv.conf")],
+            // A file the user mounts there (`-v ./hosts:/etc/hosts`) wins, as in Docker.
+            bind_files: ["hostname", "hosts", "resolv.conf"]
+                .into_iter()
+                .map(bind)
+                .filter(|f| !c.config.mounts.iter().any(|m| m.target == f.target))
+                .collect(),
             args: c.config.args.clone(),
             env: c.config.env.clone(),
             cwd: c.config.cwd.clone(),

@@ -86,6 +86,14 @@ fn a_named_volume_keeps_what_one_container_wrote_for_the_next() {
     assert_eq!(read, "kept\n");
     let on_disk = forge.root().join("volumes/data/_data/f");
     assert_eq!(std::fs::read_to_string(on_disk).unwrap(), "kept\n");
+    // A file bound over one of the /etc files Forge writes replaces it, as in Docker.
+    let hosts = forge.root().join("my-hosts");
+    std::fs::write(&hosts, "10.1.2.3 mine\n").unwrap();
+    let bound = format!("{}:/etc/hosts:ro", hosts.display());
+    assert_eq!(
+        run(&forge, &["-v", &bound, "host", "cat", "/etc/hosts"]),
+        "10.1.2.3 mine\n"
+    );
     forge.assert_no_containers();
 }
 

@@ -21,9 +21,13 @@ use nix::sys::time::TimeSpec;
 /// Copies the directory `image` (an fd of the destination in the container's root) into the
 /// directory `volume` if the volume is empty; whether it copied.
 pub fn copy_if_empty(image: BorrowedFd<'_>, volume: BorrowedFd<'_>) -> io::Result<bool> {
+    // A file at the destination: nothing to copy (and the mount says why it cannot go there).
+    if !is_dir(&nix::sys::stat::fstat(image.as_raw_fd())?) {
+        return Ok(false);
+    }
     let src = reopen_dir(image)?;
     let dst = reopen_dir(volume)?;
-    if !is_dir(&nix::sys::stat::fstat(src.as_raw_fd())?) || !entries(&dst)?.is_empty() {
+    if !entries(&dst)?.is_empty() {
         return Ok(false);
     }
     let mut copy = Copy {
