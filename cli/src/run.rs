@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// Set environment variables (KEY=VALUE)
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     env: Vec<String>,
+    /// Read environment variables from a file, in Compose's format (`-e` wins over it)
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<std::path::PathBuf>,
     /// Working directory inside the container
     #[arg(long, short = 'w', value_name = "DIR")]
     workdir: Option<String>,
@@ -170,6 +173,11 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
     }
     let userns: forge_runtime::UsernsMode = args.userns.parse().map_err(|e| format!("{e}"))?;
     let mounts = parse_mounts(args)?;
+    let mut env = Vec::new();
+    for file in &args.env_file {
+        env.extend(forge_runtime::read_env_file(file).map_err(|e| e.to_string())?);
+    }
+    env.extend(args.env.iter().cloned());
     if args.image == DEFAULT_IMAGE && !runtime.images().exists(DEFAULT_IMAGE) {
         eprintln!("forge: building the default image {DEFAULT_IMAGE:?} from the host's binaries");
         ensure_default_image(runtime.images(), DEFAULT_IMAGE).map_err(|e| e.to_string())?;
@@ -202,7 +210,7 @@ fn create(runtime: &Runtime, args: &RunArgs) -> Result<Container, String> {
             }
         }),
         args: args.command.clone(),
-        env: args.env.clone(),
+        env,
         workdir: args.workdir.clone(),
         hostname: args.hostname.clone(),
         tty: args.tty,

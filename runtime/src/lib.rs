@@ -15,6 +15,7 @@ mod caps;
 pub mod cgroup;
 mod channel;
 mod container;
+mod env_file;
 mod init;
 mod launch;
 mod limits;
@@ -53,10 +54,12 @@ pub use status::{now_secs, process_alive, rfc3339_utc, ExitInfo, State, Status};
 // What create options are made of, parsed from the user's words.
 pub use caps::{check_name as check_capability, Privileges, UnknownCapability};
 pub use cgroup::{check_manager as check_cgroup_manager, CgroupError, Manager as CgroupManager};
+pub use env_file::{read as read_env_file, EnvFileError};
 pub use limits::{LimitArgs, LimitError, Limits};
 pub use mounts::{
-    check_volume_name, parse_all as parse_mounts, parse_mount, parse_volume, Mount, MountError,
-    MountType, Propagation,
+    check_distinct as check_mount_targets, check_target as check_mount_target, check_volume_name,
+    host_path as bind_source, is_size as is_tmpfs_size, parse_all as parse_mounts, parse_mount,
+    parse_volume, Mount, MountError, MountType, Propagation,
 };
 pub use security_opt::{
     apply as apply_security_opts, parse_and_apply as parse_security_opts, SecurityOpt,

@@ -49,7 +49,8 @@ impl Propagation {
         ("shared", Self::Shared),
     ];
 
-    fn parse(word: &str) -> Option<Self> {
+    /// `rslave` → [`Propagation::Rslave`].
+    pub fn from_name(word: &str) -> Option<Self> {
         Self::NAMES
             .iter()
             .find(|(name, _)| *name == word)
@@ -234,7 +235,7 @@ fn parse_options(text: &str) -> Result<Options, String> {
                         .into(),
                 )
             }
-            other => match Propagation::parse(other) {
+            other => match Propagation::from_name(other) {
                 Some(_) if options.propagation.is_some() => {
                     return Err("more than one propagation mode".into())
                 }
@@ -248,7 +249,7 @@ fn parse_options(text: &str) -> Result<Options, String> {
 
 /// An absolute host path, `.`-relative ones joined to `base`, made canonical without touching
 /// the filesystem (`..` is kept: the host path is the user's own).
-fn host_path(source: &str, base: &Path) -> String {
+pub fn host_path(source: &str, base: &Path) -> String {
     let path = if source.starts_with('/') {
         PathBuf::from(source)
     } else {
@@ -308,7 +309,7 @@ pub fn parse_mount(spec: &str, base: &Path) -> Result<Mount, MountError> {
             "readonly" | "ro" => mount.read_only = boolean(key, value).map_err(invalid)?,
             "bind-propagation" => {
                 let word = value_of()?;
-                mount.propagation = Propagation::parse(word).ok_or_else(|| {
+                mount.propagation = Propagation::from_name(word).ok_or_else(|| {
                     invalid(format!(
                         "unknown bind-propagation {word:?} (rprivate, private, rslave, slave, rshared, shared)"
                     ))
@@ -397,7 +398,7 @@ fn boolean(key: &str, value: Option<&str>) -> Result<bool, String> {
 }
 
 /// `1048576`, `64k`, `64m`, `1g`: what tmpfs's `size=` takes, percentages aside.
-fn is_size(value: &str) -> bool {
+pub fn is_size(value: &str) -> bool {
     let digits = value.trim_end_matches(|c: char| "kKmMgG".contains(c));
     let suffix = &value[digits.len()..];
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && suffix.len() <= 1
@@ -585,7 +586,7 @@ mod tests {
     #[test]
     fn propagation_names_round_trip() {
         for (name, p) in Propagation::NAMES {
-            assert_eq!(Propagation::parse(name), Some(p));
+            assert_eq!(Propagation::from_name(name), Some(p));
             assert_eq!(p.name(), name);
         }
         assert!(Propagation::Rslave.recursive() && !Propagation::Slave.recursive());

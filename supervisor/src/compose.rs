@@ -19,11 +19,19 @@
 //! gateway = "10.89.1.1"            # needs subnet
 //! internal = false
 //!
+//! [volumes.data]                   # PROJECT_data, kept across runs; removed by --remove-volumes
+//! name = "shared-data"             # the volume's name instead of PROJECT_data
+//! labels = { tier = "db" }         # or ["tier=db"]
+//! external = false                 # true: made by `forge volume create` (named KEY), never made or removed here
+//! driver = "local"                 # the only driver; driver_opts are not supported yet
+//!
 //! [services.web]                   # name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 63
 //! image = "host"                   # required
 //! entrypoint = "/bin/sh -c"        # string (split into words like a shell, never run by one)
 //! command = ["httpd", "-f"]        #   or list; never empty
 //! environment = { PORT = 80 }      # or ["PORT=80"]; values strings, numbers or booleans
+//! env_file = [{ path = "web.env", required = false }]   # or "web.env", or a list of names;
+//! #   Compose's format, relative to this file, read now; environment wins over it
 //! working_dir = "/srv"             # absolute
 //! user = "1000:1000"               # or a number
 //! hostname = "www"
@@ -45,6 +53,15 @@
 //! read_only = false                # the root filesystem read-only
 //! tmpfs = ["/run", "/tmp:size=64m"]  # or one string; PATH[:OPTIONS] as for `forge run --tmpfs`
 //! userns_mode = "host"             # or "auto" (a user namespace of its own; not with limits.storage)
+//! volumes = [                      # as `forge run -v`; relative host paths from this file's directory
+//!   "data:/var/lib/db",            #   a volume of [volumes] (named PROJECT_data)
+//!   "./site:/www:ro",              #   a bind ("./", "../", "~/" or absolute: made when missing)
+//!   "/cache",                      #   an anonymous volume
+//!   # the long form (TOML wants each inline table on one line):
+//!   { type = "bind", source = "./conf", target = "/etc/app", read_only = true, bind = { propagation = "rslave", create_host_path = false } },
+//!   { type = "volume", source = "data", target = "/seed", volume = { nocopy = true } },
+//!   { type = "tmpfs", target = "/scratch", tmpfs = { size = "64m", mode = 0o1777 } },
+//! ]
 //!
 //! [services.web.healthcheck]       # Compose's defaults: 30s, 30s, 3, 0s
 //! test = ["CMD", "true"]           # or ["CMD-SHELL", "..."], a string (CMD-SHELL), ["NONE"]
@@ -66,6 +83,7 @@
 mod node;
 mod security;
 mod service;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -84,6 +102,7 @@ use toml_edit::ImDocument;
 pub use crate::backoff::Backoff;
 use node::{line_col, Invalid, Node, Spot};
 use service::Placed;
+pub use volumes::VolumeDef;
 
 /// The network every service without `networks` joins; always defined, implicitly.
 pub const DEFAULT_NETWORK: &str = "default";
@@ -94,6 +113,8 @@ pub struct Compose {
     pub services: BTreeMap<String, Service>,
     /// The networks under `[networks]`, plus `default` when a service joins it.
     pub networks: BTreeMap<String, NetworkDef>,
+    /// The volumes under `[volumes]`, by key.
+    pub volumes: BTreeMap<String, VolumeDef>,
     /// The global `[x-backoff]` (already merged into each service's own `backoff`).
     pub backoff: Backoff,
 }
@@ -136,6 +157,8 @@ pub struct Service {
     /// `PATH[:OPTIONS]`, as `forge run --tmpfs` takes them.
     pub tmpfs: Vec<String>,
     pub userns: forge_runtime::UsernsMode,
+    /// `volumes`: binds, volumes (named ones by their key in `[volumes]`) and tmpfs mounts.
+    pub volumes: Vec<forge_runtime::Mount>,
 }
 
 /// When a dependency counts as ready for its dependents to start.
@@ -322,9 +345,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Compose, ComposeError> {
             },
         )
     })?;
+    // Relative paths in the file are relative to its directory, whatever the working directory
+    // is when the containers start.
     let dir = path.parent().unwrap_or(Path::new(""));
+    let dir = std::env::current_dir()
+        .map(|cwd| cwd.join(dir))
+        .unwrap_or_else(|_| dir.to_path_buf());
     let mut compose =
-        read_document(&doc, dir).map_err(|invalid| ComposeError::at(path, text, invalid))?;
+        read_document(&doc, &dir).map_err(|invalid| ComposeError::at(path, text, invalid))?;
     compose.path = path.to_path_buf();
     Ok(compose)
 }
@@ -349,13 +377,17 @@ impl Compose {
 
 fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invalid> {
     let root = Node::root(doc).table("a table")?;
-    root.only(&["services", "networks", "x-backoff"])?;
+    root.only(&["services", "networks", "volumes", "x-backoff"])?;
     let backoff = match root.get("x-backoff") {
         Some(node) => service::backoff(&node, &Backoff::default())?,
         None => Backoff::default(),
     };
     let mut networks = match root.get("networks") {
         Some(node) => read_networks(&node)?,
+        None => BTreeMap::new(),
+    };
+    let volumes = match root.get("volumes") {
+        Some(node) => volumes::read_definitions(&node)?,
         None => BTreeMap::new(),
     };
     let services_node = root.get("services").ok_or_else(|| Invalid {
@@ -376,6 +408,7 @@ fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invali
         places.push((entry.key, placed));
     }
     check_networks(&places, &networks)?;
+    check_volumes(&places, &volumes)?;
     check_dependencies(&places, &services)?;
     check_ports(&places)?;
     if services
@@ -388,6 +421,7 @@ fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invali
         path: PathBuf::new(),
         services,
         networks,
+        volumes,
         backoff,
     })
 }
@@ -455,6 +489,22 @@ fn check_networks(
             if name != DEFAULT_NETWORK && !networks.contains_key(name) {
                 return Err(spot.err(format!(
                     "unknown network {name:?} (define it as [networks.{name}])"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_volumes(
+    places: &[(&str, Placed)],
+    volumes: &BTreeMap<String, VolumeDef>,
+) -> Result<(), Invalid> {
+    for (_, placed) in places {
+        for (name, spot) in &placed.volumes {
+            if !volumes.contains_key(name) {
+                return Err(spot.err(format!(
+                    "undefined volume {name:?} (define it as [volumes.{name}])"
                 )));
             }
         }

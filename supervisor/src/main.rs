@@ -34,6 +34,10 @@ struct Cli {
     /// Exit with this service's exit code (implies --abort-on-container-exit)
     #[arg(long, value_name = "SERVICE")]
     exit_code_from: Option<String>,
+    /// At shutdown also remove the project's volumes (not external ones) and the containers'
+    /// anonymous volumes, as `docker compose down -v`
+    #[arg(long, short = 'v')]
+    remove_volumes: bool,
     /// Who makes the containers' cgroups, as `forge run --cgroup-manager`: `systemd` (the
     /// default on cgroup v2 hosts booted with systemd) or `cgroupfs`
     #[arg(long, env = "FORGE_CGROUP_MANAGER", value_name = "MANAGER", value_parser = str::parse::<Manager>)]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         abort_on_container_exit: cli.abort_on_container_exit || cli.exit_code_from.is_some(),
         exit_code_from: cli.exit_code_from.clone(),
         cgroup_manager: cli.cgroup_manager,
+        remove_volumes: cli.remove_volumes,
     };
     let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
     let netd = forge_host::netd(&roots);

@@ -138,3 +138,25 @@ fn an_empty_entrypoint_without_a_command_is_refused() {
         "no command specified",
     );
 }
+
+#[test]
+fn a_bad_or_missing_env_file_is_refused_naming_the_file_and_line() {
+    let forge = Forge::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.env");
+    std::fs::write(&bad, "GOOD=1\nNOT A LINE\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    let out = refused(
+        &forge,
+        &["--env-file", bad, "host", "true"],
+        &format!("{bad}:2: invalid variable name \"NOT A LINE\""),
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+    let missing = dir.path().join("missing.env");
+    let missing = missing.to_str().unwrap();
+    refused(
+        &forge,
+        &["--env-file", missing, "host", "true"],
+        &format!("{missing}: cannot read the env file: No such file or directory"),
+    );
+}

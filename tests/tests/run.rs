@@ -640,3 +640,37 @@ fn init_forwards_signals_and_reaps_orphans() {
     ]);
     assert_eq!(code.code, 4, "{code}");
 }
+
+#[test]
+fn env_files_are_read_in_composes_format_and_env_flags_win() {
+    let forge = Forge::new();
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.env");
+    let second = dir.path().join("second.env");
+    std::fs::write(
+        &first,
+        "# settings\nexport A=one # a comment\nB=\"two\\tlines\nend\"\nC='$NOT_EXPANDED'\nD=${A}-d\nE=from-file\n",
+    )
+    .unwrap();
+    std::fs::write(&second, "A=again\n").unwrap();
+    let out = forge.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "--env-file",
+        first.to_str().unwrap(),
+        "--env-file",
+        second.to_str().unwrap(),
+        "-e",
+        "E=from-flag",
+        "host",
+        "sh",
+        "-c",
+        "printf '%s|' \"$A\" \"$B\" \"$C\" \"$D\" \"$E\"",
+    ]);
+    assert_eq!(
+        out.stdout,
+        "again|two\tlines\nend|$NOT_EXPANDED|one-d|from-flag|"
+    );
+}

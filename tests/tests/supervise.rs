@@ -532,11 +532,12 @@ restart = "on-failure"
 #[test]
 fn backoff_grows_and_resets_after_a_run_longer_than_reset_after() {
     let forge = Forge::new();
-    // Runs 3 and 6 last 0.6 s (longer than reset_after), the others exit at once; the counter
+    // Runs 3 and 6 last 1.6 s (longer than reset_after), the others exit at once; the counter
     // lives in the container's writable layer, which persists across restarts. Both times
-    // stretch under emulation, where even a run that exits at once takes a while.
-    let reset_after = common::scaled(Duration::from_millis(300)).as_millis();
-    let long_run = common::scaled(Duration::from_millis(600)).as_secs_f64();
+    // stretch under emulation, where even a run that exits at once takes a while; on a loaded
+    // host such a run took over 300 ms, so reset_after leaves it 800.
+    let reset_after = common::scaled(Duration::from_millis(800)).as_millis();
+    let long_run = common::scaled(Duration::from_millis(1600)).as_secs_f64();
     let file = compose_file(&format!(
         r#"
 [services.bouncy]

@@ -722,3 +722,149 @@ fn bad_mounts_and_volume_names_are_refused_with_one_line_and_nothing_made() {
     let label = forge.run(&["volume", "create", "--label", "=v", "ok1"]);
     assert_refused(&forge, &label, "invalid --label \"=v\"");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Compose: a service's `volumes` and the top-level `[volumes]`.
+
+/// A project with a named volume (short form), an external one and a bind (long form, relative
+/// to the compose file), an anonymous volume and a tmpfs: the first run writes, the second reads
+/// what the first wrote; `--remove-volumes` removes the project's volumes, never the external one.
+#[test]
+fn compose_volumes_survive_a_stop_and_start_and_go_with_remove_volumes() {
+    use common::supervisor::{assert_torn_down, compose_file, stop_cleanly, Supervisor};
+
+    let forge = Forge::new();
+    forge.ok(&["volume", "create", "outside"]);
+    let file = compose_file(&format!(
+        r#"
+[volumes.db]
+labels = {{ tier = "db" }}
+[volumes.shared]
+name = "outside"
+external = true
+
+[services.app]
+image = "host"
+volumes = [
+    "db:/var/lib/db",
+    "/scratch-anon",
+    {{ type = "bind", source = "./site", target = "/www", read_only = true, bind = {{ create_host_path = true }} }},
+    {{ type = "volume", source = "shared", target = "/shared" }},
+    {{ type = "tmpfs", target = "/tmp/t", tmpfs = {{ size = "1m" }} }},
+]
+command = {}
+"#,
+        common::supervisor::report_then_wait(
+            "cat /var/lib/db/count 2>/dev/null || echo none; \
+             echo $(( $(cat /var/lib/db/count 2>/dev/null || echo 0) + 1 )) > /var/lib/db/count; \
+             echo run >> /shared/log; \
+             echo site=$(cat /www/index 2>/dev/null || echo missing); \
+             touch /www/x 2>/dev/null && echo www-writable || echo www-ro; \
+             grep ' /tmp/t ' /proc/mounts | grep -o 'size=[0-9]*k'; \
+             echo ready"
+        )
+    ));
+    let site = file.path.parent().unwrap().join("site");
+    // The first run makes ./site (create_host_path); give it a file for the second.
+    let first = |sup: &mut Supervisor| -> Vec<String> {
+        sup.wait_output("app", "ready", |t| t == "ready");
+        sup.output("app").into_iter().map(|l| l.text).collect()
+    };
+    let mut sup = Supervisor::start(&forge, "proj", &file.path, &[]);
+    let lines = first(&mut sup);
+    assert_eq!(
+        lines,
+        ["none", "site=missing", "www-ro", "size=1024k", "ready"],
+        "{}",
+        sup.dump()
+    );
+    assert!(
+        site.is_dir(),
+        "create_host_path made ./site next to the file"
+    );
+    stop_cleanly(&forge, &mut sup);
+    let mut names = volumes(&forge);
+    names.sort();
+    assert_eq!(
+        names.len(),
+        3,
+        "db, outside and one anonymous volume: {names:?}"
+    );
+    assert!(names.contains(&"proj_db".to_string()), "{names:?}");
+    let info = forge.ok(&["volume", "inspect", "proj_db"]).stdout;
+    let info: serde_json::Value = serde_json::from_str(&info).expect("inspect prints JSON");
+    let labels = &info[0]["Labels"];
+    assert_eq!(labels["tier"], "db", "{info}");
+    assert_eq!(labels["com.docker.compose.project"], "proj", "{info}");
+
+    std::fs::write(site.join("index"), "hello\n").unwrap();
+    let mut sup = Supervisor::start(&forge, "proj", &file.path, &["--remove-volumes"]);
+    let lines = first(&mut sup);
+    assert_eq!(
+        lines,
+        ["1", "site=hello", "www-ro", "size=1024k", "ready"],
+        "the second run reads what the first wrote:\n{}",
+        sup.dump()
+    );
+    stop_cleanly(&forge, &mut sup);
+    // The first run's anonymous volume was orphaned by its container's removal (as with
+    // `docker compose down` without -v); the second run's went with --remove-volumes.
+    let mut left = volumes(&forge);
+    left.retain(|n| n != "outside");
+    assert_eq!(
+        left.len(),
+        1,
+        "only the first run's anonymous volume: {left:?}"
+    );
+    assert_ne!(left[0], "proj_db");
+    let log = forge.ok(&[
+        "run",
+        "--rm",
+        "--net",
+        "none",
+        "-v",
+        "outside:/o",
+        "host",
+        "cat",
+        "/o/log",
+    ]);
+    assert_eq!(log.stdout, "run\nrun\n", "the external volume is kept");
+    forge.ok(&["volume", "rm", &left[0], "outside"]);
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn compose_volume_errors_are_caught_by_check_with_the_place() {
+    let forge = Forge::new();
+    let file = common::supervisor::compose_file(
+        "[services.app]\nimage = \"host\"\nvolumes = [\"data:/d\"]\n",
+    );
+    let out = output(
+        &mut forge.supervise(&["--check", file.path.to_str().unwrap()]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(out.code, 2, "{out}");
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "forge-supervise: {}:3:12: services.app.volumes[0]: undefined volume \"data\" (define it as [volumes.data])",
+            file.path.display()
+        )
+    );
+    // An external volume that does not exist stops the start before any container is made.
+    let file = common::supervisor::compose_file(
+        "[volumes.xy]\nexternal = true\n[services.app]\nimage = \"host\"\nvolumes = [\"xy:/d\"]\n",
+    );
+    let out = output(
+        &mut forge.supervise(&["-p", "p", file.path.to_str().unwrap()]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("external volume \"xy\" not found (volumes.xy)"),
+        "{out}"
+    );
+    forge.assert_no_containers();
+    assert_eq!(volumes(&forge), Vec::<String>::new());
+}

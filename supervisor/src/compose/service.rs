@@ -21,6 +21,7 @@ const SERVICE_KEYS: &[&str] = &[
     "entrypoint",
     "command",
     "environment",
+    "env_file",
     "working_dir",
     "user",
     "hostname",
@@ -41,6 +42,7 @@ const SERVICE_KEYS: &[&str] = &[
     "read_only",
     "tmpfs",
     "userns_mode",
+    "volumes",
 ];
 
 /// Where a service names other services, networks and ports, for the checks across services.
@@ -49,6 +51,8 @@ pub(super) struct Placed {
     pub depends_on: Vec<(String, Spot)>,
     pub networks: Vec<(String, Spot)>,
     pub ports: Vec<(PublishedPort, Spot)>,
+    /// The named volumes it mounts (keys of `[volumes]`).
+    pub volumes: Vec<(String, Spot)>,
 }
 
 /// `dir` is the compose file's directory, for relative paths in the service.
@@ -82,6 +86,23 @@ pub(super) fn read(
         }
     }
     let security = super::security::read(&table, dir)?;
+    let mut volumes = Vec::new();
+    if let Some(node) = get("volumes") {
+        let tmpfs: Vec<&str> = security
+            .tmpfs
+            .iter()
+            .map(|t| t.split_once(':').map_or(t.as_str(), |(path, _)| path))
+            .collect();
+        for (mount, spot) in super::volumes::read_service(&node, dir)? {
+            if forge_runtime::check_mount_targets(std::slice::from_ref(&mount), &tmpfs).is_err() {
+                return Err(spot.err(format!("{} is also a tmpfs of this service", mount.target)));
+            }
+            if mount.kind == forge_runtime::MountType::Volume && !mount.source.is_empty() {
+                placed.volumes.push((mount.source.clone(), spot));
+            }
+            volumes.push(mount);
+        }
+    }
     let limits = get("limits").map_or(Ok(Limits::for_new_container()), |n| limits(&n))?;
     if let (Mode::Auto, Some(_)) = (security.userns, &limits.storage) {
         let spot = get("userns_mode").expect("auto was given").spot;
@@ -94,7 +115,11 @@ pub(super) fn read(
             .map(|n| words(&n, "entrypoint"))
             .transpose()?,
         command: get("command").map(|n| words(&n, "command")).transpose()?,
-        environment: get("environment").map_or(Ok(Vec::new()), |n| environment(&n))?,
+        environment: {
+            let mut env = get("env_file").map_or(Ok(Vec::new()), |n| env_files(&n, dir))?;
+            env.extend(get("environment").map_or(Ok(Vec::new()), |n| environment(&n))?);
+            env
+        },
         working_dir: get("working_dir").map(|n| working_dir(&n)).transpose()?,
         user: get("user").map(|n| user(&n)).transpose()?,
         hostname: get("hostname")
@@ -119,6 +144,7 @@ pub(super) fn read(
         read_only: security.read_only,
         tmpfs: security.tmpfs,
         userns: security.userns,
+        volumes,
     };
     Ok((service, placed))
 }
@@ -188,6 +214,43 @@ fn environment(node: &Node) -> Result<Vec<String>, Invalid> {
             Ok(format!("{}={value}", entry.key))
         })
         .collect()
+}
+
+/// `".env"`, `[".env", "more.env"]` or `[{ path = "x.env", required = false }]`, relative to
+/// the compose file's directory: each file read now, in order (`environment` wins over them).
+fn env_files(node: &Node, dir: &Path) -> Result<Vec<String>, Invalid> {
+    let mut files: Vec<(String, bool, Node)> = Vec::new();
+    if node.as_str().is_some() {
+        files.push((node.string("a file name")?.to_string(), true, node.clone()));
+    } else {
+        for element in node.array("a file name or a list of them")? {
+            match element.as_str() {
+                Some(path) => files.push((path.to_string(), true, element.clone())),
+                None => {
+                    let table = element.table("a file name or a table { path, required }")?;
+                    table.only(&["path", "required"])?;
+                    let path = table
+                        .get("path")
+                        .ok_or_else(|| table.spot.err("missing key \"path\""))?;
+                    let required = table.get("required").map_or(Ok(true), |n| n.boolean())?;
+                    files.push((
+                        path.string("a file name")?.to_string(),
+                        required,
+                        element.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    let mut env = Vec::new();
+    for (path, required, node) in files {
+        let full = dir.join(&path);
+        if !required && !full.exists() {
+            continue;
+        }
+        env.extend(forge_runtime::read_env_file(&full).map_err(|e| node.err(e))?);
+    }
+    Ok(env)
 }
 
 fn working_dir(node: &Node) -> Result<String, Invalid> {

@@ -1,5 +1,6 @@
 use super::*;
 use forge_runtime::UsernsMode as Mode;
+use forge_runtime::{MountType, Propagation};
 
 fn ok(text: &str) -> Compose {
     parse(Path::new("compose.toml"), text).unwrap_or_else(|err| panic!("{err}"))
@@ -245,6 +246,7 @@ fn defaults() {
         read_only: false,
         tmpfs: vec![],
         userns: Mode::Host,
+        volumes: vec![],
     };
     assert_eq!(app, &expected);
 
@@ -570,4 +572,213 @@ fn the_schema_in_the_module_doc_parses() {
     let web = &compose.services["web"];
     assert_eq!(web.networks, s(&["back"]));
     assert_eq!(web.limits.memory_swap, Some(512 << 20));
+}
+
+#[test]
+fn volumes_short_and_long_forms() {
+    let compose = ok(r#"
+[volumes.data]
+labels = ["tier=db"]
+[volumes.shared]
+name = "team-shared"
+external = true
+
+[services.db]
+image = "host"
+tmpfs = ["/run"]
+volumes = [
+    "data:/var/lib/db:ro,rslave",
+    "./site:/www",
+    "/cache",
+    { type = "volume", source = "shared", target = "/shared", read_only = true, volume = { nocopy = true } },
+    { type = "bind", source = "../conf", target = "/etc/app/", bind = { propagation = "rshared", create_host_path = true, selinux = "z" } },
+    { type = "tmpfs", target = "/scratch", tmpfs = { size = 65536, mode = 0o700 } },
+    { type = "tmpfs", target = "/scratch2", tmpfs = { size = "64m", mode = "1777" } },
+]
+"#);
+    assert_eq!(
+        compose.volumes["data"],
+        VolumeDef {
+            name: None,
+            external: false,
+            labels: BTreeMap::from([("tier".to_string(), "db".to_string())]),
+        }
+    );
+    assert_eq!(
+        compose.volumes["shared"].name.as_deref(),
+        Some("team-shared")
+    );
+    assert!(compose.volumes["shared"].external);
+    let mounts = &compose.services["db"].volumes;
+    let brief: Vec<(MountType, &str, &str, bool)> = mounts
+        .iter()
+        .map(|m| (m.kind, m.source.as_str(), m.target.as_str(), m.read_only))
+        .collect();
+    // `compose.toml` is in the working directory: relative binds start there.
+    let cwd = std::env::current_dir().unwrap();
+    let site = cwd.join("site").display().to_string();
+    let conf = cwd.parent().unwrap().join("conf").display().to_string();
+    assert_eq!(
+        brief,
+        [
+            (MountType::Volume, "data", "/var/lib/db", true),
+            (MountType::Bind, site.as_str(), "/www", false),
+            (MountType::Volume, "", "/cache", false),
+            (MountType::Volume, "shared", "/shared", true),
+            (MountType::Bind, conf.as_str(), "/etc/app", false),
+            (MountType::Tmpfs, "", "/scratch", false),
+            (MountType::Tmpfs, "", "/scratch2", false),
+        ]
+    );
+    assert_eq!(mounts[0].propagation, Propagation::Rslave);
+    assert!(
+        mounts[1].create_source,
+        "the short form makes a missing host directory"
+    );
+    assert!(mounts[3].nocopy);
+    assert_eq!(mounts[4].propagation, Propagation::Rshared);
+    assert!(mounts[4].create_source);
+    assert_eq!(mounts[5].tmpfs_options, "size=65536,mode=700");
+    assert_eq!(mounts[6].tmpfs_options, "size=64m,mode=1777");
+
+    let long_bind = ok(r#"
+[services.a]
+image = "host"
+volumes = [{ type = "bind", source = "/srv", target = "/srv" }]
+"#);
+    assert!(
+        !long_bind.services["a"].volumes[0].create_source,
+        "the long form refuses a missing source unless create_host_path, as Compose"
+    );
+}
+
+#[test]
+fn volume_errors_are_placed_at_the_element() {
+    let head = "[services.web]\nimage = \"host\"\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "volumes = [\"data:/db\"]\n",
+            "compose.toml:3:12: services.web.volumes[0]: undefined volume \"data\" (define it as [volumes.data])",
+        ),
+        (
+            "volumes = [\"/a\", \"db\"]\n",
+            "compose.toml:3:18: services.web.volumes[1]: invalid volume \"db\": the destination \"db\" must be an absolute path",
+        ),
+        (
+            "volumes = [\"xx:/proc/sys\"]\n[volumes.xx]\n",
+            "compose.toml:3:12: services.web.volumes[0]: invalid volume \"xx:/proc/sys\": the destination \"/proc/sys\" is in /proc",
+        ),
+        (
+            "volumes = [\"/srv:/srv:rw,ro\"]\n",
+            "compose.toml:3:12: services.web.volumes[0]: invalid volume \"/srv:/srv:rw,ro\": ro and rw contradict each other",
+        ),
+        (
+            "volumes = [\"/a:/d\", \"/b:/d/\"]\n",
+            "compose.toml:3:21: services.web.volumes[1]: /d is the destination of two volumes",
+        ),
+        (
+            "tmpfs = \"/run\"\nvolumes = [\"/a:/run\"]\n",
+            "compose.toml:4:12: services.web.volumes[0]: /run is also a tmpfs of this service",
+        ),
+        (
+            "volumes = [{ source = \"/a\", target = \"/a\" }]\n",
+            "compose.toml:3:12: services.web.volumes[0]: missing key \"type\" (volume, bind or tmpfs)",
+        ),
+        (
+            "volumes = [{ type = \"npipe\", target = \"/a\" }]\n",
+            "compose.toml:3:21: services.web.volumes[0].type: unknown mount type \"npipe\"",
+        ),
+        (
+            "volumes = [{ type = \"bind\", target = \"/a\" }]\n",
+            "compose.toml:3:12: services.web.volumes[0]: a bind needs \"source\" (a host path)",
+        ),
+        (
+            "volumes = [{ type = \"tmpfs\", target = \"/a\", volume = { nocopy = true } }]\n",
+            "compose.toml:3:54: services.web.volumes[0].volume: volume does not apply to type \"tmpfs\"",
+        ),
+        (
+            "volumes = [{ type = \"tmpfs\", target = \"/a\", tmpfs = { size = \"lots\" } }]\n",
+            "compose.toml:3:62: services.web.volumes[0].tmpfs.size: expected a size",
+        ),
+        (
+            "volumes = [{ type = \"bind\", source = \"/a\", target = \"/a\", bind = { propagaton = \"slave\" } }]\n",
+            "compose.toml:3:68: services.web.volumes[0].bind.propagaton: unknown key \"propagaton\" (did you mean \"propagation\"?)",
+        ),
+        (
+            "[volumes.dd]\nexternal = true\nlabels = { a = \"b\" }\n",
+            "compose.toml:5:1: volumes.dd.labels: an external volume takes only \"name\", not \"labels\"",
+        ),
+        (
+            "[volumes.dd]\ndriver_opts = { size = \"1g\" }\n",
+            "compose.toml:4:17: volumes.dd.driver_opts.size: volume driver options are not supported yet",
+        ),
+        (
+            "[volumes.dd]\nname = \"x\"\n",
+            "compose.toml:4:8: volumes.dd.name: invalid volume name \"x\"",
+        ),
+        (
+            "[volumes.x]\n",
+            "compose.toml:3:10: volumes.x: invalid volume name \"x\": Forge's volume names have at least two characters",
+        ),
+        (
+            "[volumes.dd]\ndriver = \"nfs\"\n",
+            "compose.toml:4:10: volumes.dd.driver: unknown volume driver \"nfs\": Forge has only \"local\"",
+        ),
+    ];
+    for (tail, want) in cases {
+        let got = err(&format!("{head}{tail}"));
+        assert!(
+            got.starts_with(want),
+            "for {tail:?}\n got: {got}\nwant: {want}"
+        );
+    }
+}
+
+#[test]
+fn env_files_are_read_relative_to_the_file_and_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.env"),
+        "A=1\nB='two # kept'\nC=from-file\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b.env"), "A=2\n").unwrap();
+    std::fs::write(dir.path().join("bad.env"), "OK=1\n9X=2\n").unwrap();
+    let path = dir.path().join("compose.toml");
+    let load = |service: &str| {
+        parse(
+            &path,
+            &format!("[services.web]\nimage = \"host\"\n{service}"),
+        )
+    };
+    let compose = load(
+        "env_file = [\"a.env\", { path = \"b.env\" }, { path = \"none.env\", required = false }]\nenvironment = { C = \"from-compose\" }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        compose.services["web"].environment,
+        s(&[
+            "A=1",
+            "B=two # kept",
+            "C=from-file",
+            "A=2",
+            "C=from-compose"
+        ]),
+        "files in order, then environment (later keys win when the container is made)"
+    );
+    let err = load("env_file = \"bad.env\"\n").unwrap_err().to_string();
+    let bad = dir.path().join("bad.env");
+    assert!(
+        err.ends_with(&format!(
+            ":3:12: services.web.env_file: {}:2: invalid variable name \"9X\": expected KEY=VALUE with a name of letters, digits and '_'",
+            bad.display()
+        )),
+        "{err}"
+    );
+    let err = load("env_file = [\"none.env\"]\n").unwrap_err().to_string();
+    assert!(
+        err.contains(":3:13: services.web.env_file[0]: ")
+            && err.contains("none.env: cannot read the env file: No such file or directory"),
+        "{err}"
+    );
 }

@@ -29,7 +29,7 @@ mod stop;
 #[cfg(test)]
 mod tests;
 
-pub use setup::{container_name, network_name};
+pub use setup::{container_name, network_name, volume_name};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -38,6 +38,9 @@ pub struct Options {
     pub abort_on_container_exit: bool,
     pub exit_code_from: Option<String>,
     pub cgroup_manager: Option<forge_runtime::CgroupManager>,
+    /// `--remove-volumes`: the project's volumes (not external ones) and its containers'
+    /// anonymous volumes go at shutdown, as `docker compose down -v`.
+    pub remove_volumes: bool,
 }
 
 /// What every service's task shares.
@@ -103,7 +106,14 @@ pub async fn up(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -
         stop::interrupts(),
     )
     .await;
-    setup::tear_down(&runtime, &netd, &compose, &opts.project).await;
+    setup::tear_down(
+        &runtime,
+        &netd,
+        &compose,
+        &opts.project,
+        opts.remove_volumes,
+    )
+    .await;
     code
 }
 

@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use forge_runtime::{
-    Container, CreateOptions, ExitInfo, LaunchIo, NetSpec, Runtime, Signaller, Started,
+    Container, CreateOptions, ExitInfo, LaunchIo, Mount, MountType, NetSpec, Runtime, Signaller,
+    Started,
 };
 use nix::sys::signal::Signal;
 use tokio::net::unix::pipe::Receiver;
 use tokio::task::JoinHandle;
 
 use super::engine::{Engine, StartError};
-use super::{container_name, network_name, Options};
+use super::{container_name, network_name, volume_name, Options};
 use crate::compose::{Compose, Service};
 use crate::health::Health;
 use crate::launcher::Launcher;
@@ -57,7 +58,7 @@ impl RuntimeEngine {
             .enumerate()
             .map(|(index, name)| {
                 let slot = Slot {
-                    options: create_options(opts, name, &compose.services[name]),
+                    options: create_options(compose, opts, name, &compose.services[name]),
                     prefix: printer.prefix(name, index),
                     container: Mutex::new(None),
                     run: Mutex::new(None),
@@ -252,7 +253,7 @@ impl Engine for RuntimeEngine {
     }
 }
 
-fn create_options(opts: &Options, name: &str, svc: &Service) -> CreateOptions {
+fn create_options(compose: &Compose, opts: &Options, name: &str, svc: &Service) -> CreateOptions {
     let project = &opts.project;
     CreateOptions {
         name: Some(container_name(project, name)),
@@ -268,6 +269,11 @@ fn create_options(opts: &Options, name: &str, svc: &Service) -> CreateOptions {
         privileges: svc.privileges.clone(),
         read_only: svc.read_only,
         tmpfs: svc.tmpfs.clone(),
+        mounts: svc
+            .volumes
+            .iter()
+            .map(|m| project_mount(compose, project, m))
+            .collect(),
         userns: svc.userns,
         net: NetSpec {
             networks: svc
@@ -287,6 +293,15 @@ fn create_options(opts: &Options, name: &str, svc: &Service) -> CreateOptions {
         ]),
         ..CreateOptions::default()
     }
+}
+
+/// A service's mount with a named volume's key replaced by the volume's name in Forge.
+fn project_mount(compose: &Compose, project: &str, mount: &Mount) -> Mount {
+    let mut mount = mount.clone();
+    if let (MountType::Volume, Some(def)) = (mount.kind, compose.volumes.get(&mount.source)) {
+        mount.source = volume_name(project, &mount.source, def);
+    }
+    mount
 }
 
 /// A pipe whose write end the container gets; the read end as a tokio reader.

@@ -1,5 +1,5 @@
 //! The project's set-up and tear-down: the images its services need, what a killed earlier run
-//! left, and its networks.
+//! left, its networks and its volumes.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use forge_netd::{Netd, NetworkOptions};
 use forge_runtime::Runtime;
 
 use super::say;
-use crate::compose::{Compose, NetworkDef};
+use crate::compose::{Compose, NetworkDef, VolumeDef};
 
 pub fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}")
@@ -18,8 +18,72 @@ pub fn network_name(project: &str, network: &str) -> String {
     format!("{project}_{network}")
 }
 
+/// The name in Forge of the project's volume `key`: its `name`, else `PROJECT_KEY`, or `KEY`
+/// for an external one (Compose's rules).
+pub fn volume_name(project: &str, key: &str, def: &VolumeDef) -> String {
+    match (&def.name, def.external) {
+        (Some(name), _) => name.clone(),
+        (None, true) => key.to_string(),
+        (None, false) => format!("{project}_{key}"),
+    }
+}
+
+/// The labels Docker Compose puts on a project's volumes, and the file's own.
+fn volume_labels(project: &str, key: &str, def: &VolumeDef) -> BTreeMap<String, String> {
+    let mut labels = def.labels.clone();
+    labels.insert("com.docker.compose.project".into(), project.into());
+    labels.insert("com.docker.compose.volume".into(), key.into());
+    labels
+}
+
+/// Refuses to start when an external volume does not exist: before anything is made.
+fn check_external_volumes(
+    runtime: &Runtime,
+    compose: &Compose,
+    project: &str,
+) -> Result<(), String> {
+    for (key, def) in compose.volumes.iter().filter(|(_, def)| def.external) {
+        let name = volume_name(project, key, def);
+        if runtime.inspect_volume(&name).is_err() {
+            return Err(format!(
+                "external volume {name:?} not found (volumes.{key}): create it with `forge volume create {name}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the project's volumes that do not exist yet (an existing one is reused, as Compose
+/// does).
+fn make_volumes(runtime: &Runtime, compose: &Compose, project: &str) -> Result<(), String> {
+    for (key, def) in compose.volumes.iter().filter(|(_, def)| !def.external) {
+        let name = volume_name(project, key, def);
+        match runtime.inspect_volume(&name).ok() {
+            Some(info) => {
+                if info
+                    .volume
+                    .labels
+                    .get("com.docker.compose.project")
+                    .map(String::as_str)
+                    != Some(project)
+                {
+                    say(&format!(
+                        "volume {name:?} already exists but was not made by this project: using it (mark it external = true to say so)"
+                    ));
+                }
+            }
+            None => {
+                runtime
+                    .create_volume(Some(&name), &volume_labels(project, key, def))
+                    .map_err(|e| format!("creating volume {name}: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Cleans up what a killed earlier run left (its containers, its networks), then creates the
-/// project's networks.
+/// project's networks and its volumes that do not exist yet.
 pub(super) async fn prepare(
     runtime: &Runtime,
     netd: &Netd,
@@ -32,7 +96,9 @@ pub(super) async fn prepare(
     let services: Vec<String> = compose.services.keys().cloned().collect();
     let project = project.to_string();
     let images: Vec<String> = compose.services.values().map(|s| s.image.clone()).collect();
+    let compose = compose.clone();
     tokio::task::spawn_blocking(move || {
+        check_external_volumes(&runtime, &compose, &project)?;
         for image in &images {
             if ensure_default_image(runtime.images(), image).map_err(|e| e.to_string())? {
                 say(&format!(
@@ -63,7 +129,7 @@ pub(super) async fn prepare(
             netd.create_network(&name, &opts)
                 .map_err(|e| format!("creating network {name}: {e}"))?;
         }
-        Ok(())
+        make_volumes(&runtime, &compose, &project)
     })
     .await
     .expect("the preparation does not panic")
@@ -78,20 +144,47 @@ fn project_networks(compose: &Compose) -> BTreeMap<String, NetworkDef> {
     networks
 }
 
-/// Removes every container and network of the project.
-pub(super) async fn tear_down(runtime: &Runtime, netd: &Netd, compose: &Compose, project: &str) {
+/// Removes every container and network of the project; with `remove_volumes` its volumes too
+/// (not external ones) and its containers' anonymous volumes.
+pub(super) async fn tear_down(
+    runtime: &Runtime,
+    netd: &Netd,
+    compose: &Compose,
+    project: &str,
+    remove_volumes: bool,
+) {
     let runtime = runtime.clone();
     let netd = netd.clone();
     let services: Vec<String> = compose.services.keys().cloned().collect();
     let networks: Vec<String> = project_networks(compose).into_keys().collect();
+    let volumes: Vec<String> = match remove_volumes {
+        true => compose
+            .volumes
+            .iter()
+            .filter(|(_, def)| !def.external)
+            .map(|(key, def)| volume_name(project, key, def))
+            .collect(),
+        false => Vec::new(),
+    };
     let project = project.to_string();
     tokio::task::spawn_blocking(move || {
         for service in &services {
             let name = container_name(&project, service);
             if runtime.get(&name).is_ok() {
-                if let Err(e) = runtime.remove(&name, true) {
+                let removed = if remove_volumes {
+                    runtime.remove_with_volumes(&name, true)
+                } else {
+                    runtime.remove(&name, true)
+                };
+                if let Err(e) = removed {
                     tracing::warn!("removing {name}: {e}");
                 }
+            }
+        }
+        for name in &volumes {
+            match runtime.remove_volume(name, true) {
+                Ok(()) => say(&format!("removed volume {name}")),
+                Err(e) => tracing::warn!("removing volume {name}: {e}"),
             }
         }
         for short in &networks {
