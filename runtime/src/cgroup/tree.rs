@@ -42,16 +42,24 @@ pub fn is_owned(dir: &Path) -> bool {
 }
 
 /// Creates `dir` and its missing parents, marking each one made. Another container's removal may
-/// delete a shared parent between two mkdirs (it goes once empty); the walk starts again then.
+/// delete a shared parent between two mkdirs, or between a mkdir and its mark (it goes once
+/// empty); the walk starts again then.
 pub fn create_owned(dir: &Path) -> Result<(), CgroupError> {
     for _ in 0..20 {
         let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
         let mut raced = false;
         for path in missing.into_iter().rev() {
             match fs::create_dir(path) {
-                Ok(()) => {
-                    mark_owned(path).map_err(|e| io_err("marking", path, e))?;
-                }
+                // Gone again before its mark: removed as an empty shared parent by another
+                // container's teardown in between. Start the walk again.
+                Ok(()) => match mark_owned(path) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        raced = true;
+                        break;
+                    }
+                    Err(e) => return Err(io_err("marking", path, e)),
+                },
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     raced = true;
