@@ -75,6 +75,42 @@ fn host_processes_are_not_in_the_containers_proc() {
 
 // ---- UTS namespace ----
 
+/// A `forge run` started with signals ignored or blocked (from a background job, `nohup`, or a
+/// program that ignores SIGPIPE, as Rust's runtime does) still gives the command every signal's
+/// default: with SIGINT ignored, Ctrl-C would not stop a shell's children; with SIGPIPE
+/// ignored, `yes | head` would never end.
+#[test]
+fn the_command_gets_default_signal_dispositions_whatever_forge_inherited() {
+    use std::os::unix::process::CommandExt;
+    let forge = Forge::new();
+    for init in [&[][..], &["--init"][..]] {
+        let mut args = vec!["run", "--rm", "--net", "none"];
+        args.extend_from_slice(init);
+        args.extend_from_slice(&["host", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]);
+        let mut cmd = forge.command(&args);
+        // SAFETY: signal, sigemptyset, sigaddset and sigprocmask are async-signal-safe, and the
+        // closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGPIPE, libc::SIGHUP] {
+                    libc::signal(signal, libc::SIG_IGN);
+                }
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            })
+        };
+        let out = common::output(&mut cmd, COMMAND_TIMEOUT);
+        assert_eq!(out.code, 0, "{init:?}: {out}");
+        assert_eq!(
+            out.stdout, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+            "{init:?}"
+        );
+    }
+}
+
 #[test]
 fn hostname_defaults_to_the_container_name() {
     let forge = Forge::new();

@@ -71,6 +71,7 @@ pub fn exec(file: &Path, args: &[String], env: &[String]) -> ExecFailure {
             }
         }
     };
+    reset_signals();
     let errno = nix::unistd::execve(&cfile, &cargs, &cenv).unwrap_err();
     let shown = file.display();
     match errno {
@@ -91,6 +92,48 @@ pub fn exec(file: &Path, args: &[String], env: &[String]) -> ExecFailure {
             message: format!("{shown}: {}", e.desc()),
         },
     }
+}
+
+/// Gives the command every signal's default disposition and an empty mask, whatever Forge
+/// inherited: ignored signals survive `execve`, and a `forge run` started from a background job
+/// (`nohup ... &`) has SIGINT and SIGQUIT ignored, which a shell in the container would pass on
+/// to its children, so Ctrl-C would not stop them. Docker's containers start the same way from
+/// a daemon.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` (glibc's `signal` refuses 32 and 33, which it keeps for
+    /// itself, and those can be ignored too).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: installs no handler, reads only `default`, which outlives the call.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    &default,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8,
+                )
+            };
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
 }
 
 #[cfg(test)]
