@@ -18,6 +18,13 @@ pub enum VolumeCommand {
         /// Set metadata on the volume (KEY=VALUE)
         #[arg(long = "label", value_name = "KEY=VALUE")]
         labels: Vec<String>,
+        /// Driver option: size=SIZE (a hard limit, an ext4 filesystem), type=tmpfs with
+        /// o=OPTIONS, or type=none with o=bind and device=/DIR
+        #[arg(long = "opt", short = 'o', value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Volume driver (only local)
+        #[arg(long, short = 'd', default_value = "local")]
+        driver: String,
         name: Option<String>,
     },
     /// List volumes
@@ -58,7 +65,12 @@ pub fn volume(runtime: &Runtime, cmd: VolumeCommand) -> i32 {
         return EXIT_FORGE_ERROR;
     }
     match cmd {
-        VolumeCommand::Create { labels, name } => create(runtime, &labels, name.as_deref()),
+        VolumeCommand::Create {
+            labels,
+            options,
+            driver,
+            name,
+        } => create(runtime, &labels, &options, &driver, name.as_deref()),
         VolumeCommand::Ls { quiet } => list(runtime, quiet),
         VolumeCommand::Inspect { names } => inspect(runtime, &names),
         VolumeCommand::Rm { force, names } => remove(runtime, &names, force),
@@ -70,37 +82,55 @@ pub fn volume(runtime: &Runtime, cmd: VolumeCommand) -> i32 {
 fn exit_code(err: &RuntimeError) -> i32 {
     match err {
         RuntimeError::Mount(_)
-        | RuntimeError::Volume(VolumeError::Name(_) | VolumeError::InUse { .. }) => {
-            EXIT_FORGE_ERROR
-        }
+        | RuntimeError::Volume(
+            VolumeError::Name(_) | VolumeError::InUse { .. } | VolumeError::Option(_),
+        ) => EXIT_FORGE_ERROR,
         _ => EXIT_FAILED,
     }
 }
 
-/// `KEY=VALUE` (or `KEY`, an empty value) labels.
-fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, String> {
-    labels
-        .iter()
-        .map(|label| {
-            let (key, value) = label.split_once('=').unwrap_or((label, ""));
-            if key.is_empty() {
-                Err(format!("invalid --label {label:?}: expected KEY=VALUE"))
-            } else {
-                Ok((key.to_string(), value.to_string()))
-            }
-        })
-        .collect()
+/// `KEY=VALUE` (or `KEY`, an empty value) pairs of `flag` (`--label`, `--opt`); a key given
+/// twice is refused.
+fn parse_pairs(flag: &str, pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut parsed = BTreeMap::new();
+    for pair in pairs {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key.is_empty() {
+            return Err(format!("invalid {flag} {pair:?}: expected KEY=VALUE"));
+        }
+        if parsed.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("invalid {flag} {pair:?}: {key} is given twice"));
+        }
+    }
+    Ok(parsed)
 }
 
-fn create(runtime: &Runtime, labels: &[String], name: Option<&str>) -> i32 {
-    let labels = match parse_labels(labels) {
-        Ok(labels) => labels,
+fn create(
+    runtime: &Runtime,
+    labels: &[String],
+    options: &[String],
+    driver: &str,
+    name: Option<&str>,
+) -> i32 {
+    let parsed = (|| {
+        if driver != "local" {
+            return Err(format!(
+                "invalid --driver {driver:?}: Forge has only the local driver"
+            ));
+        }
+        Ok((
+            parse_pairs("--label", labels)?,
+            parse_pairs("--opt", options)?,
+        ))
+    })();
+    let (labels, options) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             report(&e);
             return EXIT_FORGE_ERROR;
         }
     };
-    match runtime.create_volume(name, &labels) {
+    match runtime.create_volume(name, &labels, &options) {
         Ok(volume) => {
             println!("{}", volume.name);
             0

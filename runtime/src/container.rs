@@ -379,38 +379,6 @@ fn image_has_dir(root: &Path, dir: &str) -> bool {
     path.is_dir()
 }
 
-/// A sparse file of `bytes` holding an empty ext4 filesystem: the container's writable layer,
-/// which the kernel keeps from growing past its size (writes fail with ENOSPC).
-fn make_storage(image: &Path, bytes: u64) -> Result<(), RuntimeError> {
-    let file = fs::File::create(image).map_err(io_err("creating", image))?;
-    file.set_len(bytes).map_err(io_err("sizing", image))?;
-    drop(file);
-    // No crate makes filesystems; mke2fs is the tool every distribution has.
-    let output = std::process::Command::new("mkfs.ext4")
-        .args([
-            "-q",
-            "-F",
-            "-m",
-            "0",
-            "-O",
-            "^has_journal",
-            "-E",
-            "lazy_itable_init=1,nodiscard",
-        ])
-        .arg(image)
-        .output()
-        .map_err(io_err("running mkfs.ext4 for", image))?;
-    if !output.status.success() {
-        let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        return Err(RuntimeError::Io {
-            what: "making a filesystem in",
-            path: image.to_path_buf(),
-            source: io::Error::other(message),
-        });
-    }
-    Ok(())
-}
-
 fn write_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(
@@ -647,7 +615,9 @@ impl Runtime {
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
         if let Some(bytes) = c.config.limits.storage {
-            make_storage(&data.join("storage.img"), bytes)?;
+            let image = data.join("storage.img");
+            crate::disk::make(&image, bytes, false)
+                .map_err(io_err("making a filesystem in", &image))?;
         }
         let hosts = format!(
             "127.0.0.1\tlocalhost {h}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
@@ -729,7 +699,7 @@ impl Runtime {
             init: c.config.init,
             privileges: c.config.privileges.clone(),
             read_only: c.config.read_only,
-            mounts: self.init_mounts(&c.config),
+            mounts: self.init_mounts(&c.config)?,
             userns: c.config.userns.map(|map| crate::userns::UsernsSpec {
                 map,
                 layers_dir: self.roots.container_run(c.id()).join("layers"),

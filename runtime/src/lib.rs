@@ -15,6 +15,7 @@ mod caps;
 pub mod cgroup;
 mod channel;
 mod container;
+mod disk;
 mod env_file;
 mod init;
 mod launch;
@@ -67,7 +68,7 @@ pub use security_opt::{
 };
 pub use tmpfs::{parse as parse_tmpfs, TmpfsError};
 pub use userns::{Mode as UsernsMode, UsernsError};
-pub use volume::{Volume, VolumeError, ANONYMOUS_LABEL};
+pub use volume::{Volume, VolumeError, VolumeKind, ANONYMOUS_LABEL};
 
 // The process roles (init, join, monitor) a Forge binary becomes, and the terminal.
 pub use init::dispatch;

@@ -70,6 +70,17 @@ pub enum MountWhat {
     Bind { source: PathBuf, copy_up: bool },
     /// A fresh tmpfs with this mount data.
     Tmpfs { data: String },
+    /// A volume that is a filesystem of its own rather than a host directory. `copy_up` as for
+    /// `Bind`.
+    Filesystem { fs: VolumeFs, copy_up: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeFs {
+    /// The ext4 image of a sized volume (`--opt size=`).
+    Disk { image: PathBuf },
+    /// A tmpfs volume (`--opt type=tmpfs`) with this mount data.
+    Tmpfs { data: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

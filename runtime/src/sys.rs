@@ -198,6 +198,49 @@ pub fn attach_loop(backing: &Path) -> io::Result<(std::path::PathBuf, std::fs::F
     ))
 }
 
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
+
+/// The bound loop device whose backing file is `backing` (same device and inode), opened, if
+/// there is one. Opening before asking keeps a device that is clearing itself from being taken:
+/// one that is no longer bound answers ENXIO and is passed over.
+pub fn find_loop(
+    backing: &std::fs::File,
+) -> io::Result<Option<(std::path::PathBuf, std::fs::File)>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = backing.metadata()?;
+    let entries = match std::fs::read_dir("/sys/block") {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| n.starts_with("loop")) else {
+            continue;
+        };
+        // Only a bound device has the `loop` attributes.
+        if !entry.path().join("loop").exists() {
+            continue;
+        }
+        let path = std::path::PathBuf::from(format!("/dev/{name}"));
+        let Ok(device) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
+            continue;
+        };
+        // SAFETY: LoopInfo64 is plain old data; all-zero is a valid value.
+        let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
+        // SAFETY: LOOP_GET_STATUS64 writes one LoopInfo64 into the value we own.
+        let ret = unsafe { libc::ioctl(device.as_raw_fd(), LOOP_GET_STATUS64, &mut info) };
+        if ret == 0 && info.device == meta.dev() && info.inode == meta.ino() {
+            return Ok(Some((path, device)));
+        }
+    }
+    Ok(None)
+}
+
 /// `struct mount_attr` from `<linux/mount.h>`, for `mount_setattr`.
 #[repr(C)]
 struct MountAttr {
@@ -356,6 +399,7 @@ pub fn dup_at_least(fd: &impl AsRawFd, min: RawFd) -> io::Result<OwnedFd> {
 }
 
 const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 1;
@@ -382,6 +426,23 @@ pub fn fsconfig_set(ctx: &impl AsRawFd, key: &std::ffi::CStr, value: &str) -> io
             FSCONFIG_SET_STRING,
             key.as_ptr(),
             value.as_ptr(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// Sets the flag option `key` (one without a value, like `ro`) of a filesystem context.
+pub fn fsconfig_flag(ctx: &impl AsRawFd, key: &std::ffi::CStr) -> io::Result<()> {
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: the key is a valid NUL-terminated string that outlives the call; a flag has no value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx.as_raw_fd(),
+            FSCONFIG_SET_FLAG,
+            key.as_ptr(),
+            null,
             0,
         )
     })?;

@@ -70,7 +70,7 @@ pub fn parse(spec: &str) -> Result<(String, String), TmpfsError> {
     Ok((path.to_string(), options.to_string()))
 }
 
-fn check_option(option: &str) -> Result<(), String> {
+pub(crate) fn check_option(option: &str) -> Result<(), String> {
     let Some((key, value)) = option.split_once('=') else {
         return if FLAGS.contains(&option) {
             Ok(())

@@ -2,6 +2,10 @@
 //! layout) and `volume.json` (when it was made, its labels and options). Volumes belong to no
 //! container: which containers use one is read from the containers' configs.
 //!
+//! Options choose what a volume is (see [`VolumeKind`]): Docker's local driver's `type`, `o`
+//! and `device` for tmpfs and bind volumes, and `size` for a volume with a hard size limit on
+//! any filesystem, an ext4 image (`disk.img`) that only containers mount.
+//!
 //! Every change happens under one `flock` (`DATA/volumes/.lock`, see [`Store::lock`]), which a
 //! container's creation also holds from making its volumes until its config is written: a
 //! volume can never be removed between being found unused and a new container naming it.
@@ -32,6 +36,8 @@ pub enum VolumeError {
         name: String,
         containers: Vec<String>,
     },
+    #[error("invalid volume option {0}")]
+    Option(String),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -54,7 +60,7 @@ pub struct Volume {
     pub created: u64,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// The driver options it was made with (none yet: the local driver's defaults).
+    /// The driver options it was made with (`--opt`), as given.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
 }
@@ -63,6 +69,90 @@ impl Volume {
     /// Made for one container (`-v /ctr`, an image's VOLUME) rather than by name.
     pub fn is_anonymous(&self) -> bool {
         self.labels.contains_key(ANONYMOUS_LABEL)
+    }
+
+    pub fn kind(&self) -> Result<VolumeKind, VolumeError> {
+        VolumeKind::from_options(&self.options)
+    }
+}
+
+/// What a volume is, from its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeKind {
+    /// No options: a directory under the data root.
+    Directory,
+    /// `size=N`: an ext4 filesystem of N bytes in `disk.img`; writes past it fail with ENOSPC.
+    /// Forge's own: Docker's local driver limits size only on XFS with project quotas.
+    Disk { bytes: u64 },
+    /// `type=tmpfs [device=tmpfs] [o=OPTIONS]`: a tmpfs with these mount options. Each container
+    /// mounts a fresh one (Docker shares one between the containers running at the same time).
+    Tmpfs { data: String },
+    /// `type=none o=bind device=/PATH`: a host directory, bound recursively.
+    Bind { device: PathBuf },
+}
+
+const OPTION_KEYS: [&str; 4] = ["size", "type", "o", "device"];
+
+impl VolumeKind {
+    /// Checks `options` (`forge volume create --opt`, compose `driver_opts`).
+    pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self, VolumeError> {
+        let bad = |message: String| Err(VolumeError::Option(message));
+        if let Some(key) = options.keys().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
+            return bad(format!(
+                "{key:?}: the local driver takes {}",
+                OPTION_KEYS.join(", ")
+            ));
+        }
+        let get = |key: &str| options.get(key).map(String::as_str);
+        match (get("size"), get("type")) {
+            (Some(_), Some(_)) => bad("size: it cannot be combined with type (a sized volume is an ext4 filesystem of Forge's)".into()),
+            (Some(""), None) => bad("size: it needs a size, like size=1g".into()),
+            (Some(size), None) => {
+                if let Some(key) = ["o", "device"].into_iter().find(|k| options.contains_key(*k)) {
+                    return bad(format!("{key}: it needs type (size takes no other options)"));
+                }
+                let bytes = crate::limits::parse_size("size", size)
+                    .map_err(|_| VolumeError::Option(format!("size={size:?}: expected a size like 512m or 1g")))?;
+                if bytes < crate::limits::MIN_STORAGE {
+                    return bad(format!("size={size:?}: the minimum is 16m"));
+                }
+                Ok(Self::Disk { bytes })
+            }
+            (None, None) if options.is_empty() => Ok(Self::Directory),
+            (None, None) => bad(format!(
+                "{}: it needs type (type=tmpfs or type=none with o=bind)",
+                options.keys().next().expect("not empty")
+            )),
+            (None, Some("tmpfs")) => {
+                if let Some(device) = get("device").filter(|d| *d != "tmpfs") {
+                    return bad(format!("device={device:?}: a tmpfs volume's device is tmpfs"));
+                }
+                let data = get("o").unwrap_or("").to_string();
+                for option in data.split(',').filter(|o| !o.is_empty()) {
+                    crate::tmpfs::check_option(option)
+                        .map_err(|reason| VolumeError::Option(format!("o={data:?}: {reason}")))?;
+                }
+                Ok(Self::Tmpfs { data })
+            }
+            (None, Some("none")) => {
+                let o = get("o").unwrap_or("");
+                if !o.split(',').all(|w| matches!(w, "bind" | "rbind"))
+                    || !o.split(',').any(|w| !w.is_empty())
+                {
+                    return bad(format!(
+                        "o={o:?}: with type=none it must be bind (Forge binds recursively; ro goes on the mount, -v NAME:/DST:ro)"
+                    ));
+                }
+                let device = get("device").unwrap_or("");
+                if !device.starts_with('/') {
+                    return bad(format!("device={device:?}: a bind volume needs an absolute host directory"));
+                }
+                Ok(Self::Bind { device: PathBuf::from(device) })
+            }
+            (None, Some(other)) => bad(format!(
+                "type={other:?}: not supported (Forge makes tmpfs volumes with type=tmpfs, binds with type=none,o=bind, and sized ones with size=)"
+            )),
+        }
     }
 }
 
@@ -79,6 +169,7 @@ pub struct StoreLock {
 
 const META: &str = "volume.json";
 const DATA: &str = "_data";
+const DISK: &str = "disk.img";
 
 impl Store {
     pub fn new(dir: PathBuf) -> Self {
@@ -88,6 +179,11 @@ impl Store {
     /// Where the volume's files are: what a container mounts, and `Mountpoint` in `inspect`.
     pub fn data_dir(&self, name: &str) -> PathBuf {
         self.dir.join(name).join(DATA)
+    }
+
+    /// The ext4 image of a sized volume.
+    pub fn disk_image(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join(DISK)
     }
 
     /// Takes the store's lock (blocks until it is free), then removes what a killed Forge left
@@ -146,14 +242,25 @@ impl Store {
         Ok(all)
     }
 
-    /// Makes volume `name` unless it exists; returns it and whether it was made now.
+    /// Makes volume `name` unless it exists; returns it and whether it was made now. An
+    /// existing volume is returned as it is, whatever `labels` and `options` say (as Docker).
     pub fn create(
         &self,
         _lock: &StoreLock,
         name: &str,
         labels: &BTreeMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<(Volume, bool), VolumeError> {
         check_volume_name(name)?;
+        let kind = VolumeKind::from_options(options)?;
+        if let VolumeKind::Bind { device } = &kind {
+            if !device.is_dir() {
+                return Err(VolumeError::Option(format!(
+                    "device={:?}: no such directory on this host",
+                    device.display().to_string()
+                )));
+            }
+        }
         match self.get(name) {
             Ok(volume) => return Ok((volume, false)),
             Err(VolumeError::NotFound(_)) => {}
@@ -163,13 +270,16 @@ impl Store {
             name: name.to_string(),
             created: crate::status::now_secs(),
             labels: labels.clone(),
-            options: BTreeMap::new(),
+            options: options.clone(),
         };
         let tmp = self.dir.join(format!(".tmp-{}", crate::names::new_id()));
         let made = (|| {
             fs::create_dir(&tmp)?;
             // Docker's _data is 0755 root:root: the container's users need to reach it.
             fs::create_dir(tmp.join(DATA))?;
+            if let VolumeKind::Disk { bytes } = kind {
+                crate::disk::make(&tmp.join(DISK), bytes, true)?;
+            }
             fs::write(
                 tmp.join(META),
                 serde_json::to_vec_pretty(&volume).map_err(io::Error::other)?,
@@ -192,8 +302,13 @@ impl Store {
         fs::remove_dir_all(&doomed).map_err(io_err("removing", &doomed))
     }
 
-    /// Bytes of the regular files of a volume (what `prune` reclaims).
+    /// Bytes of the regular files of a volume (what `prune` reclaims); of a sized one, what its
+    /// image takes on disk.
     pub fn size(&self, name: &str) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = fs::metadata(self.disk_image(name)) {
+            return meta.blocks() * 512;
+        }
         fn walk(dir: &Path) -> u64 {
             let Ok(entries) = fs::read_dir(dir) else {
                 return 0;
@@ -221,15 +336,21 @@ mod tests {
         let store = Store::new(dir.path().join("volumes"));
         let lock = store.lock().unwrap();
         let labels = BTreeMap::from([("a".to_string(), "1".to_string())]);
-        let (made, new) = store.create(&lock, "data", &labels).unwrap();
+        let (made, new) = store
+            .create(&lock, "data", &labels, &BTreeMap::new())
+            .unwrap();
         assert!(new);
         assert_eq!(made.labels, labels);
         assert!(store.data_dir("data").is_dir());
-        let (again, new) = store.create(&lock, "data", &BTreeMap::new()).unwrap();
+        let (again, new) = store
+            .create(&lock, "data", &BTreeMap::new(), &BTreeMap::new())
+            .unwrap();
         assert!(!new);
         assert_eq!(again, made);
-        assert!(store.create(&lock, "x", &labels).is_err());
-        store.create(&lock, "other", &BTreeMap::new()).unwrap();
+        assert!(store.create(&lock, "x", &labels, &BTreeMap::new()).is_err());
+        store
+            .create(&lock, "other", &BTreeMap::new(), &BTreeMap::new())
+            .unwrap();
         let names: Vec<String> = store.list().unwrap().into_iter().map(|v| v.name).collect();
         assert_eq!(names, ["data", "other"]);
         store.remove(&lock, "data").unwrap();
@@ -254,5 +375,88 @@ mod tests {
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .collect();
         assert_eq!(left, [".lock"]);
+    }
+
+    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_choose_the_kind_of_volume() {
+        let kind = |pairs: &[(&str, &str)]| VolumeKind::from_options(&options(pairs));
+        assert_eq!(kind(&[]).unwrap(), VolumeKind::Directory);
+        assert_eq!(
+            kind(&[("size", "1g")]).unwrap(),
+            VolumeKind::Disk { bytes: 1 << 30 }
+        );
+        assert_eq!(
+            kind(&[
+                ("type", "tmpfs"),
+                ("device", "tmpfs"),
+                ("o", "size=64m,mode=0700")
+            ])
+            .unwrap(),
+            VolumeKind::Tmpfs {
+                data: "size=64m,mode=0700".into()
+            }
+        );
+        assert_eq!(
+            kind(&[("type", "none"), ("o", "bind"), ("device", "/srv/db")]).unwrap(),
+            VolumeKind::Bind {
+                device: "/srv/db".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        for (pairs, want) in [
+            (&[("size", "")][..], "size: it needs a size"),
+            (&[("size", "lots")][..], "size=\"lots\": expected a size"),
+            (&[("size", "1m")][..], "the minimum is 16m"),
+            (
+                &[("size", "1g"), ("type", "tmpfs")][..],
+                "cannot be combined with type",
+            ),
+            (&[("size", "1g"), ("o", "x")][..], "o: it needs type"),
+            (&[("o", "size=1m")][..], "o: it needs type"),
+            (
+                &[("colour", "red")][..],
+                "\"colour\": the local driver takes size, type, o, device",
+            ),
+            (
+                &[("type", "ext4"), ("device", "/dev/sdb")][..],
+                "type=\"ext4\": not supported",
+            ),
+            (
+                &[("type", "tmpfs"), ("o", "size=big")][..],
+                "o=\"size=big\": invalid value",
+            ),
+            (
+                &[("type", "tmpfs"), ("device", "/dev/x")][..],
+                "device is tmpfs",
+            ),
+            (
+                &[("type", "none"), ("device", "/srv")][..],
+                "o=\"\": with type=none it must be bind",
+            ),
+            (
+                &[("type", "none"), ("o", "bind,ro"), ("device", "/srv")][..],
+                "must be bind",
+            ),
+            (
+                &[("type", "none"), ("o", "bind"), ("device", "srv")][..],
+                "absolute host directory",
+            ),
+        ] {
+            let err = VolumeKind::from_options(&options(pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("invalid volume option "), "{err}");
+            assert!(err.contains(want), "{pairs:?}: {err}");
+        }
     }
 }

@@ -23,7 +23,9 @@
 //! name = "shared-data"             # the volume's name instead of PROJECT_data
 //! labels = { tier = "db" }         # or ["tier=db"]
 //! external = false                 # true: made by `forge volume create` (named KEY), never made or removed here
-//! driver = "local"                 # the only driver; driver_opts are not supported yet
+//! driver = "local"                 # the only driver
+//! driver_opts = { size = "1g" }    # as `forge volume create --opt`: size (a hard limit), or
+//! #   { type = "tmpfs", o = "size=64m" }, or { type = "none", o = "bind", device = "/srv/db" }
 //!
 //! [services.web]                   # name: [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 63
 //! image = "host"                   # required

@@ -721,6 +721,170 @@ fn bad_mounts_and_volume_names_are_refused_with_one_line_and_nothing_made() {
     }
     let label = forge.run(&["volume", "create", "--label", "=v", "ok1"]);
     assert_refused(&forge, &label, "invalid --label \"=v\"");
+    let bind_device = "device=".to_string() + missing.to_str().unwrap();
+    for (opts, culprit) in [
+        (
+            &["size="][..],
+            "invalid volume option size: it needs a size",
+        ),
+        (&["size=lots"][..], "invalid volume option size=\"lots\""),
+        (&["size=1m"][..], "the minimum is 16m"),
+        (&["colour=red"][..], "invalid volume option \"colour\""),
+        (
+            &["type=nfs", "o=addr=10.0.0.1"][..],
+            "type=\"nfs\": not supported",
+        ),
+        (&["type=tmpfs", "o=size=big"][..], "o=\"size=big\""),
+        (
+            &["type=none", "o=bind", bind_device.as_str()][..],
+            "no such directory",
+        ),
+        (&["size=1g", "size=2g"][..], "size is given twice"),
+    ] {
+        let mut args = vec!["volume", "create"];
+        for opt in opts {
+            args.extend(["--opt", opt]);
+        }
+        args.push("ok2");
+        assert_refused(&forge, &forge.run(&args), culprit);
+    }
+    let driver = forge.run(&["volume", "create", "-d", "nfs", "ok3"]);
+    assert_refused(&forge, &driver, "invalid --driver \"nfs\"");
+}
+
+/// Loop devices bound to a file under `root`.
+fn loop_devices_under(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("loop/backing_file")).ok())
+        .filter(|file| file.starts_with(root.to_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_sized_volume_stops_writes_at_its_size_and_is_shared_by_running_containers() {
+    let forge = Forge::new();
+    forge.ok(&["volume", "create", "--opt", "size=20m", "sized"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&forge.ok(&["volume", "inspect", "sized"]).stdout).unwrap();
+    assert_eq!(inspect[0]["Options"]["size"], "20m", "{inspect}");
+    // Empty at first (no lost+found), and writes stop at the limit with ENOSPC.
+    let fill = run(
+        &forge,
+        &[
+            "-v",
+            "sized:/d",
+            "host",
+            "sh",
+            "-c",
+            "ls -A /d; echo kept > /d/keep; dd if=/dev/zero of=/d/big bs=1M count=40 2>&1; \
+             ls -l /d/big",
+        ],
+    );
+    assert!(!fill.starts_with("lost+found"), "{fill}");
+    assert!(fill.contains("No space left on device"), "{fill}");
+    let size: u64 = fill
+        .lines()
+        .last()
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {fill}"));
+    assert!(size < 20 << 20, "wrote {size} bytes into a 20m volume");
+    // Two running containers share one filesystem: what one writes the other reads at once.
+    forge.ok(&[
+        "run", "-d", "--name", "a", "--net", "none", "-v", "sized:/d", "host", "sleep", "60",
+    ]);
+    let b = run(
+        &forge,
+        &[
+            "-v",
+            "sized:/d",
+            "host",
+            "sh",
+            "-c",
+            "rm /d/big; echo from-b > /d/b; cat /d/keep",
+        ],
+    );
+    assert_eq!(b, "kept\n");
+    assert_eq!(forge.ok(&["exec", "a", "cat", "/d/b"]).stdout, "from-b\n");
+    forge.ok(&["rm", "-f", "a"]);
+    // Nothing of it on the host: no mount, and no loop device once no container uses it.
+    let leftover = common::settled(|| loop_devices_under(forge.root()));
+    assert_eq!(leftover, Vec::<String>::new(), "loop devices left");
+    assert_eq!(
+        std::fs::read_dir(forge.root().join("volumes/sized/_data"))
+            .unwrap()
+            .count(),
+        0,
+        "the volume's files appeared on the host"
+    );
+    forge.ok(&["volume", "rm", "sized"]);
+    assert_eq!(volumes(&forge), Vec::<String>::new());
+}
+
+#[test]
+fn tmpfs_and_bind_volumes_take_the_local_drivers_options() {
+    let forge = Forge::new();
+    forge.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=5m,mode=0700",
+        "scratch",
+    ]);
+    let mount = run(
+        &forge,
+        &[
+            "-v",
+            "scratch:/t",
+            "host",
+            "sh",
+            "-c",
+            "grep ' /t ' /proc/mounts; stat -c %a /t",
+        ],
+    );
+    assert!(mount.starts_with("none /t tmpfs "), "{mount}");
+    assert!(mount.contains("size=5120k"), "{mount}");
+    assert!(mount.ends_with("\n700\n"), "{mount}");
+    let host = forge.root().join("served");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("index"), "from the host\n").unwrap();
+    let device = format!("device={}", host.display());
+    forge.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "site",
+    ]);
+    let read = run(
+        &forge,
+        &[
+            "-v",
+            "site:/www",
+            "host",
+            "sh",
+            "-c",
+            "cat /www/index; echo back > /www/new",
+        ],
+    );
+    assert_eq!(read, "from the host\n");
+    assert_eq!(std::fs::read_to_string(host.join("new")).unwrap(), "back\n");
+    forge.ok(&["volume", "rm", "site", "scratch"]);
+    assert!(
+        host.join("index").exists(),
+        "removing a bind volume removed its directory"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use super::{io_err, read_json, Container, ContainerConfig, CreateOptions, Runtime, RuntimeError};
 use crate::mounts::{check_target, in_mount_order, Mount, MountType};
-use crate::spec::{InitMount, MountWhat};
-use crate::volume::{Store, StoreLock, Volume, VolumeError, ANONYMOUS_LABEL};
+use crate::spec::{InitMount, MountWhat, VolumeFs};
+use crate::volume::{Store, StoreLock, Volume, VolumeError, VolumeKind, ANONYMOUS_LABEL};
 
 /// The volumes a create made, and the lock that keeps every volume it names in place until
 /// its config is written (or until [`MadeVolumes::undo`]).
@@ -118,7 +118,7 @@ impl Runtime {
             } else {
                 BTreeMap::new()
             };
-            match store.create(lock, &m.source, &labels) {
+            match store.create(lock, &m.source, &labels, &BTreeMap::new()) {
                 Ok((_, true)) => made.made.push(m.source.clone()),
                 Ok((_, false)) => {}
                 Err(e) => {
@@ -144,7 +144,10 @@ impl Runtime {
     }
 
     /// What init mounts, in mount order: `--tmpfs`, binds and volumes.
-    pub(super) fn init_mounts(&self, config: &ContainerConfig) -> Vec<InitMount> {
+    pub(super) fn init_mounts(
+        &self,
+        config: &ContainerConfig,
+    ) -> Result<Vec<InitMount>, RuntimeError> {
         let store = self.volume_store();
         let tmpfs = config.tmpfs.iter().map(|(path, options)| InitMount {
             target: path.clone(),
@@ -158,25 +161,26 @@ impl Runtime {
             read_only: false,
             propagation: Default::default(),
         });
-        let mounts = config.mounts.iter().map(|m| InitMount {
-            target: m.target.clone(),
-            what: match m.kind {
+        let mut mounts: Vec<InitMount> = tmpfs.collect();
+        for m in &config.mounts {
+            let what = match m.kind {
                 MountType::Bind => MountWhat::Bind {
                     source: PathBuf::from(&m.source),
                     copy_up: false,
                 },
-                MountType::Volume => MountWhat::Bind {
-                    source: store.data_dir(&m.source),
-                    copy_up: !m.nocopy,
-                },
+                MountType::Volume => volume_mount(&store, &m.source, !m.nocopy)?,
                 MountType::Tmpfs => MountWhat::Tmpfs {
                     data: m.tmpfs_options.clone(),
                 },
-            },
-            read_only: m.read_only,
-            propagation: m.propagation,
-        });
-        in_mount_order(tmpfs.chain(mounts).collect(), |m| &m.target)
+            };
+            mounts.push(InitMount {
+                target: m.target.clone(),
+                what,
+                read_only: m.read_only,
+                propagation: m.propagation,
+            });
+        }
+        Ok(in_mount_order(mounts, |m| &m.target))
     }
 
     /// Which containers (by name) use each volume, read from the configs alone: no state is
@@ -236,18 +240,20 @@ impl Runtime {
         failures
     }
 
-    /// `forge volume create [NAME]`: a random 64-hex name when none is given, as Docker's.
-    /// An existing volume of that name is returned as it is.
+    /// `forge volume create [--opt K=V] [NAME]`: a random 64-hex name when none is given, as
+    /// Docker's. An existing volume of that name is returned as it is.
     pub fn create_volume(
         &self,
         name: Option<&str>,
         labels: &BTreeMap<String, String>,
+        options: &BTreeMap<String, String>,
     ) -> Result<Volume, RuntimeError> {
         let name = name.map_or_else(crate::names::new_id, str::to_string);
         crate::mounts::check_volume_name(&name)?;
+        VolumeKind::from_options(options)?;
         let store = self.volume_store();
         let lock = store.lock()?;
-        Ok(store.create(&lock, &name, labels)?.0)
+        Ok(store.create(&lock, &name, labels, options)?.0)
     }
 
     /// Every volume, by name.
@@ -302,4 +308,28 @@ impl Runtime {
         }
         Ok(removed)
     }
+}
+
+/// How init mounts volume `name`, from what kind of volume it is.
+fn volume_mount(store: &Store, name: &str, copy_up: bool) -> Result<MountWhat, RuntimeError> {
+    Ok(match store.get(name)?.kind()? {
+        VolumeKind::Directory => MountWhat::Bind {
+            source: store.data_dir(name),
+            copy_up,
+        },
+        VolumeKind::Bind { device } => MountWhat::Bind {
+            source: device,
+            copy_up,
+        },
+        VolumeKind::Disk { .. } => MountWhat::Filesystem {
+            fs: VolumeFs::Disk {
+                image: store.disk_image(name),
+            },
+            copy_up,
+        },
+        VolumeKind::Tmpfs { data } => MountWhat::Filesystem {
+            fs: VolumeFs::Tmpfs { data },
+            copy_up,
+        },
+    })
 }

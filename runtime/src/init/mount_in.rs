@@ -28,7 +28,7 @@ use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
 use crate::mounts::Propagation;
-use crate::spec::{InitMount, MountWhat};
+use crate::spec::{InitMount, MountWhat, VolumeFs};
 
 /// How many symlinks one destination may pass through (the kernel's own limit).
 const MAX_LINKS: usize = 40;
@@ -48,16 +48,37 @@ pub fn apply(root: &Path, m: &InitMount) -> Result<(), String> {
             let is_dir = nix::sys::stat::fstat(src.as_raw_fd())
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
                 .map_err(|e| format!("checking {}: {e}", source.display()))?;
+            // Docker copies up only what the image has (not a directory made for the mount).
+            let copy_up = *copy_up && is_dir && in_image(root_fd.as_fd(), &m.target);
             let target = resolve(root_fd.as_fd(), &m.target, is_dir)
                 .map_err(|e| fail("resolving it in the container", e))?;
             check_destination(root_fd.as_fd(), target.as_fd())?;
-            if *copy_up && is_dir {
+            if copy_up {
                 super::copy_up::copy_if_empty(target.as_fd(), src.as_fd()).map_err(|e| {
                     format!("copying the image's files into {}: {e}", source.display())
                 })?;
             }
             bind(src.as_fd(), target.as_fd(), m)
                 .map_err(|e| format!("mounting {}: {e}", source.display()))
+        }
+        MountWhat::Filesystem { fs, copy_up } => {
+            let copy_up = *copy_up && in_image(root_fd.as_fd(), &m.target);
+            let target = resolve(root_fd.as_fd(), &m.target, true)
+                .map_err(|e| fail("resolving it in the container", e))?;
+            check_destination(root_fd.as_fd(), target.as_fd())?;
+            let (what, mounted) = match fs {
+                VolumeFs::Disk { image } => (
+                    "the volume's filesystem",
+                    crate::disk::mount_detached(image),
+                ),
+                VolumeFs::Tmpfs { data } => ("a tmpfs volume", tmpfs_detached(data)),
+            };
+            let mounted = mounted.map_err(|e| fail(&format!("mounting {what}"), e))?;
+            if copy_up {
+                super::copy_up::copy_if_empty(target.as_fd(), mounted.as_fd())
+                    .map_err(|e| fail("copying the image's files into the volume", e))?;
+            }
+            attach(mounted, target.as_fd(), m).map_err(|e| fail(&format!("mounting {what}"), e))
         }
         MountWhat::Tmpfs { data } => {
             let target = resolve(root_fd.as_fd(), &m.target, true)
@@ -92,6 +113,11 @@ fn open_root(root: &Path) -> io::Result<OwnedFd> {
 /// `/proc/self/fd/N`: a path that names exactly what the fd does, for the calls that take paths.
 fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Whether the container's root has something at `target` before any mount is made there.
+fn in_image(root: BorrowedFd<'_>, target: &str) -> bool {
+    open_in(root, Path::new(target), OFlag::empty()).is_ok()
 }
 
 /// `path` below `root`, resolved as if `root` were `/`.
@@ -207,10 +233,31 @@ fn check_destination(root: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(),
     Ok(())
 }
 
-/// A recursive bind of `source` onto `target`: cloned with its submounts, made read-only
-/// (all of it) before it is attached, then given its propagation.
+/// A new tmpfs as a detached mount (`nosuid,nodev`), its mount data given option by option.
+fn tmpfs_detached(data: &str) -> io::Result<OwnedFd> {
+    let ctx = crate::sys::fsopen(c"tmpfs")?;
+    for option in data.split(',').filter(|o| !o.is_empty()) {
+        let (key, value) = option.split_once('=').unwrap_or((option, ""));
+        let key = std::ffi::CString::new(key).map_err(io::Error::other)?;
+        match option.contains('=') {
+            true => crate::sys::fsconfig_set(&ctx, &key, value)?,
+            false => crate::sys::fsconfig_flag(&ctx, &key)?,
+        }
+    }
+    crate::sys::fsmount_detached(
+        &ctx,
+        crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV,
+    )
+}
+
+/// A recursive bind of `source` onto `target`: cloned with its submounts, then attached.
 fn bind(source: BorrowedFd<'_>, target: BorrowedFd<'_>, m: &InitMount) -> io::Result<()> {
-    let tree = crate::sys::open_tree_clone_recursive(source)?;
+    attach(crate::sys::open_tree_clone_recursive(source)?, target, m)
+}
+
+/// Attaches the detached mount `tree` onto `target`: made read-only (all of it) before, then
+/// given its propagation.
+fn attach(tree: OwnedFd, target: BorrowedFd<'_>, m: &InitMount) -> io::Result<()> {
     if m.read_only {
         crate::sys::mount_setattr_rdonly_recursive(tree.as_fd()).map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOSYS) {

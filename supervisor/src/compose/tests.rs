@@ -579,6 +579,9 @@ fn volumes_short_and_long_forms() {
     let compose = ok(r#"
 [volumes.data]
 labels = ["tier=db"]
+driver_opts = { size = "1g" }
+[volumes.scratch]
+driver_opts = { type = "tmpfs", device = "tmpfs", o = "size=64m,uid=1000" }
 [volumes.shared]
 name = "team-shared"
 external = true
@@ -602,6 +605,13 @@ volumes = [
             name: None,
             external: false,
             labels: BTreeMap::from([("tier".to_string(), "db".to_string())]),
+            driver_opts: BTreeMap::from([("size".to_string(), "1g".to_string())]),
+        }
+    );
+    assert_eq!(
+        forge_runtime::VolumeKind::from_options(&compose.volumes["scratch"].driver_opts).unwrap(),
+        forge_runtime::VolumeKind::Tmpfs {
+            data: "size=64m,uid=1000".into()
         }
     );
     assert_eq!(
@@ -709,8 +719,12 @@ fn volume_errors_are_placed_at_the_element() {
             "compose.toml:5:1: volumes.dd.labels: an external volume takes only \"name\", not \"labels\"",
         ),
         (
-            "[volumes.dd]\ndriver_opts = { size = \"1g\" }\n",
-            "compose.toml:4:17: volumes.dd.driver_opts.size: volume driver options are not supported yet",
+            "[volumes.dd]\ndriver_opts = { size = \"\" }\n",
+            "compose.toml:4:15: volumes.dd.driver_opts: invalid volume option size: it needs a size, like size=1g",
+        ),
+        (
+            "[volumes.dd]\ndriver_opts = { type = \"nfs\", o = \"addr=10.0.0.1\" }\n",
+            "compose.toml:4:15: volumes.dd.driver_opts: invalid volume option type=\"nfs\": not supported",
         ),
         (
             "[volumes.dd]\nname = \"x\"\n",

@@ -22,6 +22,8 @@ pub struct VolumeDef {
     /// `external = true`: made outside the project; never created or removed by it.
     pub external: bool,
     pub labels: BTreeMap<String, String>,
+    /// `driver_opts`: the local driver's options, as `forge volume create --opt` takes them.
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 const TOP_KEYS: &[&str] = &["driver", "driver_opts", "labels", "name", "external"];
@@ -81,12 +83,17 @@ fn definition(table: &Table) -> Result<VolumeDef, Invalid> {
         }
     }
     if let Some(node) = table.get("driver_opts") {
-        let opts = node.table("a table of driver options")?;
-        if let Some(entry) = opts.entries().into_iter().next() {
-            return Err(entry
-                .key_spot
-                .err("volume driver options are not supported yet (Forge's volumes are plain directories)"));
+        for entry in node
+            .table("a table of driver options, like { size = \"1g\" }")?
+            .entries()
+        {
+            let value = match entry.node.as_integer() {
+                Some(n) => n.to_string(),
+                None => entry.node.string("a string")?.to_string(),
+            };
+            def.driver_opts.insert(entry.key.to_string(), value);
         }
+        forge_runtime::VolumeKind::from_options(&def.driver_opts).map_err(|e| node.err(e))?;
     }
     if let Some(node) = table.get("labels") {
         def.labels = labels(&node)?;

@@ -74,7 +74,11 @@ fn make_volumes(runtime: &Runtime, compose: &Compose, project: &str) -> Result<(
             }
             None => {
                 runtime
-                    .create_volume(Some(&name), &volume_labels(project, key, def))
+                    .create_volume(
+                        Some(&name),
+                        &volume_labels(project, key, def),
+                        &def.driver_opts,
+                    )
                     .map_err(|e| format!("creating volume {name}: {e}"))?;
             }
         }
