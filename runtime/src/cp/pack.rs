@@ -73,10 +73,12 @@ impl<W: Write> Packer<'_, W> {
             self.links.insert(key, as_name.to_string());
         }
         match kind {
-            libc::S_IFDIR => {
-                let dir = open_at(parent, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-                self.dir(&dir, st, as_name)
-            }
+            libc::S_IFDIR => match open_at(parent, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+                Ok(dir) => self.dir(&dir, st, as_name),
+                // Removed while we walk (a live container): as docker, leave it out.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                Err(e) => Err(e),
+            },
             libc::S_IFREG => self.file(parent, name, st, as_name),
             libc::S_IFLNK => {
                 let target = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name)?;
@@ -106,6 +108,11 @@ impl<W: Write> Packer<'_, W> {
         let mut h = self.header(st, EntryType::Directory);
         self.tar
             .append_data(&mut h, format!("{as_name}/"), io::empty())?;
+        // A running container's /proc and /sys are the kernel's, not files: their mount
+        // points are archived empty, as in the image.
+        if check_not_kernel_fs(std::os::fd::AsFd::as_fd(dir)).is_err() {
+            return Ok(());
+        }
         let mut names = entries(dir)?;
         names.sort();
         for name in names {
