@@ -515,3 +515,80 @@ fn bad_input_is_one_line_exit_125_and_makes_nothing() {
     names.sort();
     assert_eq!(names, ["f"]);
 }
+
+#[test]
+fn a_start_waits_for_the_rootfs_lock_a_copy_holds() {
+    let forge = Forge::new();
+    running(&forge, "web", &[]);
+    forge.ok(&["stop", "-t", "1", "web"]);
+    let ids = forge.container_ids();
+    assert_eq!(ids.len(), 1);
+    let lock_path = forge
+        .root()
+        .join("containers")
+        .join(&ids[0])
+        .join("rootfs.lock");
+    // Hold the lock as a copy into the stopped root does.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    // SAFETY: flock on an fd we own.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
+    let mut start = forge.spawn(&["start", "web"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!start.has_exited(), "start did not wait for the lock");
+    assert_eq!(forge.status("web"), "exited");
+    drop(lock);
+    let out = start.finish(common::COMMAND_TIMEOUT);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(exec(&forge, "web", "echo up"), "up\n");
+}
+
+#[test]
+fn xattrs_go_in_and_come_back_out() {
+    let forge = Forge::new();
+    running(&forge, "web", &[]);
+    let dir = host_dir();
+    let file = dir.path().join("tagged");
+    std::fs::write(&file, "x").unwrap();
+    let set = |path: &Path, name: &str, value: &[u8]| {
+        let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let n = std::ffi::CString::new(name).unwrap();
+        // SAFETY: both strings are valid and `value` holds `value.len()` bytes.
+        unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        }
+    };
+    if set(&file, "user.forge", b"kept") != 0 {
+        panic!("the host's {} holds no user xattrs", dir.path().display());
+    }
+    cp_ok(&forge, &[&file.display().to_string(), "web:/tagged"]);
+    let back = host_dir();
+    let copy = back.path().join("again");
+    cp_ok(&forge, &["web:/tagged", &copy.display().to_string()]);
+    let p = std::ffi::CString::new(copy.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = [0u8; 16];
+    // SAFETY: valid strings; `buf` has room for 16 bytes.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            c"user.forge".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(n, 4, "user.forge lost on the way");
+    assert_eq!(&buf[..4], b"kept");
+}
