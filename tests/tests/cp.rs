@@ -535,11 +535,10 @@ fn a_start_waits_for_the_rootfs_lock_a_copy_holds() {
         .write(true)
         .open(&lock_path)
         .unwrap();
-    // SAFETY: flock on an fd we own.
-    assert_eq!(
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
-        0
-    );
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+    // SAFETY: flock takes an fd we own and touches no memory.
+    let locked = unsafe { libc::flock(fd, libc::LOCK_EX) };
+    assert_eq!(locked, 0);
     let mut start = forge.spawn(&["start", "web"]);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(!start.has_exited(), "start did not wait for the lock");

@@ -332,3 +332,74 @@ impl Read for ChunkReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn root_at(dir: &Path) -> Root {
+        let fd = nix::fcntl::open(
+            dir,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap();
+        // SAFETY: open just returned this fd and nothing else owns it.
+        Root::new(unsafe { OwnedFd::from_raw_fd(fd) }, None)
+    }
+
+    #[test]
+    fn a_tree_is_copied_between_roots_with_links_modes_and_nanosecond_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(a.join("src/sub")).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(a.join("src/sub/f"), "data").unwrap();
+        std::fs::set_permissions(a.join("src/sub/f"), PermissionsExt::from_mode(0o604)).unwrap();
+        std::fs::hard_link(a.join("src/sub/f"), a.join("src/h")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", a.join("src/l")).unwrap();
+        let t = nix::sys::time::TimeSpec::new(1_234_567_890, 987_654_321);
+        nix::sys::stat::utimensat(
+            None,
+            &a.join("src/sub"),
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        let (from, to) = (root_at(&a), root_at(&b));
+        let src = source(&from, "", "/src", false).unwrap();
+        let dst = dest(&to, "x", "/copy").unwrap();
+        let plan = prepare("x", &src, &dst).unwrap();
+        assert_eq!(plan.top.as_deref(), Some("copy"));
+        copy((&from, ""), &src, (&to, "x"), &plan, Owners::Caller).unwrap();
+        let f = std::fs::metadata(b.join("copy/sub/f")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(b.join("copy/sub/f")).unwrap(),
+            "data"
+        );
+        assert_eq!(f.mode() & 0o7777, 0o604);
+        assert_eq!(f.ino(), std::fs::metadata(b.join("copy/h")).unwrap().ino());
+        assert_eq!(
+            std::fs::read_link(b.join("copy/l")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        let sub = std::fs::metadata(b.join("copy/sub")).unwrap();
+        assert_eq!(
+            (sub.mtime(), sub.mtime_nsec()),
+            (1_234_567_890, 987_654_321)
+        );
+        // A missing source and a directory onto a file are refused before anything is made.
+        assert!(matches!(
+            source(&from, "", "/nope", false),
+            Err(CopyError::NotFound { .. })
+        ));
+        let onto_file = dest(&to, "x", "/copy/sub/f").unwrap();
+        assert!(matches!(
+            prepare("x", &src, &onto_file),
+            Err(CopyError::Plan { .. })
+        ));
+    }
+}
