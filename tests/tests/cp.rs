@@ -94,6 +94,21 @@ fn host_dir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// A fresh host directory holding file `name` with `content`; the file's path.
+fn host_file(name: &str, content: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = host_dir();
+    let file = dir.path().join(name);
+    std::fs::write(&file, content).unwrap();
+    (dir, file)
+}
+
+/// A test's Forge with a running container `web` (`extra`: more `run` flags).
+fn with_web(extra: &[&str]) -> Forge {
+    let forge = Forge::new();
+    running(&forge, "web", extra);
+    forge
+}
+
 /// A directory on the host that containers must never reach: `secret` says HOST.
 struct Canary {
     dir: PathBuf,
@@ -158,11 +173,8 @@ fn set_mtime(path: &Path, secs: i64, nanos: i64) {
 
 #[test]
 fn a_file_goes_in_and_out_of_a_running_container_with_its_mode_and_nanosecond_mtime() {
-    let forge = Forge::new();
-    running(&forge, "web", &[]);
-    let dir = host_dir();
-    let file = dir.path().join("app.conf");
-    std::fs::write(&file, "setting=1\n").unwrap();
+    let forge = with_web(&[]);
+    let (dir, file) = host_file("app.conf", "setting=1\n");
     std::fs::set_permissions(&file, PermissionsExt::from_mode(0o751)).unwrap();
     set_mtime(&file, 1_600_000_000, 123_456_789);
     // Into an existing directory, and as a new name.
@@ -204,8 +216,7 @@ fn a_file_goes_in_and_out_of_a_running_container_with_its_mode_and_nanosecond_mt
 
 #[test]
 fn directories_follow_docker_rules_for_new_existing_and_dot_destinations() {
-    let forge = Forge::new();
-    running(&forge, "web", &[]);
+    let forge = with_web(&[]);
     let dir = host_dir();
     let src = dir.path().join("conf.d");
     std::fs::create_dir_all(src.join("sub")).unwrap();
@@ -257,8 +268,7 @@ fn directories_follow_docker_rules_for_new_existing_and_dot_destinations() {
 
 #[test]
 fn tar_streams_go_both_ways_and_owners_are_the_containers_root_unless_a() {
-    let forge = Forge::new();
-    running(&forge, "web", &[]);
+    let forge = with_web(&[]);
     let mut builder = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(3);
@@ -295,11 +305,8 @@ fn tar_streams_go_both_ways_and_owners_are_the_containers_root_unless_a() {
 
 #[test]
 fn a_keeps_uid_and_gid_when_copying_in_and_the_default_gives_the_containers_root() {
-    let forge = Forge::new();
-    running(&forge, "web", &[]);
-    let dir = host_dir();
-    let file = dir.path().join("owned");
-    std::fs::write(&file, "x").unwrap();
+    let forge = with_web(&[]);
+    let (_dir, file) = host_file("owned", "x");
     nix::unistd::chown(&file, Some(1234.into()), Some(5678.into())).unwrap();
     let f = file.display().to_string();
     cp_ok(&forge, &["-a", &f, "web:/kept"]);
@@ -312,8 +319,7 @@ fn a_keeps_uid_and_gid_when_copying_in_and_the_default_gives_the_containers_root
 
 #[test]
 fn stopped_containers_are_copied_into_and_out_of_and_start_with_the_copy() {
-    let forge = Forge::new();
-    running(&forge, "web", &["-v", "data:/data"]);
+    let forge = with_web(&["-v", "data:/data"]);
     exec(
         &forge,
         "web",
@@ -321,9 +327,7 @@ fn stopped_containers_are_copied_into_and_out_of_and_start_with_the_copy() {
     );
     forge.ok(&["stop", "-t", "1", "web"]);
     assert_eq!(forge.status("web"), "exited", "not stopped");
-    let dir = host_dir();
-    let file = dir.path().join("new.conf");
-    std::fs::write(&file, "copied while stopped\n").unwrap();
+    let (_dir, file) = host_file("new.conf", "copied while stopped\n");
     cp_ok(&forge, &[&file.display().to_string(), "web:/etc/new.conf"]);
     cp_ok(&forge, &[&file.display().to_string(), "web:/data/"]);
     // Out of the writable layer and out of the volume.
@@ -342,8 +346,7 @@ fn stopped_containers_are_copied_into_and_out_of_and_start_with_the_copy() {
 
 #[test]
 fn a_volume_of_a_running_container_is_seen_by_cp() {
-    let forge = Forge::new();
-    running(&forge, "web", &["-v", "data:/var/lib/db"]);
+    let forge = with_web(&["-v", "data:/var/lib/db"]);
     exec(&forge, "web", "echo row > /var/lib/db/table");
     let entries = cp_to_stream(&forge, "web:/var/lib/db/table");
     assert_eq!(entries[0].1, b"row\n");
@@ -364,9 +367,7 @@ fn symlinks_in_the_container_to_the_hosts_paths_resolve_inside_the_container() {
             "ln -s / /evil; ln -s ../../../../.. /up; mkdir -p {c}; echo CONTAINER > {c}/secret"
         ),
     );
-    let dir = host_dir();
-    let file = dir.path().join("x");
-    std::fs::write(&file, "payload").unwrap();
+    let (_dir, file) = host_file("x", "payload");
     let f = file.display().to_string();
     // In: through an absolute and a climbing symlink.
     cp_ok(&forge, &[&f, &format!("web:/evil{c}/")]);
@@ -430,9 +431,7 @@ fn a_directory_swapped_for_a_symlink_to_root_in_a_loop_never_reaches_the_host() 
          ln -s / /race/d; rm /race/d; done"
     );
     let mut bg = forge.spawn(&["exec", "web", "sh", "-c", &swapper]);
-    let dir = host_dir();
-    let file = dir.path().join("payload");
-    std::fs::write(&file, "payload").unwrap();
+    let (_dir, file) = host_file("payload", "payload");
     let f = file.display().to_string();
     for n in 0..60 {
         let _ = cp(&forge, &[&f, &format!("web:/race/d{c}/p{n}")]);
@@ -462,11 +461,8 @@ fn a_directory_swapped_for_a_symlink_to_root_in_a_loop_never_reaches_the_host() 
 
 #[test]
 fn bad_input_is_one_line_exit_125_and_makes_nothing() {
-    let forge = Forge::new();
-    running(&forge, "web", &[]);
-    let dir = host_dir();
-    let file = dir.path().join("f");
-    std::fs::write(&file, "f").unwrap();
+    let forge = with_web(&[]);
+    let (dir, file) = host_file("f", "f");
     let f = file.display().to_string();
     let d = dir.path().display().to_string();
     let missing_host = dir.path().join("missing").display().to_string();
@@ -518,8 +514,7 @@ fn bad_input_is_one_line_exit_125_and_makes_nothing() {
 
 #[test]
 fn a_start_waits_for_the_rootfs_lock_a_copy_holds() {
-    let forge = Forge::new();
-    running(&forge, "web", &[]);
+    let forge = with_web(&[]);
     forge.ok(&["stop", "-t", "1", "web"]);
     let ids = forge.container_ids();
     assert_eq!(ids.len(), 1);
@@ -551,11 +546,8 @@ fn a_start_waits_for_the_rootfs_lock_a_copy_holds() {
 
 #[test]
 fn xattrs_go_in_and_come_back_out() {
-    let forge = Forge::new();
-    running(&forge, "web", &[]);
-    let dir = host_dir();
-    let file = dir.path().join("tagged");
-    std::fs::write(&file, "x").unwrap();
+    let forge = with_web(&[]);
+    let (dir, file) = host_file("tagged", "x");
     let set = |path: &Path, name: &str, value: &[u8]| {
         let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
         let n = std::ffi::CString::new(name).unwrap();

@@ -148,17 +148,7 @@ pub fn source(
         }
     }
     // A trailing `/` or `/.` follows a symlink to a directory, as the kernel does.
-    let st = root
-        .stat(&path, plan::asserts_dir(user_path))
-        .map_err(|e| lookup_err(place, user_path, e))?;
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    if plan::asserts_dir(user_path) && !is_dir {
-        return Err(lookup_err(
-            place,
-            user_path,
-            io::Error::from_raw_os_error(libc::ENOTDIR),
-        ));
-    }
+    let is_dir = is_dir(root, place, user_path, &path, plan::asserts_dir(user_path))?;
     Ok(Source {
         dir,
         base,
@@ -206,23 +196,36 @@ pub fn dest(root: &Root, place: &str, user_path: &str) -> Result<Dest, CopyError
             Err(e) => return Err(lookup_err(place, user_path, e)),
         }
     }
-    let st = root
-        .stat(&path, false)
-        .map_err(|e| lookup_err(place, user_path, e))?;
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    if asserts_dir && !is_dir {
-        return Err(lookup_err(
-            place,
-            user_path,
-            io::Error::from_raw_os_error(libc::ENOTDIR),
-        ));
-    }
+    let is_dir = is_dir(root, place, user_path, &path, false)?;
     Ok(Dest {
         path,
         exists: true,
         is_dir,
         asserts_dir,
     })
+}
+
+/// Whether `path` (the user's `user_path`) is a directory; a path that ends in `/` or `/.`
+/// must be one (`follow`: a symlink at its end is followed).
+fn is_dir(
+    root: &Root,
+    place: &str,
+    user_path: &str,
+    path: &Path,
+    follow: bool,
+) -> Result<bool, CopyError> {
+    let st = root
+        .stat(path, follow)
+        .map_err(|e| lookup_err(place, user_path, e))?;
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if plan::asserts_dir(user_path) && !is_dir {
+        return Err(lookup_err(
+            place,
+            user_path,
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
+    Ok(is_dir)
 }
 
 /// The plan for `src` onto `dst`, refused as docker refuses it.
