@@ -583,3 +583,40 @@ fn xattrs_go_in_and_come_back_out() {
     assert_eq!(n, 4, "user.forge lost on the way");
     assert_eq!(&buf[..4], b"kept");
 }
+
+#[test]
+fn a_userns_auto_container_sees_copied_files_with_its_own_ids() {
+    let forge = Forge::new();
+    let (subuid, subgid) = (forge.root().join("subuid"), forge.root().join("subgid"));
+    std::fs::write(&subuid, "containers:3500000000:65536\n").unwrap();
+    std::fs::write(&subgid, "containers:3600000000:65536\n").unwrap();
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--net",
+        "none",
+        "--userns=auto",
+    ];
+    let mut cmd = forge.command(&[&args[..], &["host", "sleep", "1000"]].concat());
+    cmd.env("FORGE_SUBUID_FILE", &subuid)
+        .env("FORGE_SUBGID_FILE", &subgid);
+    let out = common::output(&mut cmd, common::COMMAND_TIMEOUT);
+    assert_eq!(out.code, 0, "{out}");
+    let (dir, file) = host_file("f", "mapped");
+    nix::unistd::chown(&file, Some(5.into()), Some(6.into())).unwrap();
+    let f = file.display().to_string();
+    cp_ok(&forge, &[&f, "web:/rooted"]);
+    cp_ok(&forge, &["-a", &f, "web:/kept"]);
+    assert_eq!(
+        exec(&forge, "web", "stat -c %u:%g /rooted /kept; cat /kept"),
+        "0:0\n5:6\nmapped"
+    );
+    // Out: the tar and -a give the container's IDs, not the host's shifted ones.
+    assert_eq!(cp_to_stream(&forge, "web:/kept")[0].2, 5);
+    let back = dir.path().join("back");
+    cp_ok(&forge, &["-a", "web:/kept", &back.display().to_string()]);
+    let meta = std::fs::metadata(&back).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (5, 6));
+}

@@ -85,6 +85,54 @@ impl Root {
     }
 }
 
+/// The filesystem capabilities the kernel drops from the effective set when the fsuid stops
+/// being 0 (capabilities(7)); raised again, from the permitted set, for the copy.
+const FS_CAPS: [caps::Capability; 7] = [
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_DAC_READ_SEARCH,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_MKNOD,
+    caps::Capability::CAP_LINUX_IMMUTABLE,
+];
+
+/// This thread writing as the container's root: its fsuid and fsgid while alive.
+pub struct ActingAs {
+    _private: (),
+}
+
+impl Root {
+    /// Makes this thread create files as the root's own root (its mapped ID): a container
+    /// with its own user namespace has its overlay mounted there, where the host's uid 0 is
+    /// not mapped, so a file made with fsuid 0 would be refused (EOVERFLOW). `None` for a
+    /// root without a mapping. Undone when the guard is dropped.
+    pub fn act_as_root(&self) -> io::Result<Option<ActingAs>> {
+        let Some(map) = self.map else {
+            return Ok(None);
+        };
+        // SAFETY: setfsuid and setfsgid change only this thread's filesystem IDs.
+        unsafe {
+            libc::setfsgid(map.gid);
+            libc::setfsuid(map.uid);
+        }
+        for cap in FS_CAPS {
+            caps::raise(None, caps::CapSet::Effective, cap).map_err(io::Error::other)?;
+        }
+        Ok(Some(ActingAs { _private: () }))
+    }
+}
+
+impl Drop for ActingAs {
+    fn drop(&mut self) {
+        // SAFETY: as above; back to root's IDs, which gives the capabilities back.
+        unsafe {
+            libc::setfsuid(0);
+            libc::setfsgid(0);
+        }
+    }
+}
+
 fn shift_out(id: u32, base: u32, size: u32) -> u32 {
     match id.checked_sub(base) {
         Some(n) if n < size => n,

@@ -45,6 +45,7 @@ struct Meta {
 
 /// Extracts `input` into the existing directory `dir` of `root`.
 pub fn unpack(root: &Root, dir: &Path, input: impl Read, owners: Owners) -> io::Result<()> {
+    let _acting = root.act_as_root()?;
     let top = root.open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, true)?;
     check_not_kernel_fs(top.as_fd())?;
     drop(top);
