@@ -13,6 +13,8 @@
 //! first; start it). A stopped container's tmpfs mounts and Forge's `/etc/hosts`,
 //! `/etc/hostname` and `/etc/resolv.conf` are not there; copying into a stopped
 //! `--read-only` container is refused (its root could not be written when it runs either).
+//! Mounting a stopped container's volumes makes their missing mount points in its writable
+//! layer, as its next start would; that happens before the paths are looked up.
 
 use std::fs::File;
 use std::io::{Read, Write};
