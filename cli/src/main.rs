@@ -2,6 +2,7 @@
 //! prints. When re-executed as a container's init, joining or monitor process (see
 //! `forge_runtime::init::dispatch`) it is that process instead.
 
+mod cp;
 mod exec;
 mod format;
 mod images;
@@ -50,6 +51,10 @@ enum Command {
     Exec(exec::ExecArgs),
     /// List containers
     Ps(manage::PsArgs),
+    /// Copy files and directories between a container and the host (or a tar stream)
+    Cp(cp::CpArgs),
+    /// Start stopped containers again, detached
+    Start(manage::StartArgs),
     /// Stop containers: SIGTERM, then SIGKILL after the grace period
     Stop(manage::StopArgs),
     /// Send a signal to containers
@@ -118,6 +123,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&runtime, *args),
         Command::Exec(args) => exec::exec(&runtime, &args),
         Command::Ps(args) => manage::ps(&runtime, &args),
+        Command::Cp(args) => cp::cp(&runtime, &args),
+        Command::Start(args) => manage::start(&runtime, &args),
         Command::Stop(args) => manage::stop(&runtime, &args),
         Command::Kill(args) => manage::kill(&runtime, &args),
         Command::Rm(args) => manage::rm(&runtime, &args),

@@ -25,6 +25,12 @@ pub struct PsArgs {
 }
 
 #[derive(clap::Args)]
+pub struct StartArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+#[derive(clap::Args)]
 pub struct StopArgs {
     /// Seconds to wait for the container to exit before killing it
     #[arg(long = "time", short = 't', default_value_t = 10)]
@@ -197,6 +203,21 @@ pub fn ps(runtime: &Runtime, args: &PsArgs) -> i32 {
         );
     }
     0
+}
+
+/// Starts each stopped container under a detached monitor, as `docker start` does; one that
+/// runs already is left alone.
+pub fn start(runtime: &Runtime, args: &StartArgs) -> i32 {
+    each(&args.containers, |name| {
+        let c = runtime.get(name).map_err(|e| e.to_string())?;
+        if c.is_running() {
+            return Ok(());
+        }
+        runtime
+            .start_detached(&c)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
 }
 
 pub fn stop(runtime: &Runtime, args: &StopArgs) -> i32 {

@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod copy;
 mod start;
 mod volumes;
+
+pub use copy::{CopyOptions, CopyPath};
 
 pub use volumes::VolumeInfo;
 
@@ -118,6 +121,12 @@ pub enum RuntimeError {
         path: String,
         reason: String,
     },
+    #[error(transparent)]
+    Copy(#[from] crate::cp::CopyError),
+    #[error("{0}")]
+    BadCopy(String),
+    #[error("copying with container {name}: {message}")]
+    CopyRoot { name: String, message: String },
     #[error("signalling container {name}: {source}")]
     Signal {
         name: String,

@@ -15,6 +15,7 @@ mod caps;
 pub mod cgroup;
 mod channel;
 mod container;
+mod cp;
 mod disk;
 mod env_file;
 mod init;
@@ -44,9 +45,10 @@ mod wait_async;
 // The runtime, its containers, and how they end.
 pub use channel::EXIT_FORGE_ERROR;
 pub use container::{
-    Container, ContainerConfig, CreateOptions, NetSpec, Runtime, RuntimeError, VolumeInfo,
-    OOM_REASON,
+    Container, ContainerConfig, CopyOptions, CopyPath, CreateOptions, NetSpec, Runtime,
+    RuntimeError, VolumeInfo, OOM_REASON,
 };
+pub use cp::CopyError;
 pub use launch::{Joined, LaunchError, LaunchIo, Started};
 pub use paths::Roots;
 pub use signal::{parse_signal, BadSignal, Signaller};

@@ -84,6 +84,12 @@ impl Runtime {
         result
     }
 
+    /// Starts the stopped container `c` again under a detached monitor (`forge start`) and
+    /// returns its id once it runs; unlike [`Runtime::run_detached`] it never removes `c`.
+    pub fn start_detached(&self, c: &Container) -> Result<String, MonitorError> {
+        self.spawn_monitor(c)
+    }
+
     fn spawn_monitor(&self, c: &Container) -> Result<String, MonitorError> {
         let (channel, theirs) = channel::pair().map_err(MonitorError::Spawn)?;
         let request = MonitorRequest {

@@ -255,17 +255,7 @@ pub fn host_path(source: &str, base: &Path) -> String {
     } else {
         base.join(source)
     };
-    let mut out = PathBuf::from("/");
-    for part in path.components() {
-        match part {
-            Component::Normal(p) => out.push(p),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out.to_string_lossy().into_owned()
+    crate::cp::plan::clean(&path).to_string_lossy().into_owned()
 }
 
 const MOUNT_KEYS: &str = "type, source, target, readonly, bind-propagation, volume-nocopy, tmpfs-size, tmpfs-mode, consistency";

@@ -86,6 +86,11 @@ impl Runtime {
         io: LaunchIo,
         die_with_parent: bool,
     ) -> Result<Started, RuntimeError> {
+        // Waits for a `forge cp` into the stopped root (see `copy.rs`) to end: the overlay
+        // must never be mounted twice at once.
+        let lock_path = self.roots.container_data(c.id()).join("rootfs.lock");
+        let _rootfs_lock =
+            crate::sys::lock_exclusive(&lock_path).map_err(io_err("locking", &lock_path))?;
         let spec = self.init_spec(c, die_with_parent)?;
         self.make_bind_sources(&c.config)?;
         if let Some(userns) = &spec.userns {

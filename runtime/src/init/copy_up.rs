@@ -150,7 +150,7 @@ fn open_at(dir: &impl AsFd, name: &CStr, flags: OFlag) -> io::Result<OwnedFd> {
 }
 
 /// The names in a directory, without `.` and `..`.
-fn entries(dir: &OwnedFd) -> io::Result<Vec<CString>> {
+pub(crate) fn entries(dir: &OwnedFd) -> io::Result<Vec<CString>> {
     let fd = open_at(dir, c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
     let listing = nix::dir::Dir::from_fd(fd.as_raw_fd())?;
     // The Dir owns the fd from here on.
@@ -237,7 +237,7 @@ fn copy_xattrs(src: &CStr, dst: &CStr) -> io::Result<()> {
 
 /// Calls a `*xattr` function that fills a buffer: first for the size, then for the bytes
 /// (again if it grew meanwhile). No xattr support reads as none.
-fn xattr_call(call: impl Fn(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
+pub(crate) fn xattr_call(call: impl Fn(*mut u8, usize) -> isize) -> io::Result<Vec<u8>> {
     loop {
         let size = call(std::ptr::null_mut(), 0);
         if size < 0 {

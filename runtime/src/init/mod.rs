@@ -9,10 +9,10 @@
 //! With `--userns=auto` the clone adds `CLONE_NEWUSER` (so the new user namespace owns the
 //! others) and PID 1 waits for the caller to map it before doing anything (see [`crate::userns`]).
 
-mod copy_up;
+pub(crate) mod copy_up;
 mod exec;
 pub mod join;
-mod mount_in;
+pub(crate) mod mount_in;
 mod reaper;
 pub mod rootfs;
 
@@ -34,9 +34,9 @@ const NAMESPACES: libc::c_int = libc::CLONE_NEWPID
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWNET;
 
-/// Runs the init, join or monitor process instead of the program when this binary was
-/// re-executed as one (`argv[1]` is [`INIT_ARG`], [`join::JOIN_ARG`] or
-/// [`crate::monitor::MONITOR_ARG`]); returns otherwise. Call it first thing
+/// Runs the init, join, monitor or `forge cp` mount process instead of the program when this
+/// binary was re-executed as one (`argv[1]` is [`INIT_ARG`], [`join::JOIN_ARG`],
+/// [`crate::monitor::MONITOR_ARG`] or [`crate::cp::stopped::MOUNT_ARG`]); returns otherwise. Call it first thing
 /// in `main` of every binary that starts containers, before any thread starts. The monitor's
 /// runtime gets its network seam from `network_for`, as the caller's own runtime would.
 pub fn dispatch(network_for: crate::network::NetworkFor) {
@@ -50,6 +50,7 @@ pub fn dispatch(network_for: crate::network::NetworkFor) {
             join::main()
         }
         Some(a) if a == crate::monitor::MONITOR_ARG => crate::monitor::main(network_for),
+        Some(a) if a == crate::cp::stopped::MOUNT_ARG => crate::cp::stopped::main(),
         _ => {}
     }
 }

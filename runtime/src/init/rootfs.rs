@@ -334,7 +334,7 @@ pub fn apply(spec: &InitSpec, steps: &[Step], layers: &[OwnedFd]) -> Result<(), 
 /// Mounts the container's size-limited writable filesystem (an ext4 image on a loop device).
 /// The mount lives in this mount namespace only and the loop device clears itself when the mount
 /// goes, so neither can outlive the container.
-fn mount_storage(
+pub(crate) fn mount_storage(
     storage: &crate::spec::Storage,
     upper: &Path,
     work: &Path,
