@@ -10,7 +10,7 @@
 #
 # Environment: FORGE_VM_CACHE (guest image cache, default /var/cache/forge-vm), FORGE_VM_OUT
 # (serial log, data disk and results, default target/vm), FORGE_VM_TIMEOUT (seconds for the
-# whole guest run, default 3600), FORGE_VM_BIN_TIMEOUT (seconds per test binary, default 900),
+# whole guest run, default 4200), FORGE_VM_BIN_TIMEOUT (seconds per test binary, default 900),
 # FORGE_VM_ARGS (extra arguments for every test binary, e.g. a test-name filter),
 # FORGE_VM_CGROUP_MANAGER (passed to the tests as FORGE_CGROUP_MANAGER), FORGE_VM_MIRROR (the
 # Debian mirror, instead of the one in the host's apt sources), FORGE_VM_MEMORY (MiB, 4096),
@@ -23,14 +23,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 CACHE=${FORGE_VM_CACHE:-/var/cache/forge-vm}
 OUT=${FORGE_VM_OUT:-$ROOT/target/vm}
-TIMEOUT=${FORGE_VM_TIMEOUT:-3600}
+TIMEOUT=${FORGE_VM_TIMEOUT:-4200}
 BIN_TIMEOUT=${FORGE_VM_BIN_TIMEOUT:-900}
 SUITE=bookworm
 # Test binaries the scope pass leaves out unless named on the command line: their containers'
 # cgroups are made as every other binary's, and what they test (addresses, rules, registries,
-# the image store) does not depend on the cgroup Forge is started from. Leaving them out keeps
-# both passes inside CI's time under emulation.
-SERVICE_PASS_ONLY=(images network pull)
+# the image store, escapes, the sealed binary, mounts and copies) does not depend on the cgroup
+# Forge is started from. Leaving them out keeps both passes inside CI's time under emulation.
+SERVICE_PASS_ONLY=(images network pull escape self_exe volumes cp)
 
 # What the guest has: systemd as PID 1 with the system bus, the kernel with its modules and
 # initramfs (udev names /dev/vd* and makes the device units that the data disk's mount waits
