@@ -49,7 +49,10 @@ pub enum Message {
     Go,
     /// An idmapped image layer for PID 1 (the fd rides along), in overlay order.
     Layer,
-    /// PID 1's user namespace maps are written and every layer is sent.
+    /// An idmapped bind or volume for PID 1 (the fd rides along), one for each of its mounts
+    /// that [`crate::spec::InitMount::made_by_caller`], in mount order.
+    MountTree,
+    /// PID 1's user namespace maps are written and every layer and mount tree is sent.
     Mapped,
     /// Set-up or exec failed: the exit code the container ends with, and why.
     Failed {

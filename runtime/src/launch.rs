@@ -194,7 +194,7 @@ pub fn launch(spec: &InitSpec, io: LaunchIo) -> Result<Pending, LaunchError> {
         started: false,
     };
     if let Some(userns) = &spec.userns {
-        crate::userns::hand_over(pid, userns, &spec.lower, &pending.channel)
+        crate::userns::hand_over(pid, userns, &spec.lower, &spec.mounts, &pending.channel)
             .map_err(LaunchError::Userns)?;
     }
     loop {

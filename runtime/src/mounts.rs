@@ -6,8 +6,9 @@
 //! # Caveats
 //!
 //! `--mount` fields are split at every comma: Docker's CSV quoting (`"src=a,b"`) is not read.
-//! Stricter than Docker: `nocopy` on a bind, a destination in or over `/proc` or `/sys` (runc
-//! refuses most of those too, since CVE-2019-19921) and Podman's `U` are refused.
+//! Stricter than Docker: `nocopy` on a bind and a destination in or over `/proc` or `/sys` (runc
+//! refuses most of those too, since CVE-2019-19921) are refused. Podman's `U` is read: the
+//! source is handed to the container's user at each start.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -95,6 +96,9 @@ pub struct Mount {
     /// remove it with the container.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub anonymous: bool,
+    /// Podman's `U`: the source's files are chowned to the container's user at each start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chown: bool,
     /// Tmpfs: its mount data (`size=64m,mode=1777`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tmpfs_options: String,
@@ -197,6 +201,7 @@ pub fn parse_volume(spec: &str, base: &Path) -> Result<Mount, MountError> {
     mount.read_only = options.read_only;
     mount.propagation = options.propagation.unwrap_or_default();
     mount.nocopy = options.nocopy;
+    mount.chown = options.chown;
     if mount.nocopy && mount.kind == MountType::Bind {
         return Err(invalid("nocopy applies to volumes, not to binds".into()));
     }
@@ -209,10 +214,11 @@ struct Options {
     read_only: bool,
     propagation: Option<Propagation>,
     nocopy: bool,
+    chown: bool,
 }
 
 const OPTIONS_HELP: &str =
-    "ro, rw, nocopy, z, Z, rprivate, private, rslave, slave, rshared, shared";
+    "ro, rw, nocopy, z, Z, U, rprivate, private, rslave, slave, rshared, shared";
 
 fn parse_options(text: &str) -> Result<Options, String> {
     let mut options = Options::default();
@@ -229,12 +235,7 @@ fn parse_options(text: &str) -> Result<Options, String> {
             "nocopy" => options.nocopy = true,
             // SELinux relabelling: Forge has no SELinux support, as Docker on such hosts.
             "z" | "Z" => {}
-            "U" => {
-                return Err(
-                    "option \"U\" (chown the source to the container's user) is not supported yet"
-                        .into(),
-                )
-            }
+            "U" => options.chown = true,
             other => match Propagation::from_name(other) {
                 Some(_) if options.propagation.is_some() => {
                     return Err("more than one propagation mode".into())
@@ -460,6 +461,7 @@ mod tests {
         let relative = v("./site/../conf:/etc/app").unwrap();
         assert_eq!(relative.source, "/work/dir/conf");
         let named = v("data:/var/lib/db:nocopy,rw,z").unwrap();
+        assert!(!named.chown && v("data:/db:U,ro").unwrap().chown);
         assert_eq!(
             (
                 named.kind,
@@ -492,7 +494,7 @@ mod tests {
         assert!(reason(v("/a:/b:ro,rw")).contains("contradict"));
         assert!(reason(v("/a:/b:shared,slave")).contains("more than one propagation"));
         assert!(reason(v("/a:/b:nocopy")).contains("nocopy applies to volumes"));
-        assert!(reason(v("/a:/b:U")).contains("\"U\""));
+        assert!(reason(v("/a:/b:U,X")).contains("unknown option \"X\""));
         assert!(reason(v("/a:/")).contains("must not be '/'"));
         assert!(reason(v("/a:/x/../y")).contains("'..'"));
         assert!(reason(v("bad!name:/x")).contains("invalid volume name \"bad!name\""));

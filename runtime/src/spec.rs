@@ -61,6 +61,26 @@ pub struct InitMount {
     pub what: MountWhat,
     pub read_only: bool,
     pub propagation: crate::mounts::Propagation,
+    /// Podman's `U`: the source's files are handed to this UID and GID (as the container sees
+    /// them) before it is mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chown: Option<(u32, u32)>,
+}
+
+impl InitMount {
+    /// In a user namespace, whether the caller makes this mount and hands it over idmapped:
+    /// a host directory, or a disk volume PID 1 could not mount (only the host's root can
+    /// mount ext4 or idmap a host file system).
+    pub fn made_by_caller(&self) -> bool {
+        matches!(
+            self.what,
+            MountWhat::Bind { .. }
+                | MountWhat::Filesystem {
+                    fs: VolumeFs::Disk { .. },
+                    ..
+                }
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -266,6 +266,15 @@ pub fn open_tree_clone(dir: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// An `O_PATH` fd of `path` (symlinks followed): names it without needing to read it.
+pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
+    let path = cstr(path)?;
+    // SAFETY: the path is a valid NUL-terminated string that outlives the call.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) }.into())?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)` of what `fd` names: a detached bind mount of it
 /// with every mount below it, gone once the fd is closed unless it is attached first.
 pub fn open_tree_clone_recursive(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd> {
@@ -283,12 +292,27 @@ pub fn open_tree_clone_recursive(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<
 /// Makes the detached mount `tree` and every mount below it read-only (`mount_setattr`,
 /// Linux 5.12+: ENOSYS before).
 pub fn mount_setattr_rdonly_recursive(tree: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    mount_setattr(tree, u64::from(MOUNT_ATTR_RDONLY), None, true)
+}
+
+/// `mount_setattr(2)` on the detached mount `tree` (with every mount below it if `recursive`):
+/// sets `attrs`, and the idmapping of `userns` if given.
+fn mount_setattr(
+    tree: std::os::fd::BorrowedFd<'_>,
+    attrs: u64,
+    userns: Option<std::os::fd::BorrowedFd<'_>>,
+    recursive: bool,
+) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: u64::from(MOUNT_ATTR_RDONLY),
+        attr_set: attrs | userns.map_or(0, |_| MOUNT_ATTR_IDMAP),
         attr_clr: 0,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |fd| fd.as_raw_fd() as u64),
     };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
     // SAFETY: the empty path with AT_EMPTY_PATH names `tree` itself; `attr` is a valid
     // mount_attr that outlives the call and its size is passed along.
     check(unsafe {
@@ -296,7 +320,7 @@ pub fn mount_setattr_rdonly_recursive(tree: std::os::fd::BorrowedFd<'_>) -> io::
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            flags as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -340,27 +364,20 @@ pub fn mount_setattr_idmap(
     tree: std::os::fd::BorrowedFd<'_>,
     userns: std::os::fd::BorrowedFd<'_>,
 ) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP
-            | u64::from(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV),
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: the empty path with AT_EMPTY_PATH names `tree` itself; `attr` is a valid
-    // mount_attr that outlives the call and its size is passed along.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })?;
-    Ok(())
+    let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    mount_setattr(tree, u64::from(attrs), Some(userns), false)
+}
+
+/// Makes the detached mount `tree` and every mount below it show owners through the mapping
+/// of `userns` (a bind or volume of a `--userns=auto` container), read-only if asked. Every
+/// file system below must support idmapped mounts (EINVAL otherwise).
+pub fn mount_setattr_idmap_recursive(
+    tree: std::os::fd::BorrowedFd<'_>,
+    userns: std::os::fd::BorrowedFd<'_>,
+    read_only: bool,
+) -> io::Result<()> {
+    let attrs = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
+    mount_setattr(tree, u64::from(attrs), Some(userns), true)
 }
 
 /// Attaches the detached mount `tree` at the directory `target` of this mount namespace.

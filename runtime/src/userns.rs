@@ -9,8 +9,15 @@
 //!
 //! Start-up order: PID 1 is cloned with `CLONE_NEWUSER` and the other namespaces together (so
 //! the new user namespace owns them); the caller writes `uid_map`/`gid_map`, makes idmapped
-//! copies of the image layers and hands them over ([`hand_over`]); only then does PID 1 become
-//! root of its namespace ([`become_root`]) and build its root filesystem.
+//! copies of the image layers, binds and disk volumes and hands them over ([`hand_over`]); only
+//! then does PID 1 become root of its namespace ([`become_root`]) and build its root filesystem.
+//!
+//! Binds and volumes are idmapped, not chowned: the container sees a host file of UID N as its
+//! own UID N (host root's files as its root's), writes land on disk with the IDs it sees, and
+//! nothing on disk is changed, so one volume serves containers of different ranges and
+//! containers without a user namespace alike (Podman's `:idmap`; its `U` is the other choice,
+//! and also available). Every file system in a bind must support idmapped mounts (ext4, xfs,
+//! btrfs since 5.12-5.15, tmpfs since 6.3): one that does not is refused with the reason.
 
 use std::fs;
 use std::io;
@@ -19,7 +26,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use crate::channel::{Channel, Message};
+use crate::spec::{InitMount, InitSpec, MountWhat, VolumeFs};
 
 /// Container IDs 0..65535 are mapped: every ID a Debian image uses, `nobody` (65534) included.
 pub const RANGE_SIZE: u32 = 65536;
@@ -245,11 +255,13 @@ pub fn chown_to_root(path: &Path, map: &IdMap) -> Result<(), UsernsError> {
 
 /// The caller's side, between `Pid` and `Ready`: writes PID 1's ID maps (as a privileged
 /// writer, so `setgroups` stays allowed), then sends PID 1 an idmapped, detached copy of each
-/// image layer (`Layer` messages with the fds, in `lower` order) and `Mapped`.
+/// image layer (`Layer` messages with the fds, in `lower` order), one of each of its mounts
+/// that it cannot make itself (`MountTree`, in mount order), and `Mapped`.
 pub fn hand_over(
     pid: libc::pid_t,
     spec: &UsernsSpec,
     lower: &[PathBuf],
+    mounts: &[InitMount],
     channel: &Channel,
 ) -> Result<(), UsernsError> {
     let map = &spec.map;
@@ -267,6 +279,12 @@ pub fn hand_over(
             .send_with_fd(&Message::Layer, Some(tree.as_fd()))
             .map_err(io_err("sending the idmapped layer", layer))?;
     }
+    for m in mounts.iter().filter(|m| m.made_by_caller()) {
+        let (tree, source) = idmapped_mount(m, userns.as_fd())?;
+        channel
+            .send_with_fd(&Message::MountTree, Some(tree.as_fd()))
+            .map_err(io_err("sending the idmapped mount of", source))?;
+    }
     channel
         .send(&Message::Mapped)
         .map_err(io_err("telling the container it is mapped", &ns_path))
@@ -281,20 +299,80 @@ fn idmapped_copy(dir: &Path, userns: std::os::fd::BorrowedFd<'_>) -> Result<Owne
     Ok(tree)
 }
 
-/// PID 1's side of [`hand_over`]: the layer mounts, once the caller says the maps are written.
-pub fn receive_layers(channel: &Channel, expected: usize) -> Result<Vec<OwnedFd>, String> {
+/// The detached, idmapped mount of a bind (with the mounts below its source) or disk volume
+/// `m`, and the path it is of.
+fn idmapped_mount<'m>(
+    m: &'m InitMount,
+    userns: std::os::fd::BorrowedFd<'_>,
+) -> Result<(OwnedFd, &'m Path), UsernsError> {
+    let (tree, source) = match &m.what {
+        MountWhat::Bind { source, .. } => {
+            let tree = crate::sys::open_path(source)
+                .and_then(|src| crate::sys::open_tree_clone_recursive(src.as_fd()))
+                .map_err(io_err("cloning the mount of", source))?;
+            (tree, source.as_path())
+        }
+        MountWhat::Filesystem {
+            fs: VolumeFs::Disk { image },
+            ..
+        } => {
+            let tree = crate::disk::mount_detached(image)
+                .map_err(io_err("mounting the volume's filesystem", image))?;
+            (tree, image.as_path())
+        }
+        _ => unreachable!("only binds and disk volumes are made by the caller"),
+    };
+    crate::sys::mount_setattr_idmap_recursive(tree.as_fd(), userns, false).map_err(|e| {
+        let what = if e.raw_os_error() == Some(libc::EINVAL) {
+            "idmapping for --userns=auto (a file system in it does not support idmapped mounts)"
+        } else {
+            "idmapping for --userns=auto"
+        };
+        io_err(what, source)(e)
+    })?;
+    Ok((tree, source))
+}
+
+/// What the caller mounted for PID 1 of a user namespace (nothing without one).
+#[derive(Debug, Default)]
+pub struct Handed {
+    /// The idmapped image layers, in `lower` order.
+    pub layers: Vec<OwnedFd>,
+    /// The idmapped binds and disk volumes, by target.
+    pub trees: HashMap<String, OwnedFd>,
+}
+
+/// PID 1's side of [`hand_over`]: the layers and mount trees, once the caller says the maps
+/// are written.
+pub fn receive(channel: &Channel, spec: &InitSpec) -> Result<Handed, String> {
+    let targets: Vec<&str> = spec
+        .mounts
+        .iter()
+        .filter(|m| m.made_by_caller())
+        .map(|m| m.target.as_str())
+        .collect();
     let mut layers = Vec::new();
+    let mut trees = Vec::new();
     loop {
         match channel.recv() {
             Ok(Some((Message::Layer, Some(fd)))) => layers.push(fd),
-            Ok(Some((Message::Layer, None))) => {
-                return Err("an idmapped image layer arrived without its mount".into())
+            Ok(Some((Message::MountTree, Some(fd)))) => trees.push(fd),
+            Ok(Some((Message::Layer | Message::MountTree, None))) => {
+                return Err("an idmapped mount arrived without its fd".into())
             }
-            Ok(Some((Message::Mapped, _))) if layers.len() == expected => return Ok(layers),
+            Ok(Some((Message::Mapped, _)))
+                if layers.len() == spec.lower.len() && trees.len() == targets.len() =>
+            {
+                let trees = targets.iter().map(|t| t.to_string()).zip(trees).collect();
+                return Ok(Handed { layers, trees });
+            }
             Ok(Some((Message::Mapped, _))) => {
                 return Err(format!(
-                    "{} idmapped image layers arrived for an image of {expected}",
-                    layers.len()
+                    "{} idmapped image layers and {} mounts arrived for {} and {}",
+                    layers.len(),
+                    trees.len(),
+                    spec.lower.len(),
+                    targets.len()
                 ))
             }
             Ok(Some((other, _))) => {

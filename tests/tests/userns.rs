@@ -1,6 +1,6 @@
 //! `--userns=auto`: the container's root is root inside its own user namespace and an
-//! unprivileged range of subordinate IDs outside, with the image, devices, networking and
-//! `forge exec` working as without one.
+//! unprivileged range of subordinate IDs outside, with the image, devices, networking, binds,
+//! volumes and `forge exec` working as without one.
 //!
 //! Each test names its own subordinate ID files (FORGE_SUBUID_FILE/FORGE_SUBGID_FILE), so the
 //! host's /etc/subuid and /etc/subgid are neither needed nor changed.
@@ -70,6 +70,13 @@ impl Userns {
             script,
         ]);
         self.forge.running_pid(name)
+    }
+
+    /// `forge run --rm --net none ARGS...`; its stdout.
+    fn run_rm(&self, args: &[&str]) -> String {
+        let mut full = vec!["run", "--rm", "--net", "none"];
+        full.extend_from_slice(args);
+        self.ok(&full)
     }
 
     fn exec(&self, name: &str, script: &str) -> String {
@@ -147,6 +154,94 @@ fn root_inside_is_the_first_id_of_a_subordinate_range_outside() {
         "echo gone > /dev/null && head -c 16 /dev/urandom | wc -c && head -c 3 /dev/zero | wc -c",
     );
     assert_eq!(words(&devices), vec!["16", "3"]);
+}
+
+/// (uid, gid) of a host path.
+fn owner(path: &std::path::Path) -> (u32, u32) {
+    let meta =
+        std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (meta.uid(), meta.gid())
+}
+
+#[test]
+fn binds_and_volumes_are_idmapped_so_the_container_sees_and_writes_the_ids_on_disk() {
+    let t = Userns::new();
+    let root = t.forge.root();
+    let site = root.join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("by-root"), "r\n").unwrap();
+    std::fs::write(site.join("by-user"), "u\n").unwrap();
+    std::os::unix::fs::chown(site.join("by-user"), Some(1000), Some(1000)).unwrap();
+    t.ok(&["volume", "create", "data"]);
+    t.ok(&["volume", "create", "--opt", "size=20m", "disk"]);
+    let bind = format!("{}:/site", site.display());
+    let read_only = format!("{}:/ro:ro", site.display());
+    let out = t.run_rm(&[
+        "--userns=auto",
+        "-v",
+        &bind,
+        "-v",
+        &read_only,
+        "-v",
+        "data:/data",
+        "-v",
+        "disk:/disk",
+        "-v",
+        "cfg:/etc",
+        "host",
+        "sh",
+        "-c",
+        "stat -c %u:%g /site/by-root /site/by-user /data /disk /etc/passwd; \
+         touch /site/new /data/new /disk/new && echo wrote; touch /ro/new 2>&1; true",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..6],
+        ["0:0", "1000:1000", "0:0", "0:0", "0:0", "wrote"],
+        "{out}"
+    );
+    assert!(lines[6].contains("Read-only file system"), "{out}");
+    // What the container's root wrote is root's on disk, not the range's; the image's /etc
+    // was copied into the empty volume with its owners as they are in the image.
+    let volume = |name: &str| root.join("volumes").join(name).join("_data");
+    assert_eq!(owner(&site.join("new")), (0, 0));
+    assert_eq!(owner(&volume("data").join("new")), (0, 0));
+    assert_eq!(owner(&volume("cfg").join("passwd")), (0, 0));
+    // So a container without a user namespace reads the volumes as its own too.
+    let plain = t.run_rm(&[
+        "-v",
+        "disk:/disk",
+        "-v",
+        "data:/data",
+        "host",
+        "stat",
+        "-c",
+        "%u",
+        "/disk/new",
+        "/data/new",
+    ]);
+    assert_eq!(words(&plain), ["0", "0"], "{plain}");
+
+    // Podman's U under a user namespace: the files become the container user's, by the IDs
+    // the container sees, and that user can write there.
+    let code = root.join("code");
+    std::fs::create_dir(&code).unwrap();
+    std::fs::write(code.join("main.c"), "int main;\n").unwrap();
+    let out = t.run_rm(&[
+        "--userns=auto",
+        "-u",
+        "1000:1000",
+        "-v",
+        &format!("{}:/code:U", code.display()),
+        "host",
+        "sh",
+        "-c",
+        "touch /code/built && stat -c %u:%g /code /code/main.c /code/built",
+    ]);
+    assert_eq!(words(&out), ["1000:1000"; 3], "{out}");
+    for file in ["", "main.c", "built"] {
+        assert_eq!(owner(&code.join(file)), (1000, 1000), "{file}");
+    }
 }
 
 #[test]

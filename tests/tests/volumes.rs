@@ -98,6 +98,53 @@ fn a_named_volume_keeps_what_one_container_wrote_for_the_next() {
 }
 
 #[test]
+fn option_u_hands_a_bind_and_a_volume_to_the_containers_user_without_following_links() {
+    use std::os::unix::fs::MetadataExt;
+    let forge = Forge::new();
+    let owner = |path: &Path| {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    let dir = forge.root().join("code");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/file"), "x\n").unwrap();
+    // A link to a host file outside the bind: the link is chowned, never what it names.
+    let outside = forge.root().join("outside");
+    std::fs::write(&outside, "host\n").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+    let out = run(
+        &forge,
+        &[
+            "-u",
+            "4242:4343",
+            "-v",
+            &format!("{}:/code:U", dir.display()),
+            "-v",
+            "owned:/owned:U",
+            "host",
+            "sh",
+            "-c",
+            "touch /code/new /owned/new && stat -c %u:%g /code/sub/file /owned /owned/new",
+        ],
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["4242:4343"; 3],
+        "{out}"
+    );
+    for path in ["", "sub", "sub/file", "link", "new"] {
+        assert_eq!(owner(&dir.join(path)), (4242, 4343), "{path}");
+    }
+    assert_eq!(
+        owner(&outside),
+        (0, 0),
+        "U followed a symlink out of the bind"
+    );
+    let volume = forge.root().join("volumes/owned/_data");
+    assert_eq!(owner(&volume), (4242, 4343));
+}
+
+#[test]
 fn read_only_volumes_and_binds_give_erofs_also_in_the_submounts_of_a_recursive_bind() {
     let forge = Forge::new();
     let try_write = "touch /d/new 2>&1; cat /d/sub/f; touch /d/sub/new 2>&1; true";
@@ -671,7 +718,6 @@ fn bad_mounts_and_volume_names_are_refused_with_one_line_and_nothing_made() {
             "\"relative\" must be an absolute path",
         ),
         (vec!["-v", "/tmp:/x:rx"], "unknown option \"rx\""),
-        (vec!["-v", "/tmp:/x:U"], "\"U\""),
         (
             vec!["-v", "bad!name:/x"],
             "invalid volume name \"bad!name\"",
@@ -694,10 +740,7 @@ fn bad_mounts_and_volume_names_are_refused_with_one_line_and_nothing_made() {
         (vec!["-v", "/tmp:/proc"], "/proc"),
         (vec!["--mount", "type=tmpfs,dst=/sys/fs"], "/sys"),
         (vec!["-v", "a1:/"], "must not be '/'"),
-        (
-            vec!["--userns", "auto", "-v", "a1:/x"],
-            "--userns=auto cannot be combined with binds or volumes",
-        ),
+        (vec!["-v", "/tmp:/x:U,u"], "unknown option \"u\""),
     ];
     for (flags, culprit) in cases {
         let mut args = vec!["run", "--rm", "--net", "none"];

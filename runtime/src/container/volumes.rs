@@ -46,8 +46,8 @@ impl Runtime {
     }
 
     /// The container's mounts: the user's, then an anonymous volume for each of the image's
-    /// VOLUMEs that nothing else is mounted at. Refuses a destination given twice, a missing
-    /// `--mount type=bind` source, and binds or volumes with `--userns=auto`. Makes nothing.
+    /// VOLUMEs that nothing else is mounted at. Refuses a destination given twice and a missing
+    /// `--mount type=bind` source. Makes nothing.
     pub(super) fn check_mounts(
         &self,
         opts: &CreateOptions,
@@ -84,14 +84,6 @@ impl Runtime {
                 }
                 _ => {}
             }
-        }
-        if opts.userns == crate::userns::Mode::Auto
-            && mounts.iter().any(|m| m.kind != MountType::Tmpfs)
-        {
-            return Err(crate::userns::UsernsError::Conflict(
-                "binds or volumes (-v, --mount, an image's VOLUME) yet",
-            )
-            .into());
         }
         Ok(mounts)
     }
@@ -160,7 +152,10 @@ impl Runtime {
             },
             read_only: false,
             propagation: Default::default(),
+            chown: None,
         });
+        // `U` hands the files to the container's user, by the IDs the container sees.
+        let owner = config.user.as_ref().map_or((0, 0), |u| (u.uid, u.gid));
         let mut mounts: Vec<InitMount> = tmpfs.collect();
         for m in &config.mounts {
             let what = match m.kind {
@@ -178,6 +173,7 @@ impl Runtime {
                 what,
                 read_only: m.read_only,
                 propagation: m.propagation,
+                chown: m.chown.then_some(owner),
             });
         }
         Ok(in_mount_order(mounts, |m| &m.target))

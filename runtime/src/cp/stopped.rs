@@ -131,7 +131,7 @@ fn mount_all(request: &MountRequest) -> Result<OwnedFd, String> {
                 },
                 ..m.clone()
             };
-            crate::init::mount_in::apply(&request.rootfs, &m)
+            crate::init::mount_in::apply(&request.rootfs, &m, None)
                 .map_err(|e| format!("mounting {} at {}: {e}", source.display(), m.target))?;
         }
     }

@@ -129,16 +129,16 @@ impl Copy {
     }
 }
 
-fn is_dir(st: &FileStat) -> bool {
+pub(super) fn is_dir(st: &FileStat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
 /// A readable directory fd for what the `O_PATH` fd `fd` names.
-fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+pub(super) fn reopen_dir(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     open_at(&fd, c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY)
 }
 
-fn open_at(dir: &impl AsFd, name: &CStr, flags: OFlag) -> io::Result<OwnedFd> {
+pub(super) fn open_at(dir: &impl AsFd, name: &CStr, flags: OFlag) -> io::Result<OwnedFd> {
     let fd = nix::fcntl::openat(
         Some(dir.as_fd().as_raw_fd()),
         name,

@@ -9,6 +9,7 @@
 //! With `--userns=auto` the clone adds `CLONE_NEWUSER` (so the new user namespace owns the
 //! others) and PID 1 waits for the caller to map it before doing anything (see [`crate::userns`]).
 
+mod chown;
 pub(crate) mod copy_up;
 mod exec;
 pub mod join;
@@ -130,12 +131,12 @@ fn fail(channel: &Channel, code: i32, message: String) -> ! {
 
 /// PID 1 of the container.
 fn container_init(channel: &Channel, spec: &InitSpec) -> ! {
-    let layers = match spec.userns {
-        Some(_) => crate::userns::receive_layers(channel, spec.lower.len())
-            .and_then(|layers| crate::userns::become_root().map(|()| layers)),
-        None => Ok(Vec::new()),
+    let handed = match spec.userns {
+        Some(_) => crate::userns::receive(channel, spec)
+            .and_then(|handed| crate::userns::become_root().map(|()| handed)),
+        None => Ok(Default::default()),
     };
-    if let Err(message) = layers.and_then(|layers| prepare(channel, spec, &layers)) {
+    if let Err(message) = handed.and_then(|handed| prepare(channel, spec, handed)) {
         fail(channel, EXIT_FORGE_ERROR, message);
     }
     match channel.recv() {
@@ -178,15 +179,19 @@ fn exec_command(channel: &Channel, spec: &InitSpec, file: &Path) -> ! {
 }
 
 /// Everything that can run before the caller says go: mounts, pivot_root, hostname, pty.
-/// `layers` are the idmapped image layers of a user namespace (empty without one).
-fn prepare(channel: &Channel, spec: &InitSpec, layers: &[OwnedFd]) -> Result<(), String> {
+/// `handed`: what the caller mounted for a user namespace (nothing without one).
+fn prepare(
+    channel: &Channel,
+    spec: &InitSpec,
+    handed: crate::userns::Handed,
+) -> Result<(), String> {
     use nix::sys::prctl;
     if spec.die_with_parent {
         prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
             .map_err(|e| format!("setting the parent-death signal: {e}"))?;
     }
     nix::unistd::setsid().map_err(|e| format!("starting a session: {e}"))?;
-    rootfs::apply(spec, &rootfs::plan(spec), layers).map_err(|e| e.to_string())?;
+    rootfs::apply(spec, &rootfs::plan(spec), handed).map_err(|e| e.to_string())?;
     rootfs::pivot(&spec.rootfs).map_err(|e| e.to_string())?;
     nix::unistd::sethostname(&spec.hostname)
         .map_err(|e| format!("setting hostname {:?}: {e}", spec.hostname))?;

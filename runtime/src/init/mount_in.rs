@@ -34,18 +34,21 @@ use crate::spec::{InitMount, MountWhat, VolumeFs};
 const MAX_LINKS: usize = 40;
 
 /// Makes `m` inside the root filesystem mounted at `root`; why not, to follow the destination.
-pub fn apply(root: &Path, m: &InitMount) -> Result<(), String> {
+/// `prepared`: the mount the caller made of `m`'s source for a user namespace (idmapped, see
+/// [`InitMount::made_by_caller`]), used instead of opening or mounting the source here.
+pub fn apply(root: &Path, m: &InitMount, prepared: Option<OwnedFd>) -> Result<(), String> {
     let fail = |what: &str, e: io::Error| format!("{what}: {e}");
     let root_fd = open_root(root).map_err(|e| format!("opening {}: {e}", root.display()))?;
     match &m.what {
         MountWhat::Bind { source, copy_up } => {
-            let src = nix::fcntl::open(source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-                .map(|fd| {
-                    // SAFETY: open just returned this fd and nothing else owns it.
-                    unsafe { OwnedFd::from_raw_fd(fd) }
-                })
-                .map_err(|e| format!("opening the mount source {}: {e}", source.display()))?;
-            let is_dir = nix::sys::stat::fstat(src.as_raw_fd())
+            let src =
+                match prepared {
+                    Some(tree) => Source::Tree(tree),
+                    None => Source::Path(crate::sys::open_path(source).map_err(|e| {
+                        format!("opening the mount source {}: {e}", source.display())
+                    })?),
+                };
+            let is_dir = nix::sys::stat::fstat(src.fd().as_raw_fd())
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
                 .map_err(|e| format!("checking {}: {e}", source.display()))?;
             // Docker copies up only what the image has (not a directory made for the mount).
@@ -54,11 +57,19 @@ pub fn apply(root: &Path, m: &InitMount) -> Result<(), String> {
                 .map_err(|e| fail("resolving it in the container", e))?;
             check_destination(root_fd.as_fd(), target.as_fd())?;
             if copy_up {
-                super::copy_up::copy_if_empty(target.as_fd(), src.as_fd()).map_err(|e| {
+                super::copy_up::copy_if_empty(target.as_fd(), src.fd()).map_err(|e| {
                     format!("copying the image's files into {}: {e}", source.display())
                 })?;
             }
-            bind(src.as_fd(), target.as_fd(), m)
+            hand_to_owner(src.fd(), m).map_err(|e| {
+                format!("handing {} to the container's user: {e}", source.display())
+            })?;
+            let tree = match src {
+                Source::Tree(tree) => tree,
+                Source::Path(path) => crate::sys::open_tree_clone_recursive(path.as_fd())
+                    .map_err(|e| format!("mounting {}: {e}", source.display()))?,
+            };
+            attach(tree, target.as_fd(), m)
                 .map_err(|e| format!("mounting {}: {e}", source.display()))
         }
         MountWhat::Filesystem { fs, copy_up } => {
@@ -66,18 +77,21 @@ pub fn apply(root: &Path, m: &InitMount) -> Result<(), String> {
             let target = resolve(root_fd.as_fd(), &m.target, true)
                 .map_err(|e| fail("resolving it in the container", e))?;
             check_destination(root_fd.as_fd(), target.as_fd())?;
-            let (what, mounted) = match fs {
-                VolumeFs::Disk { image } => (
+            let (what, mounted) = match (fs, prepared) {
+                (_, Some(tree)) => ("the volume's filesystem", Ok(tree)),
+                (VolumeFs::Disk { image }, None) => (
                     "the volume's filesystem",
                     crate::disk::mount_detached(image),
                 ),
-                VolumeFs::Tmpfs { data } => ("a tmpfs volume", tmpfs_detached(data)),
+                (VolumeFs::Tmpfs { data }, None) => ("a tmpfs volume", tmpfs_detached(data)),
             };
             let mounted = mounted.map_err(|e| fail(&format!("mounting {what}"), e))?;
             if copy_up {
                 super::copy_up::copy_if_empty(target.as_fd(), mounted.as_fd())
                     .map_err(|e| fail("copying the image's files into the volume", e))?;
             }
+            hand_to_owner(mounted.as_fd(), m)
+                .map_err(|e| fail("handing the volume to the container's user", e))?;
             attach(mounted, target.as_fd(), m).map_err(|e| fail(&format!("mounting {what}"), e))
         }
         MountWhat::Tmpfs { data } => {
@@ -98,6 +112,26 @@ pub fn apply(root: &Path, m: &InitMount) -> Result<(), String> {
             .map_err(|e| fail("mounting a tmpfs", e.into()))
         }
     }
+}
+
+/// A bind's source: a path opened here, or the caller's idmapped mount of it.
+enum Source {
+    Path(OwnedFd),
+    Tree(OwnedFd),
+}
+
+impl Source {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Path(fd) | Self::Tree(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// Podman's `U`, if `m` asks for it.
+fn hand_to_owner(source: BorrowedFd<'_>, m: &InitMount) -> io::Result<()> {
+    m.chown
+        .map_or(Ok(()), |owner| super::chown::hand_tree_to(source, owner))
 }
 
 fn open_root(root: &Path) -> io::Result<OwnedFd> {
@@ -248,11 +282,6 @@ fn tmpfs_detached(data: &str) -> io::Result<OwnedFd> {
         &ctx,
         crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV,
     )
-}
-
-/// A recursive bind of `source` onto `target`: cloned with its submounts, then attached.
-fn bind(source: BorrowedFd<'_>, target: BorrowedFd<'_>, m: &InitMount) -> io::Result<()> {
-    attach(crate::sys::open_tree_clone_recursive(source)?, target, m)
 }
 
 /// Attaches the detached mount `tree` onto `target`: made read-only (all of it) before, then

@@ -13,6 +13,7 @@
 //! keeps its own markers in `user.overlay.*` xattrs (`trusted.*` needs the host's root); and the
 //! devices are bind mounts of the host's nodes, since no namespace but the host's may `mknod`.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -297,13 +298,19 @@ pub fn plan(spec: &InitSpec) -> Vec<Step> {
             },
             read_only: false,
             propagation: Propagation::Rprivate,
+            chown: None,
         }));
     }
     steps
 }
 
-/// `layers`: the idmapped image layers of a user namespace, attached before the steps run.
-pub fn apply(spec: &InitSpec, steps: &[Step], layers: &[OwnedFd]) -> Result<(), RootfsError> {
+/// `handed`: what the caller mounted for a user namespace: the idmapped image layers, attached
+/// before the steps run, and the idmapped binds and volumes, used by the steps they are for.
+pub fn apply(
+    spec: &InitSpec,
+    steps: &[Step],
+    handed: crate::userns::Handed,
+) -> Result<(), RootfsError> {
     // Nothing mounted from here on may propagate back to the host's mount namespace; the
     // host's mounts still reach the copies here (runc's default, rslave), which is what an
     // `rslave` bind shows. Every bind sets its own propagation (rprivate unless asked).
@@ -319,14 +326,15 @@ pub fn apply(spec: &InitSpec, steps: &[Step], layers: &[OwnedFd]) -> Result<(), 
         mount_storage(storage, &spec.upper, &spec.work)?;
     }
     if let Some(userns) = &spec.userns {
-        for (n, layer) in layers.iter().enumerate() {
+        for (n, layer) in handed.layers.iter().enumerate() {
             let target = userns.layers_dir.join(n.to_string());
             crate::sys::move_mount_to(layer.as_fd(), &target)
                 .map_err(|e| err("attaching the idmapped layer at", &target, e))?;
         }
     }
+    let mut trees = handed.trees;
     for step in steps {
-        apply_step(step, &spec.rootfs)?;
+        apply_step(step, &spec.rootfs, &mut trees)?;
     }
     Ok(())
 }
@@ -368,15 +376,21 @@ fn err(action: &'static str, path: &Path, source: io::Error) -> RootfsError {
     }
 }
 
-fn apply_step(step: &Step, root: &Path) -> Result<(), RootfsError> {
+fn apply_step(
+    step: &Step,
+    root: &Path,
+    trees: &mut HashMap<String, OwnedFd>,
+) -> Result<(), RootfsError> {
     match step {
-        Step::InRoot(m) => super::mount_in::apply(root, m).map_err(|message| {
-            err(
-                "mount destination",
-                Path::new(&m.target),
-                io::Error::other(message),
-            )
-        }),
+        Step::InRoot(m) => {
+            super::mount_in::apply(root, m, trees.remove(&m.target)).map_err(|message| {
+                err(
+                    "mount destination",
+                    Path::new(&m.target),
+                    io::Error::other(message),
+                )
+            })
+        }
         Step::Mount {
             source,
             target,
@@ -440,6 +454,7 @@ fn apply_step(step: &Step, root: &Path) -> Result<(), RootfsError> {
                     target: target.clone(),
                 },
                 root,
+                trees,
             ),
             false => Ok(()),
         },
