@@ -266,6 +266,31 @@ pub fn open_tree_clone(dir: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// `openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: `path` resolved as
+/// if `root` were `/`. The kernel answers EAGAIN when a rename or mount anywhere on the system
+/// raced a `..` in the lookup (it cannot then prove the walk stayed inside); that is retried,
+/// as openat2(2) suggests, a bounded number of times.
+pub fn openat2_in_root(
+    root: std::os::fd::BorrowedFd<'_>,
+    path: &Path,
+    flags: nix::fcntl::OFlag,
+) -> io::Result<OwnedFd> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    const ATTEMPTS: usize = 256;
+    let how = OpenHow::new()
+        .flags(flags | nix::fcntl::OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let mut attempt = 1;
+    loop {
+        match nix::fcntl::openat2(root.as_raw_fd(), path, how) {
+            // SAFETY: openat2 just returned this fd and nothing else owns it.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(nix::errno::Errno::EAGAIN) if attempt < ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// An `O_PATH` fd of `path` (symlinks followed): names it without needing to read it.
 pub fn open_path(path: &Path) -> io::Result<OwnedFd> {
     let path = cstr(path)?;

@@ -21,7 +21,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -264,17 +264,9 @@ pub fn hand_over(
     mounts: &[InitMount],
     channel: &Channel,
 ) -> Result<(), UsernsError> {
-    let map = &spec.map;
-    for (file, start) in [("uid_map", map.uid), ("gid_map", map.gid)] {
-        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-        fs::write(&path, IdMap::map_line(start, map.size)).map_err(io_err("writing", &path))?;
-    }
-    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/user"));
-    let userns = fs::File::open(&ns_path).map_err(io_err("opening", &ns_path))?;
+    let userns = map_process(pid, &spec.map)?;
     for layer in lower {
-        forge_image::opaque::ensure_user_opaque(layer)
-            .map_err(io_err("marking the opaque directories of", layer))?;
-        let tree = idmapped_copy(layer, userns.as_fd())?;
+        let tree = idmapped_layer(layer, userns.as_fd())?;
         channel
             .send_with_fd(&Message::Layer, Some(tree.as_fd()))
             .map_err(io_err("sending the idmapped layer", layer))?;
@@ -285,9 +277,61 @@ pub fn hand_over(
             .send_with_fd(&Message::MountTree, Some(tree.as_fd()))
             .map_err(io_err("sending the idmapped mount of", source))?;
     }
-    channel
-        .send(&Message::Mapped)
-        .map_err(io_err("telling the container it is mapped", &ns_path))
+    channel.send(&Message::Mapped).map_err(io_err(
+        "telling the container it is mapped",
+        Path::new(&format!("/proc/{pid}")),
+    ))
+}
+
+/// Writes the ID maps of process `pid` (just made with a user namespace of its own); its
+/// user namespace.
+fn map_process(pid: libc::pid_t, map: &IdMap) -> Result<fs::File, UsernsError> {
+    for (file, start) in [("uid_map", map.uid), ("gid_map", map.gid)] {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        fs::write(&path, IdMap::map_line(start, map.size)).map_err(io_err("writing", &path))?;
+    }
+    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/user"));
+    fs::File::open(&ns_path).map_err(io_err("opening", &ns_path))
+}
+
+/// A user namespace mapped as `map` that no process lives in, to idmap mounts with (`forge cp`
+/// of a stopped container): a child is cloned into it, mapped, and ends once it is open.
+///
+/// # Safety
+/// The caller must be single-threaded (see [`crate::sys::clone_fork`]).
+pub unsafe fn new_namespace(map: &IdMap) -> Result<fs::File, UsernsError> {
+    let proc = Path::new("/proc/self/ns/user");
+    let (wait_r, wait_w) =
+        nix::unistd::pipe().map_err(|e| io_err("making a pipe", proc)(e.into()))?;
+    // SAFETY: the caller is single-threaded.
+    match unsafe { crate::sys::clone_fork(libc::CLONE_NEWUSER) } {
+        Err(e) => Err(io_err("creating a user namespace", proc)(e)),
+        Ok(crate::sys::Forked::Child) => {
+            drop(wait_w);
+            // Until the parent has opened the namespace (or died): EOF either way.
+            let _ = nix::unistd::read(wait_r.as_raw_fd(), &mut [0u8]);
+            // SAFETY: _exit ends this forked child without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(crate::sys::Forked::Parent { child }) => {
+            drop(wait_r);
+            let userns = map_process(child, map);
+            drop(wait_w);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+            userns
+        }
+    }
+}
+
+/// The idmapped, read-only copy of an image layer (its opaque directories marked as a user
+/// namespace's overlay reads them).
+pub fn idmapped_layer(
+    layer: &Path,
+    userns: std::os::fd::BorrowedFd<'_>,
+) -> Result<OwnedFd, UsernsError> {
+    forge_image::opaque::ensure_user_opaque(layer)
+        .map_err(io_err("marking the opaque directories of", layer))?;
+    idmapped_copy(layer, userns)
 }
 
 /// A detached bind mount of `dir` whose owners are seen through `userns`'s mapping: host root's
@@ -301,7 +345,7 @@ fn idmapped_copy(dir: &Path, userns: std::os::fd::BorrowedFd<'_>) -> Result<Owne
 
 /// The detached, idmapped mount of a bind (with the mounts below its source) or disk volume
 /// `m`, and the path it is of.
-fn idmapped_mount<'m>(
+pub fn idmapped_mount<'m>(
     m: &'m InitMount,
     userns: std::os::fd::BorrowedFd<'_>,
 ) -> Result<(OwnedFd, &'m Path), UsernsError> {

@@ -610,6 +610,8 @@ fn a_userns_auto_container_sees_copied_files_with_its_own_ids() {
         "--net",
         "none",
         "--userns=auto",
+        "-v",
+        "data:/data",
     ];
     let mut cmd = forge.command(&[&args[..], &["host", "sleep", "1000"]].concat());
     cmd.env("FORGE_SUBUID_FILE", &subuid)
@@ -631,4 +633,24 @@ fn a_userns_auto_container_sees_copied_files_with_its_own_ids() {
     cp_ok(&forge, &["-a", "web:/kept", &back.display().to_string()]);
     let meta = std::fs::metadata(&back).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (5, 6));
+
+    // Stopped, the same: the layers and volumes are idmapped as the container sees them, so a
+    // directory of the image copied up into the writable layer (/etc, for /etc/group) stays
+    // its root's, and what goes into a volume lands with the container's IDs.
+    forge.ok(&["stop", "-t", "1", "web"]);
+    assert_eq!(cp_to_stream(&forge, "web:/kept")[0].2, 5);
+    cp_ok(&forge, &[&f, "web:/stopped"]);
+    cp_ok(&forge, &[&f, "web:/etc/group"]);
+    cp_ok(&forge, &["-a", &f, "web:/data/kept"]);
+    forge.ok(&["start", "web"]);
+    assert_eq!(
+        exec(
+            &forge,
+            "web",
+            "stat -c %u:%g /stopped /etc /etc/group /data/kept; cat /etc/group"
+        ),
+        "0:0\n0:0\n0:0\n5:6\nmapped"
+    );
+    let on_disk = std::fs::metadata(forge.root().join("volumes/data/_data/kept")).unwrap();
+    assert_eq!((on_disk.uid(), on_disk.gid()), (5, 6));
 }

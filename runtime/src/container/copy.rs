@@ -9,8 +9,7 @@
 //!
 //! # Caveats
 //!
-//! A stopped container with `--userns=auto` is refused (its layers would have to be idmapped
-//! first; start it). A stopped container's tmpfs mounts and Forge's `/etc/hosts`,
+//! A stopped container's tmpfs mounts and Forge's `/etc/hosts`,
 //! `/etc/hostname` and `/etc/resolv.conf` are not there; copying into a stopped
 //! `--read-only` container is refused (its root could not be written when it runs either).
 //! Mounting a stopped container's volumes makes their missing mount points in its writable
@@ -150,11 +149,6 @@ impl Runtime {
             name: c.name().to_string(),
             message: why.to_string(),
         };
-        if c.config.userns.is_some() {
-            return Err(refuse(
-                "copying with a stopped --userns=auto container is not supported yet; start it first",
-            ));
-        }
         if writing && c.config.read_only {
             return Err(refuse("its root filesystem is read-only (--read-only)"));
         }
@@ -167,12 +161,13 @@ impl Runtime {
             storage: spec.storage,
             rootfs: spec.rootfs,
             mounts: spec.mounts,
+            userns: spec.userns,
         };
         let exe = crate::launch::init_exe()?;
         let tree = cp::stopped::mount_root(&exe, &request).map_err(|m| refuse(&m))?;
         Ok(Opened {
+            root: Root::new(tree, c.config.userns),
             c,
-            root: Root::new(tree, None),
             _lock: Some(lock),
         })
     }

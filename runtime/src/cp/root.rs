@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::FileStat;
 
 use crate::userns::IdMap;
@@ -165,12 +165,7 @@ pub fn open_in(
     if !follow {
         flags |= OFlag::O_NOFOLLOW;
     }
-    let how = OpenHow::new()
-        .flags(flags)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = nix::fcntl::openat2(root.as_raw_fd(), rel, how)?;
-    // SAFETY: openat2 just returned this fd and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::openat2_in_root(root, rel, flags)
 }
 
 /// `name` as a C string for the `*at` calls.

@@ -35,6 +35,9 @@ pub struct MountRequest {
     pub rootfs: PathBuf,
     /// Binds and volumes (tmpfs mounts would be empty: they are left out).
     pub mounts: Vec<InitMount>,
+    /// `--userns=auto`: the layers, binds and disk volumes are idmapped as the container sees
+    /// them, so the tree shows the same host IDs as a running container's `/proc/PID/root`.
+    pub userns: Option<crate::userns::UsernsSpec>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -101,13 +104,29 @@ fn mount_all(request: &MountRequest) -> Result<OwnedFd, String> {
         crate::init::rootfs::mount_storage(storage, &request.upper, &request.work)
             .map_err(|e| e.to_string())?;
     }
-    let escape = crate::init::rootfs::overlay_escape;
-    let lower: Vec<String> = request.lower.iter().map(|p| escape(p)).collect();
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        escape(&request.upper),
-        escape(&request.work)
+    let userns = match &request.userns {
+        Some(userns) => {
+            // SAFETY: the helper is single-threaded.
+            let ns = unsafe { crate::userns::new_namespace(&userns.map) };
+            Some(ns.map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    if let (Some(spec), Some(ns)) = (&request.userns, &userns) {
+        for (n, layer) in request.lower.iter().enumerate() {
+            let tree =
+                crate::userns::idmapped_layer(layer, ns.as_fd()).map_err(|e| e.to_string())?;
+            let target = spec.layers_dir.join(n.to_string());
+            std::fs::create_dir_all(&target)
+                .and_then(|()| crate::sys::move_mount_to(tree.as_fd(), &target))
+                .map_err(|e| format!("attaching an idmapped layer at {}: {e}", target.display()))?;
+        }
+    }
+    let data = crate::init::rootfs::overlay_data(
+        &request.lower,
+        request.userns.as_ref(),
+        &request.upper,
+        &request.work,
     );
     mount(
         Some("overlay"),
@@ -122,18 +141,33 @@ fn mount_all(request: &MountRequest) -> Result<OwnedFd, String> {
             request.rootfs.display()
         )
     })?;
-    for m in &request.mounts {
-        if let MountWhat::Bind { source, .. } = &m.what {
-            let m = InitMount {
-                what: MountWhat::Bind {
+    for m in request.mounts.iter().filter(|m| m.made_by_caller()) {
+        // What the next start does (copy-up, `U`) is left to it.
+        let m = &InitMount {
+            what: match &m.what {
+                MountWhat::Bind { source, .. } => MountWhat::Bind {
                     source: source.clone(),
                     copy_up: false,
                 },
-                ..m.clone()
-            };
-            crate::init::mount_in::apply(&request.rootfs, &m, None)
-                .map_err(|e| format!("mounting {} at {}: {e}", source.display(), m.target))?;
-        }
+                MountWhat::Filesystem { fs, .. } => MountWhat::Filesystem {
+                    fs: fs.clone(),
+                    copy_up: false,
+                },
+                other => other.clone(),
+            },
+            chown: None,
+            ..m.clone()
+        };
+        let prepared = match &userns {
+            Some(ns) => Some(
+                crate::userns::idmapped_mount(m, ns.as_fd())
+                    .map_err(|e| e.to_string())?
+                    .0,
+            ),
+            None => None,
+        };
+        crate::init::mount_in::apply(&request.rootfs, m, prepared)
+            .map_err(|e| format!("mounting at {}: {e}", m.target))?;
     }
     let fd = nix::fcntl::open(
         &request.rootfs,

@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::Mode;
 
@@ -161,12 +161,7 @@ fn open_in(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> io::Result<OwnedF
     } else {
         path
     };
-    let how = OpenHow::new()
-        .flags(flags | OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = nix::fcntl::openat2(root.as_raw_fd(), path, how)?;
-    // SAFETY: openat2 just returned this fd and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::openat2_in_root(root, path, flags | OFlag::O_PATH)
 }
 
 /// Opens the container path `target` below `root` (an `O_PATH` fd), creating what is missing:

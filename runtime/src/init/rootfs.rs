@@ -138,32 +138,44 @@ pub(crate) fn overlay_escape(path: &Path) -> String {
     out
 }
 
+/// The overlay's mount data: `lower` top-most first, or with a user namespace the idmapped
+/// copies of them attached below its `layers_dir`, read with `user.overlay.*` xattrs.
+pub(crate) fn overlay_data(
+    lower: &[PathBuf],
+    userns: Option<&crate::userns::UsernsSpec>,
+    upper: &Path,
+    work: &Path,
+) -> String {
+    let lower: Vec<String> = match userns {
+        Some(userns) => (0..lower.len())
+            .map(|n| overlay_escape(&userns.layers_dir.join(n.to_string())))
+            .collect(),
+        None => lower.iter().map(|p| overlay_escape(p)).collect(),
+    };
+    let userxattr = if userns.is_some() { ",userxattr" } else { "" };
+    format!(
+        "lowerdir={},upperdir={},workdir={}{userxattr}",
+        lower.join(":"),
+        overlay_escape(upper),
+        overlay_escape(work)
+    )
+}
+
 pub fn plan(spec: &InitSpec) -> Vec<Step> {
     let root = &spec.rootfs;
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let lower: Vec<String> = match &spec.userns {
-        Some(userns) => (0..spec.lower.len())
-            .map(|n| overlay_escape(&userns.layers_dir.join(n.to_string())))
-            .collect(),
-        None => spec.lower.iter().map(|p| overlay_escape(p)).collect(),
-    };
-    let userxattr = if spec.userns.is_some() {
-        ",userxattr"
-    } else {
-        ""
-    };
     let mut steps = vec![
         Step::Mount {
             source: "overlay".into(),
             target: root.clone(),
             fstype: Some("overlay"),
             flags: MsFlags::empty(),
-            data: Some(format!(
-                "lowerdir={},upperdir={},workdir={}{userxattr}",
-                lower.join(":"),
-                overlay_escape(&spec.upper),
-                overlay_escape(&spec.work)
+            data: Some(overlay_data(
+                &spec.lower,
+                spec.userns.as_ref(),
+                &spec.upper,
+                &spec.work,
             )),
         },
         Step::Mkdir {
