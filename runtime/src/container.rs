@@ -938,6 +938,10 @@ impl Runtime {
         let Ok(pidfd) = self.pidfd_of(&c) else {
             return Ok(());
         };
+        // Docker's rule: a container stopped by the user stays stopped, whatever its restart
+        // policy, until it is started again (which removes the mark).
+        let stopped = self.stopped_marker(&c);
+        fs::write(&stopped, b"").map_err(io_err("marking as stopped", &stopped))?;
         let signal_err = |source| RuntimeError::Signal {
             name: c.name().to_string(),
             source,
@@ -958,6 +962,16 @@ impl Runtime {
         if let Some(fresh) = self.load(c.id()) {
             self.reconcile(fresh);
         }
+    }
+
+    /// Whether the container's last end was a `forge stop` (not undone by a start since): a
+    /// restart policy must not bring it back.
+    pub fn stopped_by_user(&self, c: &Container) -> bool {
+        self.stopped_marker(c).exists()
+    }
+
+    fn stopped_marker(&self, c: &Container) -> PathBuf {
+        self.roots.container_data(c.id()).join("stopped-by-user")
     }
 
     /// Records a supervisor's view of the container (health, restarts) for `forge ps`.

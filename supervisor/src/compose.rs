@@ -523,11 +523,19 @@ fn check_dependencies(
             if dep == name {
                 return Err(spot.err(format!("service {name} cannot depend on itself")));
             }
-            if !services.contains_key(dep) {
+            let Some(dependency) = services.get(dep) else {
                 let known: Vec<&str> = services.keys().map(String::as_str).collect();
                 return Err(spot.err(format!(
                     "unknown service {dep:?} (services are: {})",
                     known.join(", ")
+                )));
+            };
+            // Forge's images carry no HEALTHCHECK: only the file can give one.
+            if services[*name].depends_on.get(dep) == Some(&Condition::Healthy)
+                && dependency.healthcheck.is_none()
+            {
+                return Err(spot.err(format!(
+                    "service {dep:?} has no healthcheck, so condition service_healthy could never be met (give {dep} a healthcheck, or use service_started)"
                 )));
             }
         }

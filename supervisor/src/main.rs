@@ -1,13 +1,13 @@
 //! `forge-supervise compose.toml`: runs a set of services as Forge containers and keeps them
 //! running, like `docker compose up`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use forge_runtime::CgroupManager as Manager;
-use forge_supervisor::output::Style;
+use forge_supervisor::output::{note, LossyStderr, Style};
 use forge_supervisor::up::Options;
 
 #[derive(Parser)]
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
@@ -69,21 +69,22 @@ fn main() -> ExitCode {
     let compose = match forge_supervisor::compose::load(&cli.file) {
         Ok(compose) => compose,
         Err(e) => {
-            eprintln!("forge-supervise: {e}");
+            note(e);
             return ExitCode::from(2);
         }
     };
     if let Some(service) = &cli.exit_code_from {
         if !compose.services.contains_key(service) {
-            eprintln!(
-                "forge-supervise: --exit-code-from: no service {service:?} in {}",
+            note(format_args!(
+                "--exit-code-from: no service {service:?} in {}",
                 cli.file.display()
-            );
+            ));
             return ExitCode::from(2);
         }
     }
     if cli.check {
-        println!(
+        let _ = writeln!(
+            std::io::stdout(),
             "{}: {} services, valid",
             cli.file.display(),
             compose.services.len()
@@ -91,13 +92,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if !nix::unistd::geteuid().is_root() {
-        eprintln!(
-            "forge-supervise: must be run as root (uid 0): containers need namespaces and mounts"
-        );
+        note("must be run as root (uid 0): containers need namespaces and mounts");
         return ExitCode::from(1);
     }
     if let Err(e) = forge_runtime::check_cgroup_manager(cli.cgroup_manager) {
-        eprintln!("forge-supervise: {e}");
+        note(e);
         return ExitCode::from(2);
     }
     let project = cli
@@ -127,7 +126,7 @@ fn main() -> ExitCode {
     let lock = match forge_supervisor::lock_project(&runtime, &opts.project) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("forge-supervise: {e}");
+            note(e);
             return ExitCode::from(1);
         }
     };

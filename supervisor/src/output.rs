@@ -21,6 +21,29 @@ pub struct Printer {
     stdout: Mutex<std::io::Stdout>,
 }
 
+/// Standard error that drops what it cannot write (a closed pipe: `forge-supervise … 2>&1 |
+/// head`): the services must outlive their audience. Given to tracing-subscriber, which would
+/// otherwise report a failed write with `eprintln!`, and panic in it.
+#[derive(Debug, Clone, Copy)]
+pub struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// `forge-supervise: TEXT` on standard error, dropped if it cannot be written.
+pub fn note(text: impl std::fmt::Display) {
+    let _ = writeln!(LossyStderr, "forge-supervise: {text}");
+}
+
 /// Colours that read on dark and light terminals, assigned by the service's position.
 const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "91"];
 

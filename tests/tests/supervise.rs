@@ -1242,3 +1242,122 @@ command = {}
     assert_eq!(ids("Gid:"), vec![GID_START.to_string(); 4], "{status}");
     stop_cleanly(&forge, &mut sup);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. What the user does to a project's containers, and to its output.
+
+#[test]
+fn a_container_made_by_hand_under_a_services_name_is_refused_and_left_alone() {
+    let forge = Forge::new();
+    forge.ok(&[
+        "run", "-d", "--net", "none", "--name", "hand-web", "host", "sleep", "300",
+    ]);
+    let file = compose_file(&format!(
+        "[services.web]\nimage = \"host\"\ncommand = {}\n",
+        daemon("web", "0")
+    ));
+    let mut sup = Supervisor::start(&forge, "hand", &file.path, &[]);
+    let code = sup.finish(UP);
+    assert_eq!(code, 1, "{}", sup.dump());
+    assert!(
+        sup.err
+            .text()
+            .contains("container hand-web exists and is not service web of project hand"),
+        "{}",
+        sup.dump()
+    );
+    // The user's container still runs, untouched; no network was made for the project.
+    let running = forge.ps(&[]);
+    assert!(
+        running.len() == 1 && running[0].contains("hand-web"),
+        "{running:?}"
+    );
+    assert_eq!(forge.netns.links(), vec!["lo".to_string()]);
+    forge.ok(&["rm", "-f", "hand-web"]);
+}
+
+#[test]
+fn a_container_the_user_removes_is_created_again_from_the_file() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        "[x-backoff]\ninitial = \"50ms\"\n\n[services.web]\nimage = \"host\"\nrestart = \"always\"\ncommand = {}\n",
+        daemon("web", "0")
+    ));
+    let mut sup = Supervisor::start(&forge, "gone", &file.path, &[]);
+    sup.wait_event("web", "started (pid", 1);
+    let first = forge.inspect("gone-web")["Config"]["id"].clone();
+    forge.ok(&["rm", "-f", "gone-web"]);
+    sup.wait_event("web", "its container gone-web was removed", 1);
+    sup.wait_event("web", "started (pid", 2);
+    let second = forge.inspect("gone-web")["Config"]["id"].clone();
+    assert_ne!(first, second, "the removed container came back");
+    assert!(
+        sup.events_starting("web", "restart failed").is_empty(),
+        "{}",
+        sup.dump()
+    );
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}
+
+#[test]
+fn forge_stop_keeps_a_restart_always_service_stopped() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        "[x-backoff]\ninitial = \"50ms\"\n\n[services.web]\nimage = \"host\"\nrestart = \"always\"\ncommand = {}\n\n[services.other]\nimage = \"host\"\ncommand = {}\n",
+        daemon("web", "0"),
+        daemon("other", "0")
+    ));
+    let mut sup = Supervisor::start(&forge, "held", &file.path, &[]);
+    sup.wait_event("web", "started (pid", 1);
+    sup.wait_event("other", "started (pid", 1);
+    forge.ok(&["stop", "-t", "5", "held-web"]);
+    sup.wait_event("web", "stopped by the user", 1);
+    // Well past the 50 ms backoff: still one start, and the container shows as exited.
+    std::thread::sleep(scaled(Duration::from_secs(1)));
+    assert_eq!(
+        sup.events_starting("web", "started (pid").len(),
+        1,
+        "{}",
+        sup.dump()
+    );
+    assert_eq!(forge.inspect("held-web")["State"]["status"], "exited");
+    stop_cleanly(&forge, &mut sup);
+}
+
+#[test]
+fn a_closed_output_pipe_leaves_the_services_running() {
+    let forge = Forge::new();
+    let file = compose_file(
+        "[services.talker]\nimage = \"host\"\ncommand = [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do echo tick; sleep 0.05; done\"]\n",
+    );
+    // `forge-supervise FILE 2>&1 | head -2`: one pipe for both, its reader gone after two lines.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let mut cmd = forge.supervise(&["-p", "piped", file.path.to_str().unwrap()]);
+    cmd.stdout(std::process::Stdio::from(write.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(write));
+    let mut child = cmd.spawn().expect("spawning forge-supervise");
+    drop(cmd);
+    let mut reader = std::io::BufReader::new(std::fs::File::from(read));
+    for _ in 0..2 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    }
+    drop(reader);
+    std::thread::sleep(scaled(Duration::from_secs(2)));
+    assert_eq!(child.try_wait().unwrap(), None, "forge-supervise ended");
+    let running = forge.ps(&[]);
+    assert!(
+        running.len() == 1 && running[0].contains("piped-talker"),
+        "{running:?}"
+    );
+    forge.note_ids(forge.container_ids());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_torn_down(&forge);
+}

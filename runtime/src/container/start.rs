@@ -93,6 +93,14 @@ impl Runtime {
             crate::sys::lock_exclusive(&lock_path).map_err(io_err("locking", &lock_path))?;
         let spec = self.init_spec(c, die_with_parent)?;
         self.make_bind_sources(&c.config)?;
+        // Started again: a `forge stop` before no longer holds back its restart policy.
+        let stopped = self.stopped_marker(c);
+        match fs::remove_file(&stopped) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err("removing", &stopped)(e))
+            }
+            _ => {}
+        }
         if let Some(userns) = &spec.userns {
             // Where PID 1 attaches the idmapped layers, in its own mount namespace only.
             for n in 0..spec.lower.len() {

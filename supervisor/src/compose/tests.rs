@@ -395,8 +395,19 @@ fn errors_name_file_line_column_and_field() {
 }
 
 #[test]
+fn service_healthy_on_a_service_without_a_healthcheck_is_refused_where_it_is_named() {
+    let text = "[services.db]\nimage = \"host\"\n\n[services.web]\nimage = \"host\"\ndepends_on = { db = { condition = \"service_healthy\" } }\n";
+    assert_eq!(
+        err(text),
+        "compose.toml:6:16: services.web.depends_on.db: service \"db\" has no healthcheck, so condition service_healthy could never be met (give db a healthcheck, or use service_started)"
+    );
+    let checked = format!("{text}\n[services.db.healthcheck]\ntest = [\"CMD\", \"true\"]\n");
+    crate::compose::parse(Path::new("compose.toml"), &checked).unwrap();
+}
+
+#[test]
 fn a_cycle_is_reported_where_it_closes() {
-    let text = "[services.db]\nimage = \"host\"\ndepends_on = [\"web\"]\n\n[services.web]\nimage = \"host\"\ndepends_on = { db = { condition = \"service_healthy\" } }\n";
+    let text = "[services.db]\nimage = \"host\"\ndepends_on = [\"web\"]\n\n[services.web]\nimage = \"host\"\ndepends_on = { db = { condition = \"service_completed_successfully\" } }\n";
     assert_eq!(
         err(text),
         "compose.toml:3:15: services.db.depends_on[0]: dependency cycle: db -> web -> db"

@@ -37,6 +37,10 @@ pub trait Engine: Send + Sync + 'static {
     /// returns the exit as recorded (an OOM kill named as such).
     fn record_exit(&self, service: &str, exit: ExitInfo) -> impl Future<Output = ExitInfo> + Send;
 
+    /// Whether the container's last run was ended by the user (`forge stop`): its restart
+    /// policy must not bring it back (Docker's rule).
+    fn stopped_by_user(&self, service: &str) -> bool;
+
     /// Whether the service's container is running now.
     fn running(&self, service: &str) -> bool;
 

@@ -56,7 +56,16 @@ pub(super) async fn supervise<E: Engine>(core: Arc<Core<E>>, name: String) {
             exit.code, exit.reason
         ));
         let stop_now = core.is_stopping();
-        if stop_now || !should_restart(&svc.restart, exit.code, tracker.restarts(), stop_now) {
+        let by_user = core.engine.stopped_by_user(&name);
+        if by_user && !stop_now {
+            say(&format!(
+                "{name}: stopped by the user (forge stop): not restarting it"
+            ));
+        }
+        if stop_now
+            || by_user
+            || !should_restart(&svc.restart, exit.code, tracker.restarts(), stop_now)
+        {
             core.set_phase(&name, Phase::Done(exit.code));
             if core.abort_on_container_exit && !stop_now {
                 say(&format!(

@@ -103,6 +103,7 @@ pub(super) async fn prepare(
     let compose = compose.clone();
     tokio::task::spawn_blocking(move || {
         check_external_volumes(&runtime, &compose, &project)?;
+        let leftovers = leftover_containers(&runtime, &project, &services)?;
         for image in &images {
             if ensure_default_image(runtime.images(), image).map_err(|e| e.to_string())? {
                 say(&format!(
@@ -110,14 +111,11 @@ pub(super) async fn prepare(
                 ));
             }
         }
-        for service in &services {
-            let name = container_name(&project, service);
-            if runtime.get(&name).is_ok() {
-                say(&format!("removing {name}, left over from an earlier run"));
-                runtime
-                    .remove(&name, true)
-                    .map_err(|e| format!("removing {name}: {e}"))?;
-            }
+        for name in &leftovers {
+            say(&format!("removing {name}, left over from an earlier run"));
+            runtime
+                .remove(name, true)
+                .map_err(|e| format!("removing {name}: {e}"))?;
         }
         for (short, def) in &networks {
             let name = network_name(&project, short);
@@ -138,6 +136,38 @@ pub(super) async fn prepare(
     .await
     .expect("the preparation does not panic")
 }
+
+/// The containers an earlier run of this project left (named `PROJECT-SERVICE` and labelled
+/// as that project's service); refuses, before anything is made, when a container of another
+/// origin (`forge run --name`, another project's) holds one of the names.
+fn leftover_containers(
+    runtime: &Runtime,
+    project: &str,
+    services: &[String],
+) -> Result<Vec<String>, String> {
+    let mut leftovers = Vec::new();
+    for service in services {
+        let name = container_name(project, service);
+        let Ok(c) = runtime.get(&name) else { continue };
+        if !is_service(&c, project, service) {
+            return Err(format!(
+                "container {name} exists and is not service {service} of project {project} (made with forge run --name?): remove or rename it, or choose another project name with -p"
+            ));
+        }
+        leftovers.push(name);
+    }
+    Ok(leftovers)
+}
+
+/// Whether `c` carries the labels of `project`'s `service`.
+fn is_service(c: &forge_runtime::Container, project: &str, service: &str) -> bool {
+    let label = |key: &str| c.config.labels.get(key).map(String::as_str);
+    label(PROJECT_LABEL) == Some(project) && label(SERVICE_LABEL) == Some(service)
+}
+
+/// The labels that mark a container as a project's service.
+pub const PROJECT_LABEL: &str = "forge.project";
+pub const SERVICE_LABEL: &str = "forge.service";
 
 /// The networks the project creates and removes: its own, and always `default`.
 fn project_networks(compose: &Compose) -> BTreeMap<String, NetworkDef> {
@@ -174,7 +204,11 @@ pub(super) async fn tear_down(
     tokio::task::spawn_blocking(move || {
         for service in &services {
             let name = container_name(&project, service);
-            if runtime.get(&name).is_ok() {
+            // Only this project's: one made by hand under the name meanwhile stays.
+            if runtime
+                .get(&name)
+                .is_ok_and(|c| is_service(&c, &project, service))
+            {
                 let removed = if remove_volumes {
                     runtime.remove_with_volumes(&name, true)
                 } else {

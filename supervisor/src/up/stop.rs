@@ -47,12 +47,12 @@ pub(super) async fn handle_interrupts<E: Engine>(
     if interrupts.recv().await.is_none() {
         return;
     }
-    eprintln!("forge-supervise: stopping, press Ctrl-C again to force");
+    crate::output::note("stopping, press Ctrl-C again to force");
     core.stopping.send_replace(true);
     if interrupts.recv().await.is_none() {
         return;
     }
-    eprintln!("forge-supervise: killing everything");
+    crate::output::note("killing everything");
     for service in core.phases.keys() {
         core.engine.kill(service);
     }

@@ -27,6 +27,8 @@ struct Run {
     obeys_stop: bool,
     /// Its health probes' results in turn, the last one repeating.
     probes: Vec<bool>,
+    /// Its exit was a `forge stop` of the user's.
+    stopped_by_user: bool,
 }
 
 impl Run {
@@ -37,7 +39,13 @@ impl Run {
             code,
             obeys_stop: true,
             probes: vec![true],
+            stopped_by_user: false,
         }
+    }
+
+    fn stopped_by_user(mut self) -> Self {
+        self.stopped_by_user = true;
+        self
     }
 
     fn daemon() -> Self {
@@ -76,6 +84,8 @@ struct Fake {
     started: Mutex<HashMap<String, usize>>,
     current: Mutex<HashMap<String, Current>>,
     log: Mutex<Vec<(u64, String)>>,
+    /// The services whose last run the user stopped.
+    user_stopped: Mutex<Vec<String>>,
 }
 
 fn ms(n: u64) -> Duration {
@@ -94,6 +104,7 @@ impl Fake {
             started: Mutex::default(),
             current: Mutex::default(),
             log: Mutex::default(),
+            user_stopped: Mutex::default(),
         }
     }
 
@@ -157,9 +168,20 @@ impl Engine for Fake {
     }
 
     async fn record_exit(&self, service: &str, exit: ExitInfo) -> ExitInfo {
-        self.current.lock().unwrap().remove(service);
+        let ended = self.current.lock().unwrap().remove(service);
+        if ended.is_some_and(|c| c.run.stopped_by_user) {
+            self.user_stopped.lock().unwrap().push(service.to_string());
+        }
         self.note(service, &format!("exit {}", exit.code));
         exit
+    }
+
+    fn stopped_by_user(&self, service: &str) -> bool {
+        self.user_stopped
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == service)
     }
 
     fn running(&self, service: &str) -> bool {
@@ -293,6 +315,26 @@ restart = "always"
     );
     assert_eq!(out.of("app", "start (5 restarts)"), [34_000]);
     assert_eq!(out.code, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_the_user_stopped_is_not_restarted_by_restart_always() {
+    let text = r#"
+[x-backoff]
+initial = "1s"
+
+[services.app]
+image = "host"
+restart = "always"
+"#;
+    let runs = vec![
+        Run::exiting(0, 500),
+        Run::exiting(143, 500).stopped_by_user(),
+    ];
+    // No interrupt: once its container was stopped by the user, nothing is left to supervise.
+    let out = supervise(text, Fake::new(&[("app", runs)]), Options::default(), &[]).await;
+    assert_eq!(out.of("app", "start"), [0, 1_500], "{:#?}", out.lines());
+    assert_eq!(out.of("app", "exit"), [500, 2_000], "{:#?}", out.lines());
 }
 
 #[tokio::test(start_paused = true)]
