@@ -70,12 +70,8 @@ pub fn pull_image(
 
 /// Pull progress when stderr is not a terminal: a line when a layer starts and ends.
 fn plain_progress(name: &str, event: forge_image::pull::Progress) {
-    use forge_image::pull::Progress;
-    match event {
-        Progress::Started { layer, size } => eprintln!("{name}: {layer}: downloading {size} bytes"),
-        Progress::Done { layer } => eprintln!("{name}: {layer}: done"),
-        Progress::Unpacking => eprintln!("{name}: unpacking"),
-        Progress::Received { .. } => {}
+    if let Some(line) = event.plain_line(name) {
+        eprintln!("{line}");
     }
 }
 

@@ -46,6 +46,21 @@ pub enum Progress<'a> {
     Unpacking,
 }
 
+impl Progress<'_> {
+    /// The line a pull of `name` prints for this event where no progress bars are drawn
+    /// (`forge pull` to a pipe, forge-supervise): when a layer starts and ends, and unpacking.
+    pub fn plain_line(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Started { layer, size } => {
+                Some(format!("{name}: {layer}: downloading {size} bytes"))
+            }
+            Self::Done { layer } => Some(format!("{name}: {layer}: done")),
+            Self::Unpacking => Some(format!("{name}: unpacking")),
+            Self::Received { .. } => None,
+        }
+    }
+}
+
 /// A reader that reports every chunk to `progress`.
 struct Counting<'a, R> {
     inner: R,

@@ -38,6 +38,7 @@
 //! user = "1000:1000"               # or a number
 //! hostname = "www"
 //! init = false
+//! pull_policy = "missing"          # (default) pull an image not in the store; "always", "never"
 //! depends_on = ["db"]              # = service_started; or
 //! # depends_on = { db = { condition = "service_healthy" } }   (or _started, _completed_successfully)
 //! restart = "on-failure:5"         # "no" (default), "always", "on-failure[:N]", "unless-stopped"
@@ -128,6 +129,33 @@ pub struct NetworkDef {
     pub internal: bool,
 }
 
+/// When the supervisor pulls a service's image (Compose's `pull_policy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull it when the store does not have it (`missing`, `if_not_present`).
+    #[default]
+    Missing,
+    /// Pull it at every start, to catch a newer one.
+    Always,
+    /// Never pull: a missing image is an error.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "missing" | "if_not_present" => Ok(Self::Missing),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            "build" => Err("pull_policy \"build\" is not supported yet: Forge has no forge build".into()),
+            other => Err(format!(
+                "unknown pull policy {other:?} (expected missing, always or never; daily, weekly and every_ are not supported)"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: String,
@@ -140,6 +168,7 @@ pub struct Service {
     pub user: Option<String>,
     pub hostname: Option<String>,
     pub init: bool,
+    pub pull_policy: PullPolicy,
     pub depends_on: BTreeMap<String, Condition>,
     pub restart: RestartPolicy,
     pub backoff: Backoff,

@@ -109,17 +109,24 @@ fn a_multi_layer_image_pulls_runs_with_its_whiteouts_and_a_second_pull_is_up_to_
     assert_v2_files(&run);
 }
 
-#[test]
-fn run_pulls_a_missing_image_and_obeys_pull_never_and_always() {
-    let forge = Forge::new();
+/// A registry in `forge`'s namespace with the test images as `app:v1` and `app:v2`; the tools
+/// directory (which holds the layout, `lay`), the registry and the two references.
+fn registry_with_v1_and_v2(forge: &Forge) -> (tempfile::TempDir, Registry<'_>, String, String) {
     let tmp = tools_dir();
     build_images(tmp.path());
     let layout = tmp.path().join("lay");
     let registry = Registry::start(&forge.netns, None);
     registry.push(&layout, "v1", "app:v1", false);
     registry.push(&layout, "v2", "app:v2", false);
-    let v1 = registry.reference("app:v1");
-    let v2 = registry.reference("app:v2");
+    let (v1, v2) = (registry.reference("app:v1"), registry.reference("app:v2"));
+    (tmp, registry, v1, v2)
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_obeys_pull_never_and_always() {
+    let forge = Forge::new();
+    let (tmp, registry, v1, v2) = registry_with_v1_and_v2(&forge);
+    let layout = tmp.path().join("lay");
 
     // Missing (the default): pulled first; the container's output alone is on stdout.
     let first = forge.ok(&["run", "--rm", "--net", "none", &v1]);
@@ -774,4 +781,41 @@ fn an_interrupted_pull_keeps_what_arrived_and_the_next_fetches_only_the_rest() {
     assert_no_temporaries(&forge);
     let run = forge.ok(&["run", "--rm", "--net", "none", &reference, V2_SCRIPT]);
     assert_v2_files(&run);
+}
+
+#[test]
+fn forge_supervise_pulls_a_missing_image_with_progress_and_obeys_pull_policy_never() {
+    use common::supervisor::{compose_file, stop_cleanly, Supervisor, UP};
+    let forge = Forge::new();
+    let (_tmp, registry, v1, v2) = registry_with_v1_and_v2(&forge);
+    let script = "cat /a.txt; trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done";
+    let file = compose_file(&format!(
+        "[services.app]\nimage = \"{v1}\"\ncommand = [\"{script}\"]\n"
+    ));
+    let mut sup = Supervisor::start(&forge, "pulled", &file.path, &[]);
+    sup.wait_output("app", "a.txt", |t| t == "a");
+    let said = sup.err.text();
+    assert!(said.contains(&format!("pulling {v1}")), "{}", sup.dump());
+    assert!(
+        said.contains(": downloading ") && said.contains(": done"),
+        "{}",
+        sup.dump()
+    );
+    assert!(forge.images_line(&v1).is_some(), "{v1} was not kept");
+    stop_cleanly(&forge, &mut sup);
+
+    // never, with the image absent: the start fails naming it, and the registry is not asked.
+    let manifests = registry.requests("/v2/app/manifests/");
+    let file = compose_file(&format!(
+        "[services.app]\nimage = \"{v2}\"\npull_policy = \"never\"\ncommand = [\"{script}\"]\n"
+    ));
+    let mut sup = Supervisor::start(&forge, "never", &file.path, &[]);
+    assert_eq!(sup.finish(UP), 1, "{}", sup.dump());
+    assert!(
+        sup.err.text().contains("its pull_policy is never"),
+        "{}",
+        sup.dump()
+    );
+    assert_eq!(registry.requests("/v2/app/manifests/"), manifests);
+    assert!(forge.images_line(&v2).is_none());
 }

@@ -13,11 +13,12 @@ use forge_runtime::{LimitArgs, LimitError, Limits};
 use nix::sys::signal::Signal;
 
 use super::node::{Invalid, Node, Spot};
-use super::{Backoff, Condition, HealthTest, Healthcheck, RestartPolicy, Service};
+use super::{Backoff, Condition, HealthTest, Healthcheck, PullPolicy, RestartPolicy, Service};
 use crate::duration::parse_duration;
 
 const SERVICE_KEYS: &[&str] = &[
     "image",
+    "pull_policy",
     "entrypoint",
     "command",
     "environment",
@@ -130,6 +131,7 @@ pub(super) fn read(
             })
             .transpose()?,
         init: get("init").map_or(Ok(false), |n| n.boolean())?,
+        pull_policy: get("pull_policy").map_or(Ok(PullPolicy::Missing), |n| pull_policy(&n))?,
         depends_on,
         restart: get("restart").map_or(Ok(RestartPolicy::No), |n| restart(&n))?,
         backoff: get("x-backoff").map_or(Ok(*global_backoff), |n| backoff(&n, global_backoff))?,
@@ -302,6 +304,11 @@ fn depends_on(
         places.push((entry.key.to_string(), entry.key_spot));
     }
     Ok(deps)
+}
+
+fn pull_policy(node: &Node) -> Result<PullPolicy, Invalid> {
+    let text = node.string("a pull policy like \"missing\"")?;
+    text.parse().map_err(|err| node.err(err))
 }
 
 fn restart(node: &Node) -> Result<RestartPolicy, Invalid> {

@@ -233,6 +233,7 @@ fn defaults() {
         user: None,
         hostname: None,
         init: false,
+        pull_policy: PullPolicy::Missing,
         depends_on: BTreeMap::new(),
         restart: RestartPolicy::No,
         backoff: Backoff::default(),
@@ -403,6 +404,31 @@ fn service_healthy_on_a_service_without_a_healthcheck_is_refused_where_it_is_nam
     );
     let checked = format!("{text}\n[services.db.healthcheck]\ntest = [\"CMD\", \"true\"]\n");
     crate::compose::parse(Path::new("compose.toml"), &checked).unwrap();
+}
+
+#[test]
+fn pull_policy_is_read_and_an_unsupported_one_refused_by_name() {
+    let service = |policy: &str| {
+        format!("[services.app]\nimage = \"reg:5000/app\"\npull_policy = \"{policy}\"\n")
+    };
+    let parse = |text: &str| crate::compose::parse(Path::new("compose.toml"), text);
+    assert_eq!(
+        parse(&service("always")).unwrap().services["app"].pull_policy,
+        PullPolicy::Always
+    );
+    assert_eq!(
+        parse(&service("if_not_present")).unwrap().services["app"].pull_policy,
+        PullPolicy::Missing
+    );
+    let default = parse("[services.app]\nimage = \"host\"\n").unwrap();
+    assert_eq!(default.services["app"].pull_policy, PullPolicy::Missing);
+    assert!(
+        err(&service("build"))
+            .contains("services.app.pull_policy: pull_policy \"build\" is not supported yet"),
+        "{}",
+        err(&service("build"))
+    );
+    assert!(err(&service("daily")).contains("unknown pull policy \"daily\""));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use forge_netd::{Netd, NetworkOptions};
 use forge_runtime::Runtime;
 
 use super::say;
-use crate::compose::{Compose, NetworkDef, VolumeDef};
+use crate::compose::{Compose, NetworkDef, PullPolicy, VolumeDef};
 
 pub fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}")
@@ -99,17 +99,20 @@ pub(super) async fn prepare(
     let networks = project_networks(compose);
     let services: Vec<String> = compose.services.keys().cloned().collect();
     let project = project.to_string();
-    let images: Vec<String> = compose.services.values().map(|s| s.image.clone()).collect();
+    // Each image once, pulled if any of its services asks for it.
+    let mut images: BTreeMap<String, PullPolicy> = BTreeMap::new();
+    for svc in compose.services.values() {
+        let policy = images.entry(svc.image.clone()).or_insert(svc.pull_policy);
+        if svc.pull_policy == PullPolicy::Always || *policy == PullPolicy::Never {
+            *policy = svc.pull_policy;
+        }
+    }
     let compose = compose.clone();
     tokio::task::spawn_blocking(move || {
         check_external_volumes(&runtime, &compose, &project)?;
         let leftovers = leftover_containers(&runtime, &project, &services)?;
-        for image in &images {
-            if ensure_default_image(runtime.images(), image).map_err(|e| e.to_string())? {
-                say(&format!(
-                    "built the default image {image:?} from the host's binaries"
-                ));
-            }
+        for (image, policy) in &images {
+            ensure_image(&runtime, image, *policy)?;
         }
         for name in &leftovers {
             say(&format!("removing {name}, left over from an earlier run"));
@@ -135,6 +138,46 @@ pub(super) async fn prepare(
     })
     .await
     .expect("the preparation does not panic")
+}
+
+/// Makes sure the store has `image`: the default image is built from the host's binaries; any
+/// other is pulled as `policy` says, with `forge pull`'s progress lines.
+fn ensure_image(runtime: &Runtime, image: &str, policy: PullPolicy) -> Result<(), String> {
+    let store = runtime.images();
+    if image == forge_image::DEFAULT_IMAGE {
+        if ensure_default_image(store, image).map_err(|e| e.to_string())? {
+            say(&format!(
+                "built the default image {image:?} from the host's binaries"
+            ));
+        }
+        return Ok(());
+    }
+    let present = store.exists(image);
+    match policy {
+        PullPolicy::Never if !present => {
+            return Err(format!(
+                "image {image:?} is not in the store and its pull_policy is never: pull it with forge pull {image}"
+            ))
+        }
+        PullPolicy::Missing | PullPolicy::Never if present => return Ok(()),
+        _ => {}
+    }
+    let reference = forge_image::reference::Reference::parse(image)
+        .map_err(|e| format!("image {image:?}: {e}"))?;
+    let name = reference.familiar();
+    say(&format!("pulling {name}"));
+    let progress = |event: forge_image::pull::Progress| {
+        if let Some(line) = event.plain_line(&name) {
+            say(&line);
+        }
+    };
+    let pulled = forge_image::pull::pull(store, &reference, None, &progress)
+        .map_err(|e| format!("pulling {name}: {e}"))?;
+    match pulled.up_to_date {
+        true => say(&format!("{name}: image is up to date ({})", pulled.digest)),
+        false => say(&format!("{name}: pulled {}", pulled.digest)),
+    }
+    Ok(())
 }
 
 /// The containers an earlier run of this project left (named `PROJECT-SERVICE` and labelled
