@@ -19,14 +19,13 @@
 //! and also available). Every file system in a bind must support idmapped mounts (ext4, xfs,
 //! btrfs since 5.12-5.15, tmpfs since 6.3): one that does not is refused with the reason.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-
-use std::collections::HashMap;
 
 use crate::channel::{Channel, Message};
 use crate::spec::{InitMount, InitSpec, MountWhat, VolumeFs};
