@@ -9,6 +9,8 @@
 //! The schema (every key optional unless marked; unknown keys are errors):
 //!
 //! ```toml
+//! name = "shop"                    # the project's name (default: the directory's; -p wins)
+//! version = "3.8"                  # accepted and ignored; x-… keys are allowed at every level
 //! [x-backoff]                      # global restart backoff (Docker's defaults shown)
 //! initial = "100ms"                # durations: "1m30s", "500ms", "2.5s" — a unit is required
 //! max = "60s"
@@ -120,6 +122,8 @@ pub struct Compose {
     pub volumes: BTreeMap<String, VolumeDef>,
     /// The global `[x-backoff]` (already merged into each service's own `backoff`).
     pub backoff: Backoff,
+    /// The top-level `name`: the project's name unless `-p` gives one.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -408,7 +412,16 @@ impl Compose {
 
 fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invalid> {
     let root = Node::root(doc).table("a table")?;
-    root.only(&["services", "networks", "volumes", "x-backoff"])?;
+    // `version` is obsolete in Compose too: accepted and ignored.
+    root.only(&[
+        "name",
+        "version",
+        "services",
+        "networks",
+        "volumes",
+        "x-backoff",
+    ])?;
+    let name = root.get("name").map(|n| project_name(&n)).transpose()?;
     let backoff = match root.get("x-backoff") {
         Some(node) => service::backoff(&node, &Backoff::default())?,
         None => Backoff::default(),
@@ -454,7 +467,25 @@ fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invali
         networks,
         volumes,
         backoff,
+        name,
     })
+}
+
+/// A project name as Compose takes it: lowercase letters, digits, `_` and `-`, starting with a
+/// letter or digit.
+fn project_name(node: &Node) -> Result<String, Invalid> {
+    let name = node.string("a project name")?;
+    let mut chars = name.chars();
+    let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if chars.next().is_some_and(lower_or_digit)
+        && chars.all(|c| lower_or_digit(c) || "_-".contains(c))
+    {
+        Ok(name.to_string())
+    } else {
+        Err(node.err(format!(
+            "invalid project name {name:?}: use lowercase letters, digits, '_' and '-', starting with a letter or digit"
+        )))
+    }
 }
 
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 63 characters (a host name's label).

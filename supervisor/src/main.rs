@@ -102,6 +102,7 @@ fn main() -> ExitCode {
     let project = cli
         .project_name
         .clone()
+        .or_else(|| compose.name.clone())
         .unwrap_or_else(|| forge_supervisor::project_name(&cli.file));
     let opts = Options {
         project,

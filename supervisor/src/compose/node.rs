@@ -216,11 +216,17 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Refuses any key not in `allowed`, at the key, suggesting the nearest allowed one.
+    /// Refuses any key not in `allowed`, at the key: a key of the Compose specification as one
+    /// Forge does not support yet, any other with the nearest allowed one. Extension fields
+    /// (`x-…`) are allowed at every level, as in Compose.
     pub fn only(&self, allowed: &[&str]) -> Result<(), Invalid> {
         for entry in self.entries() {
-            if !allowed.contains(&entry.key) {
+            if !allowed.contains(&entry.key) && !entry.key.starts_with("x-") {
                 let hint = match nearest(entry.key, allowed) {
+                    // A real key of another meaning is not a misspelling (ulimits, external).
+                    _ if COMPOSE_KEYS.contains(&entry.key) => {
+                        "a Compose key that Forge does not support yet".to_string()
+                    }
                     Some(near) => format!("did you mean {near:?}?"),
                     None => format!("expected one of: {}", allowed.join(", ")),
                 };
@@ -232,6 +238,120 @@ impl<'a> Table<'a> {
         Ok(())
     }
 }
+
+/// The keys of the Compose specification, at any level: one that Forge does not read here is
+/// not a misspelling of one it does.
+const COMPOSE_KEYS: &[&str] = &[
+    // top level
+    "version",
+    "name",
+    "include",
+    "services",
+    "networks",
+    "volumes",
+    "configs",
+    "secrets",
+    "models",
+    // services
+    "annotations",
+    "attach",
+    "blkio_config",
+    "build",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_shares",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_runtime",
+    "cpu_rt_period",
+    "cpus",
+    "cpuset",
+    "cgroup",
+    "cgroup_parent",
+    "container_name",
+    "credential_spec",
+    "depends_on",
+    "deploy",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "expose",
+    "extends",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "label_file",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "network_mode",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "provider",
+    "pull_policy",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "userns_mode",
+    "uts",
+    "volumes_from",
+    "working_dir",
+    // networks, volumes, healthchecks
+    "driver",
+    "driver_opts",
+    "attachable",
+    "enable_ipv6",
+    "external",
+    "ipam",
+    "internal",
+    "test",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+    "start_interval",
+    "disable",
+];
 
 /// `parent.key`, quoting the key as TOML would when it is not a bare key.
 fn join(parent: &str, key: &str) -> String {
@@ -308,6 +428,29 @@ mod tests {
         assert_eq!(nearest("imgae", &["image", "init"]), Some("image"));
         assert_eq!(nearest("comand", &["command", "image"]), Some("command"));
         assert_eq!(nearest("volumes", &["image", "init"]), None);
+    }
+
+    #[test]
+    fn compose_keys_of_another_meaning_are_not_misspellings_and_extensions_pass() {
+        let doc: ImDocument<String> =
+            "ulimits = 1\nexternal = true\nx-anything = { a = 1 }\nlimitz = 2\n"
+                .parse()
+                .unwrap();
+        let root = Node::root(&doc).table("a table").unwrap();
+        let message = |allowed: &[&str]| root.only(allowed).unwrap_err().message;
+        assert_eq!(
+            message(&["limits", "internal"]),
+            "unknown key \"ulimits\" (a Compose key that Forge does not support yet)"
+        );
+        assert_eq!(
+            message(&["limits", "internal", "ulimits"]),
+            "unknown key \"external\" (a Compose key that Forge does not support yet)"
+        );
+        assert_eq!(
+            message(&["limits", "ulimits", "external"]),
+            "unknown key \"limitz\" (did you mean \"limits\"?)"
+        );
+        root.only(&["limitz", "ulimits", "external"]).unwrap();
     }
 
     #[test]

@@ -432,6 +432,18 @@ fn pull_policy_is_read_and_an_unsupported_one_refused_by_name() {
 }
 
 #[test]
+fn top_level_name_and_version_are_read_and_extension_fields_pass_at_every_level() {
+    let text = "name = \"shop\"\nversion = \"3.8\"\nx-common = { a = 1 }\n\n[services.app]\nimage = \"host\"\nx-note = \"kept for people\"\nhealthcheck = { test = [\"CMD\", \"true\"], x-why = \"docs\" }\n";
+    let compose = crate::compose::parse(Path::new("compose.toml"), text).unwrap();
+    assert_eq!(compose.name.as_deref(), Some("shop"));
+    assert!(compose.services["app"].healthcheck.is_some());
+    assert_eq!(
+        err("name = \"Shop\"\n[services.app]\nimage = \"host\"\n"),
+        "compose.toml:1:8: name: invalid project name \"Shop\": use lowercase letters, digits, '_' and '-', starting with a letter or digit"
+    );
+}
+
+#[test]
 fn a_cycle_is_reported_where_it_closes() {
     let text = "[services.db]\nimage = \"host\"\ndepends_on = [\"web\"]\n\n[services.web]\nimage = \"host\"\ndepends_on = { db = { condition = \"service_completed_successfully\" } }\n";
     assert_eq!(
