@@ -50,6 +50,7 @@ pub use container::{
 };
 pub use cp::CopyError;
 pub use launch::{Joined, LaunchError, LaunchIo, Started};
+pub use names::{validate as check_container_name, NameError};
 pub use paths::Roots;
 pub use signal::{parse_signal, BadSignal, Signaller};
 pub use status::{now_secs, process_alive, rfc3339_utc, ExitInfo, State, Status};

@@ -40,6 +40,9 @@
 //! user = "1000:1000"               # or a number
 //! hostname = "www"
 //! init = false
+//! container_name = "shop-db"      # default PROJECT-SERVICE
+//! labels = { "com.example.tier" = "back" }   # or ["com.example.tier=back"]
+//! expose = ["8080", "53/udp"]      # documentation only, as in Docker
 //! pull_policy = "missing"          # (default) pull an image not in the store; "always", "never"
 //! depends_on = ["db"]              # = service_started; or
 //! # depends_on = { db = { condition = "service_healthy" } }   (or _started, _completed_successfully)
@@ -173,6 +176,10 @@ pub struct Service {
     pub hostname: Option<String>,
     pub init: bool,
     pub pull_policy: PullPolicy,
+    /// `container_name`: the container's name instead of `PROJECT-SERVICE`.
+    pub container_name: Option<String>,
+    /// `labels`, on the container beside Forge's own.
+    pub labels: BTreeMap<String, String>,
     pub depends_on: BTreeMap<String, Condition>,
     pub restart: RestartPolicy,
     pub backoff: Backoff,

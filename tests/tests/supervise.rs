@@ -1361,3 +1361,23 @@ fn a_closed_output_pipe_leaves_the_services_running() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert_torn_down(&forge);
 }
+
+#[test]
+fn container_name_and_labels_reach_the_container_and_limits_take_composes_spellings() {
+    let forge = Forge::new();
+    let file = compose_file(&format!(
+        "name = \"shop\"\nx-anchor = \"ignored\"\n\n[services.db]\nimage = \"host\"\ncontainer_name = \"shop-database\"\nlabels = {{ \"com.example.tier\" = \"back\" }}\nmem_limit = \"64m\"\npids_limit = 40\ncommand = {}\n",
+        daemon("db", "0")
+    ));
+    // No -p: the file's name is the project's.
+    let mut cmd = forge.supervise(&[file.path.to_str().unwrap()]);
+    let mut sup = Supervisor::spawn(&mut cmd, "forge-supervise (file named shop)");
+    sup.wait_event("db", "started (pid", 1);
+    let config = forge.inspect("shop-database")["Config"].clone();
+    assert_eq!(config["labels"]["com.example.tier"], "back", "{config}");
+    assert_eq!(config["labels"]["forge.project"], "shop", "{config}");
+    assert_eq!(config["limits"]["memory"], 64 << 20, "{config}");
+    assert_eq!(config["limits"]["pids"], 40, "{config}");
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}

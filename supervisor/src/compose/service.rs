@@ -12,12 +12,15 @@ use forge_runtime::UsernsMode as Mode;
 use forge_runtime::{LimitArgs, LimitError, Limits};
 use nix::sys::signal::Signal;
 
-use super::node::{Invalid, Node, Spot};
+use super::node::{Invalid, Node, Spot, Table};
 use super::{Backoff, Condition, HealthTest, Healthcheck, PullPolicy, RestartPolicy, Service};
 use crate::duration::parse_duration;
 
 const SERVICE_KEYS: &[&str] = &[
     "image",
+    "container_name",
+    "labels",
+    "expose",
     "pull_policy",
     "entrypoint",
     "command",
@@ -32,6 +35,10 @@ const SERVICE_KEYS: &[&str] = &[
     "x-backoff",
     "healthcheck",
     "limits",
+    "cpus",
+    "mem_limit",
+    "memswap_limit",
+    "pids_limit",
     "networks",
     "ports",
     "stop_signal",
@@ -80,6 +87,9 @@ pub(super) fn read(
         Some(node) => networks(&node)?,
         None => vec![(super::DEFAULT_NETWORK.to_string(), node.spot.clone())],
     };
+    if let Some(node) = get("expose") {
+        expose(&node)?;
+    }
     if let Some(node) = get("ports") {
         for (text, spot) in node.strings("a list of ports", "a port like \"8080:80\"")? {
             let port = text.parse().map_err(|err| spot.err(err))?;
@@ -104,7 +114,7 @@ pub(super) fn read(
             volumes.push(mount);
         }
     }
-    let limits = get("limits").map_or(Ok(Limits::for_new_container()), |n| limits(&n))?;
+    let limits = limits(&table)?;
     if let (Mode::Auto, Some(_)) = (security.userns, &limits.storage) {
         let spot = get("userns_mode").expect("auto was given").spot;
         return Err(spot.err("userns_mode = \"auto\" cannot be combined with limits.storage"));
@@ -132,6 +142,10 @@ pub(super) fn read(
             .transpose()?,
         init: get("init").map_or(Ok(false), |n| n.boolean())?,
         pull_policy: get("pull_policy").map_or(Ok(PullPolicy::Missing), |n| pull_policy(&n))?,
+        container_name: get("container_name")
+            .map(|n| container_name(&n))
+            .transpose()?,
+        labels: get("labels").map_or(Ok(BTreeMap::new()), |n| labels(&n))?,
         depends_on,
         restart: get("restart").map_or(Ok(RestartPolicy::No), |n| restart(&n))?,
         backoff: get("x-backoff").map_or(Ok(*global_backoff), |n| backoff(&n, global_backoff))?,
@@ -306,6 +320,58 @@ fn depends_on(
     Ok(deps)
 }
 
+/// A container name as `forge run --name` takes it.
+fn container_name(node: &Node) -> Result<String, Invalid> {
+    let name = node.string("a container name")?;
+    forge_runtime::check_container_name(name).map_err(|e| node.err(e))?;
+    Ok(name.to_string())
+}
+
+/// `{ KEY = "VALUE" }` or `["KEY=VALUE"]`; Forge's own `forge.*` labels are refused.
+fn labels(node: &Node) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut labels = BTreeMap::new();
+    let mut add = |key: String, value: String, spot: &Spot| {
+        if key.is_empty() || key.starts_with("forge.") {
+            return Err(spot.err(format!(
+                "invalid label {key:?}: labels need a key, and forge.* ones are Forge's own"
+            )));
+        }
+        labels.insert(key, value);
+        Ok(())
+    };
+    if node.is_array() {
+        for (text, spot) in node.strings("a table or list of labels", "a label like \"K=V\"")? {
+            let (key, value) = text.split_once('=').unwrap_or((&text, ""));
+            add(key.to_string(), value.to_string(), &spot)?;
+        }
+    } else {
+        for entry in node.table("a table or list of labels")?.entries() {
+            let value = entry.node.string("a label's value")?.to_string();
+            add(entry.key.to_string(), value, &entry.key_spot)?;
+        }
+    }
+    Ok(labels)
+}
+
+/// `expose`: ports the service listens on, as documentation (Docker publishes them only with
+/// `-P`, which compose has not); checked, not acted on.
+fn expose(node: &Node) -> Result<(), Invalid> {
+    for (text, spot) in node.strings("a list of ports", "a port like \"8080\" or \"53/udp\"")? {
+        let (port, proto) = text.split_once('/').unwrap_or((&text, "tcp"));
+        let ports_ok = port
+            .split_once('-')
+            .map_or(vec![port], |(a, b)| vec![a, b])
+            .iter()
+            .all(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+        if !ports_ok || !["tcp", "udp", "sctp"].contains(&proto) {
+            return Err(spot.err(format!(
+                "invalid port {text:?}: expected PORT[-PORT][/tcp|udp|sctp]"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn pull_policy(node: &Node) -> Result<PullPolicy, Invalid> {
     let text = node.string("a pull policy like \"missing\"")?;
     text.parse().map_err(|err| node.err(err))
@@ -425,17 +491,44 @@ fn health_test(node: &Node) -> Result<Option<HealthTest>, Invalid> {
 }
 
 /// `{ cpus, memory, memory_swap, pids, storage }`, checked as `forge run` checks its flags.
-fn limits(node: &Node) -> Result<Limits, Invalid> {
-    let table = node.table("a table { cpus = 0.5, memory = \"256m\", pids = 100 }")?;
+/// Compose's service-level spellings of the keys of `limits`.
+const LIMIT_ALIASES: [(&str, &str); 4] = [
+    ("cpus", "cpus"),
+    ("mem_limit", "memory"),
+    ("memswap_limit", "memory_swap"),
+    ("pids_limit", "pids"),
+];
+
+/// The service's `limits = { … }`, with Compose's `cpus`, `mem_limit`, `memswap_limit` and
+/// `pids_limit` beside it as other spellings of the same keys (one of the two, not both).
+fn limits(service: &Table) -> Result<Limits, Invalid> {
     let keys = ["cpus", "memory", "memory_swap", "pids", "storage"];
-    table.only(&keys)?;
-    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
-    for key in keys {
-        if let Some(node) = table.get(key) {
-            texts.insert(key, limit_text(&node)?);
+    // Each key's text and the place an error about it points at.
+    let mut given: BTreeMap<&str, (String, Spot)> = BTreeMap::new();
+    let table = service
+        .get("limits")
+        .map(|node| node.table("a table { cpus = 0.5, memory = \"256m\", pids = 100 }"))
+        .transpose()?;
+    if let Some(table) = &table {
+        table.only(&keys)?;
+        for key in keys {
+            if let Some(node) = table.get(key) {
+                given.insert(key, (limit_text(&node)?, node.spot));
+            }
         }
     }
-    let text = |key| texts.get(key).map(String::as_str);
+    for (alias, key) in LIMIT_ALIASES {
+        let Some(node) = service.get(alias) else {
+            continue;
+        };
+        if given.contains_key(key) {
+            return Err(node.err(format!(
+                "the same limit as limits.{key}: give one of the two"
+            )));
+        }
+        given.insert(key, (limit_text(&node)?, node.spot));
+    }
+    let text = |key| given.get(key).map(|(text, _)| text.as_str());
     let args = LimitArgs {
         cpus: text("cpus"),
         memory: text("memory"),
@@ -445,8 +538,14 @@ fn limits(node: &Node) -> Result<Limits, Invalid> {
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     Limits::parse(&args, cpus).map_err(|err| {
-        let key = limit_key(&err);
-        let spot = table.get(key).map_or(table.spot.clone(), |n| n.spot);
+        let spot = given.get(limit_key(&err)).map_or_else(
+            || {
+                table
+                    .as_ref()
+                    .map_or(service.spot.clone(), |t| t.spot.clone())
+            },
+            |(_, spot)| spot.clone(),
+        );
         spot.err(in_compose_terms(&err.to_string()))
     })
 }

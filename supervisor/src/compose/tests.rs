@@ -234,6 +234,8 @@ fn defaults() {
         hostname: None,
         init: false,
         pull_policy: PullPolicy::Missing,
+        container_name: None,
+        labels: BTreeMap::new(),
         depends_on: BTreeMap::new(),
         restart: RestartPolicy::No,
         backoff: Backoff::default(),
@@ -441,6 +443,57 @@ fn top_level_name_and_version_are_read_and_extension_fields_pass_at_every_level(
         err("name = \"Shop\"\n[services.app]\nimage = \"host\"\n"),
         "compose.toml:1:8: name: invalid project name \"Shop\": use lowercase letters, digits, '_' and '-', starting with a letter or digit"
     );
+}
+
+#[test]
+fn compose_spellings_of_limits_container_name_labels_and_expose_are_read() {
+    let text = "[services.app]\nimage = \"host\"\ncontainer_name = \"shop-db\"\ncpus = 0.5\nmem_limit = \"256m\"\npids_limit = 50\nlabels = [\"tier=back\", \"bare\"]\nexpose = [\"8080\", \"53/udp\", \"9000-9001\"]\n";
+    let app = crate::compose::parse(Path::new("compose.toml"), text)
+        .unwrap()
+        .services["app"]
+        .clone();
+    assert_eq!(app.container_name.as_deref(), Some("shop-db"));
+    assert_eq!(app.limits.cpus, Some(0.5));
+    assert_eq!(app.limits.memory, Some(256 << 20));
+    assert_eq!(app.limits.pids, Some(50));
+    assert_eq!(
+        app.labels,
+        BTreeMap::from([
+            ("bare".into(), String::new()),
+            ("tier".into(), "back".into())
+        ])
+    );
+    let table = "[services.app]\nimage = \"host\"\nlabels = { \"com.example.tier\" = \"back\" }\n";
+    let app = crate::compose::parse(Path::new("compose.toml"), table)
+        .unwrap()
+        .services["app"]
+        .clone();
+    assert_eq!(app.labels["com.example.tier"], "back");
+    for (text, expected) in [
+        (
+            "[services.app]\nimage = \"host\"\nlimits = { memory = \"1g\" }\nmem_limit = \"2g\"\n",
+            "compose.toml:4:13: services.app.mem_limit: the same limit as limits.memory: give one of the two",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\nmem_limit = \"lots\"\n",
+            "compose.toml:3:13: services.app.mem_limit: invalid memory",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\ncontainer_name = \"bad name\"\n",
+            "compose.toml:3:18: services.app.container_name: invalid container name \"bad name\"",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\nlabels = { \"forge.project\" = \"x\" }\n",
+            "services.app.labels.\"forge.project\": invalid label \"forge.project\"",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\nexpose = [\"80/icmp\"]\n",
+            "compose.toml:3:11: services.app.expose[0]: invalid port \"80/icmp\"",
+        ),
+    ] {
+        let got = err(text);
+        assert!(got.contains(expected), "{got}\n  does not contain\n{expected}");
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! launcher's threads with their output multiplexed to the terminal and their logs, awaited on
 //! tokio's reactor through their pidfds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -272,7 +272,7 @@ impl Engine for RuntimeEngine {
 fn create_options(compose: &Compose, opts: &Options, name: &str, svc: &Service) -> CreateOptions {
     let project = &opts.project;
     CreateOptions {
-        name: Some(container_name(project, name)),
+        name: Some(container_name(project, name, svc)),
         image: svc.image.clone(),
         entrypoint: svc.entrypoint.clone(),
         args: svc.command.clone().unwrap_or_default(),
@@ -303,10 +303,15 @@ fn create_options(compose: &Compose, opts: &Options, name: &str, svc: &Service) 
             aliases: vec![name.to_string()],
         },
         cgroup_manager: opts.cgroup_manager,
-        labels: BTreeMap::from([
-            (super::setup::PROJECT_LABEL.to_string(), project.clone()),
-            (super::setup::SERVICE_LABEL.to_string(), name.to_string()),
-        ]),
+        labels: svc
+            .labels
+            .clone()
+            .into_iter()
+            .chain([
+                (super::setup::PROJECT_LABEL.to_string(), project.clone()),
+                (super::setup::SERVICE_LABEL.to_string(), name.to_string()),
+            ])
+            .collect(),
         ..CreateOptions::default()
     }
 }

@@ -8,10 +8,22 @@ use forge_netd::{Netd, NetworkOptions};
 use forge_runtime::Runtime;
 
 use super::say;
-use crate::compose::{Compose, NetworkDef, PullPolicy, VolumeDef};
+use crate::compose::{Compose, NetworkDef, PullPolicy, Service, VolumeDef};
 
-pub fn container_name(project: &str, service: &str) -> String {
-    format!("{project}-{service}")
+/// The container of `project`'s service `key`: its `container_name`, else `PROJECT-KEY`.
+pub fn container_name(project: &str, key: &str, svc: &Service) -> String {
+    svc.container_name
+        .clone()
+        .unwrap_or_else(|| format!("{project}-{key}"))
+}
+
+/// Each service's key and its container's name.
+fn service_containers(compose: &Compose, project: &str) -> Vec<(String, String)> {
+    compose
+        .services
+        .iter()
+        .map(|(key, svc)| (key.clone(), container_name(project, key, svc)))
+        .collect()
 }
 
 pub fn network_name(project: &str, network: &str) -> String {
@@ -97,7 +109,7 @@ pub(super) async fn prepare(
     let runtime = runtime.clone();
     let netd = netd.clone();
     let networks = project_networks(compose);
-    let services: Vec<String> = compose.services.keys().cloned().collect();
+    let services = service_containers(compose, project);
     let project = project.to_string();
     // Each image once, pulled if any of its services asks for it.
     let mut images: BTreeMap<String, PullPolicy> = BTreeMap::new();
@@ -186,18 +198,17 @@ fn ensure_image(runtime: &Runtime, image: &str, policy: PullPolicy) -> Result<()
 fn leftover_containers(
     runtime: &Runtime,
     project: &str,
-    services: &[String],
+    services: &[(String, String)],
 ) -> Result<Vec<String>, String> {
     let mut leftovers = Vec::new();
-    for service in services {
-        let name = container_name(project, service);
-        let Ok(c) = runtime.get(&name) else { continue };
+    for (service, name) in services {
+        let Ok(c) = runtime.get(name) else { continue };
         if !is_service(&c, project, service) {
             return Err(format!(
                 "container {name} exists and is not service {service} of project {project} (made with forge run --name?): remove or rename it, or choose another project name with -p"
             ));
         }
-        leftovers.push(name);
+        leftovers.push(name.clone());
     }
     Ok(leftovers)
 }
@@ -232,7 +243,7 @@ pub(super) async fn tear_down(
 ) {
     let runtime = runtime.clone();
     let netd = netd.clone();
-    let services: Vec<String> = compose.services.keys().cloned().collect();
+    let services = service_containers(compose, project);
     let networks: Vec<String> = project_networks(compose).into_keys().collect();
     let volumes: Vec<String> = match remove_volumes {
         true => compose
@@ -245,17 +256,16 @@ pub(super) async fn tear_down(
     };
     let project = project.to_string();
     tokio::task::spawn_blocking(move || {
-        for service in &services {
-            let name = container_name(&project, service);
+        for (service, name) in &services {
             // Only this project's: one made by hand under the name meanwhile stays.
             if runtime
-                .get(&name)
+                .get(name)
                 .is_ok_and(|c| is_service(&c, &project, service))
             {
                 let removed = if remove_volumes {
-                    runtime.remove_with_volumes(&name, true)
+                    runtime.remove_with_volumes(name, true)
                 } else {
-                    runtime.remove(&name, true)
+                    runtime.remove(name, true)
                 };
                 if let Err(e) = removed {
                     tracing::warn!("removing {name}: {e}");

@@ -117,7 +117,12 @@ impl Supervisor {
         args.push(file);
         let mut cmd = forge.supervise(&args);
         cmd.envs(env.iter().copied());
-        let what = format!("forge-supervise {}", args.join(" "));
+        Self::spawn(&mut cmd, &format!("forge-supervise {}", args.join(" ")))
+    }
+
+    /// Starts the supervisor command `cmd` (from [`Forge::supervise`]), described as `what`.
+    pub fn spawn(cmd: &mut std::process::Command, what: &str) -> Self {
+        let what = what.to_string();
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
