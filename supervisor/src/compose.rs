@@ -462,6 +462,7 @@ fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invali
     check_volumes(&places, &volumes)?;
     check_dependencies(&places, &services)?;
     check_ports(&places)?;
+    check_container_names(&places, &services)?;
     if services
         .values()
         .any(|s| s.networks.iter().any(|n| n == DEFAULT_NETWORK))
@@ -618,6 +619,29 @@ fn check_dependencies(
             .find(|(dep, _)| *dep == cycle[1])
             .expect("a cycle follows a dependency");
         return Err(spot.err(format!("dependency cycle: {}", cycle.join(" -> "))));
+    }
+    Ok(())
+}
+
+/// Two services cannot name the same container.
+fn check_container_names(
+    places: &[(&str, Placed)],
+    services: &BTreeMap<String, Service>,
+) -> Result<(), Invalid> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, placed) in places {
+        let Some(container) = services[*name].container_name.as_deref() else {
+            continue;
+        };
+        if let Some(first) = seen.insert(container, name) {
+            return Err(placed
+                .container_name
+                .clone()
+                .expect("read with the name")
+                .err(format!(
+                    "container name {container:?} is also service {first}'s container_name"
+                )));
+        }
     }
     Ok(())
 }

@@ -61,6 +61,8 @@ pub(super) struct Placed {
     pub ports: Vec<(PublishedPort, Spot)>,
     /// The named volumes it mounts (keys of `[volumes]`).
     pub volumes: Vec<(String, Spot)>,
+    /// Where its `container_name` is.
+    pub container_name: Option<Spot>,
 }
 
 /// `dir` is the compose file's directory, for relative paths in the service.
@@ -87,6 +89,7 @@ pub(super) fn read(
         Some(node) => networks(&node)?,
         None => vec![(super::DEFAULT_NETWORK.to_string(), node.spot.clone())],
     };
+    placed.container_name = get("container_name").map(|n| n.spot);
     if let Some(node) = get("expose") {
         expose(&node)?;
     }

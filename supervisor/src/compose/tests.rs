@@ -487,6 +487,10 @@ fn compose_spellings_of_limits_container_name_labels_and_expose_are_read() {
             "services.app.labels.\"forge.project\": invalid label \"forge.project\"",
         ),
         (
+            "[services.a]\nimage = \"host\"\ncontainer_name = \"db\"\n[services.b]\nimage = \"host\"\ncontainer_name = \"db\"\n",
+            "compose.toml:6:18: services.b.container_name: container name \"db\" is also service a's container_name",
+        ),
+        (
             "[services.app]\nimage = \"host\"\nexpose = [\"80/icmp\"]\n",
             "compose.toml:3:11: services.app.expose[0]: invalid port \"80/icmp\"",
         ),
