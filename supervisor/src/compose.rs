@@ -40,6 +40,8 @@
 //! user = "1000:1000"               # or a number
 //! hostname = "www"
 //! init = false
+//! # deploy = { resources = { limits = { memory = "256m" } }, restart_policy = { condition = "on-failure", max_attempts = 3, delay = "5s", window = "30s" } }
+//! #                                # Compose's spelling of limits and restart (one or the other)
 //! container_name = "shop-db"      # default PROJECT-SERVICE
 //! labels = { "com.example.tier" = "back" }   # or ["com.example.tier=back"]
 //! expose = ["8080", "53/udp"]      # documentation only, as in Docker
@@ -88,6 +90,7 @@
 //! Reading a service's fields is in `compose/service.rs`; the checks that span services (dependencies,
 //! networks, published ports) are here.
 
+mod deploy;
 mod node;
 mod security;
 mod service;

@@ -351,6 +351,17 @@ const COMPOSE_KEYS: &[&str] = &[
     "start_period",
     "start_interval",
     "disable",
+    // deploy
+    "mode",
+    "placement",
+    "update_config",
+    "rollback_config",
+    "endpoint_mode",
+    "reservations",
+    "condition",
+    "delay",
+    "max_attempts",
+    "window",
 ];
 
 /// `parent.key`, quoting the key as TOML would when it is not a bare key.

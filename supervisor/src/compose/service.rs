@@ -35,6 +35,7 @@ const SERVICE_KEYS: &[&str] = &[
     "x-backoff",
     "healthcheck",
     "limits",
+    "deploy",
     "cpus",
     "mem_limit",
     "memswap_limit",
@@ -117,7 +118,11 @@ pub(super) fn read(
             volumes.push(mount);
         }
     }
-    let limits = limits(&table)?;
+    let deploy = get("deploy")
+        .map(|n| super::deploy::read(&n))
+        .transpose()?
+        .unwrap_or_default();
+    let limits = limits(&table, deploy.limits.as_ref())?;
     if let (Mode::Auto, Some(_)) = (security.userns, &limits.storage) {
         let spot = get("userns_mode").expect("auto was given").spot;
         return Err(spot.err("userns_mode = \"auto\" cannot be combined with limits.storage"));
@@ -150,8 +155,28 @@ pub(super) fn read(
             .transpose()?,
         labels: get("labels").map_or(Ok(BTreeMap::new()), |n| labels(&n))?,
         depends_on,
-        restart: get("restart").map_or(Ok(RestartPolicy::No), |n| restart(&n))?,
-        backoff: get("x-backoff").map_or(Ok(*global_backoff), |n| backoff(&n, global_backoff))?,
+        restart: match (get("restart"), &deploy.restart) {
+            (Some(node), Some(_)) => {
+                return Err(node.err("give restart or deploy.restart_policy, not both"))
+            }
+            (Some(node), None) => restart(&node)?,
+            (None, Some(deployed)) => deployed.policy,
+            (None, None) => RestartPolicy::No,
+        },
+        backoff: {
+            let mut backoff =
+                get("x-backoff").map_or(Ok(*global_backoff), |n| backoff(&n, global_backoff))?;
+            if let Some(deployed) = &deploy.restart {
+                if let Some(delay) = deployed.delay {
+                    backoff.initial = delay;
+                    backoff.max = backoff.max.max(delay);
+                }
+                if let Some(window) = deployed.window {
+                    backoff.reset_after = window;
+                }
+            }
+            backoff
+        },
         healthcheck: get("healthcheck").map_or(Ok(None), |n| healthcheck(&n))?,
         limits,
         networks: placed.networks.iter().map(|(n, _)| n.clone()).collect(),
@@ -503,8 +528,9 @@ const LIMIT_ALIASES: [(&str, &str); 4] = [
 ];
 
 /// The service's `limits = { … }`, with Compose's `cpus`, `mem_limit`, `memswap_limit` and
-/// `pids_limit` beside it as other spellings of the same keys (one of the two, not both).
-fn limits(service: &Table) -> Result<Limits, Invalid> {
+/// `pids_limit` beside it and `deploy.resources.limits` as other spellings of the same keys
+/// (one spelling per limit).
+fn limits(service: &Table, deployed: Option<&Table>) -> Result<Limits, Invalid> {
     let keys = ["cpus", "memory", "memory_swap", "pids", "storage"];
     // Each key's text and the place an error about it points at.
     let mut given: BTreeMap<&str, (String, Spot)> = BTreeMap::new();
@@ -520,10 +546,13 @@ fn limits(service: &Table) -> Result<Limits, Invalid> {
             }
         }
     }
-    for (alias, key) in LIMIT_ALIASES {
-        let Some(node) = service.get(alias) else {
-            continue;
-        };
+    let aliases = LIMIT_ALIASES
+        .iter()
+        .filter_map(|(alias, key)| Some((service.get(alias)?, *key)));
+    let deployed = ["cpus", "memory", "pids"]
+        .into_iter()
+        .filter_map(|key| Some((deployed?.get(key)?, key)));
+    for (node, key) in aliases.chain(deployed) {
         if given.contains_key(key) {
             return Err(node.err(format!(
                 "the same limit as limits.{key}: give one of the two"

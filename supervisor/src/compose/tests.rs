@@ -501,6 +501,57 @@ fn compose_spellings_of_limits_container_name_labels_and_expose_are_read() {
 }
 
 #[test]
+fn deploy_gives_limits_and_a_restart_policy_and_refuses_what_one_host_cannot_do() {
+    let text = "[services.app]\nimage = \"host\"\n[services.app.deploy]\nreplicas = 1\nresources = { limits = { cpus = \"0.5\", memory = \"128m\", pids = 30 } }\nrestart_policy = { condition = \"on-failure\", max_attempts = 3, delay = \"5s\", window = \"30s\" }\n";
+    let app = crate::compose::parse(Path::new("compose.toml"), text)
+        .unwrap()
+        .services["app"]
+        .clone();
+    assert_eq!(app.limits.cpus, Some(0.5));
+    assert_eq!(app.limits.memory, Some(128 << 20));
+    assert_eq!(app.limits.pids, Some(30));
+    assert_eq!(
+        app.restart,
+        RestartPolicy::OnFailure {
+            max_restarts: Some(3)
+        }
+    );
+    assert_eq!(app.backoff.initial, Duration::from_secs(5));
+    assert_eq!(app.backoff.reset_after, Duration::from_secs(30));
+    let any = "[services.app]\nimage = \"host\"\ndeploy = { restart_policy = {} }\n";
+    let app = crate::compose::parse(Path::new("compose.toml"), any)
+        .unwrap()
+        .services["app"]
+        .clone();
+    assert_eq!(app.restart, RestartPolicy::Always);
+    for (text, expected) in [
+        (
+            "[services.app]\nimage = \"host\"\ndeploy = { replicas = 3 }\n",
+            "services.app.deploy.replicas: replicas = 3: more than one container per service is not supported yet",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\ndeploy = { placement = {} }\n",
+            "unknown key \"placement\" (a Compose key that Forge does not support yet)",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\nmem_limit = \"1g\"\ndeploy = { resources = { limits = { memory = \"2g\" } } }\n",
+            "services.app.deploy.resources.limits.memory: the same limit as limits.memory",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\nrestart = \"always\"\ndeploy = { restart_policy = { condition = \"any\" } }\n",
+            "services.app.restart: give restart or deploy.restart_policy, not both",
+        ),
+        (
+            "[services.app]\nimage = \"host\"\ndeploy = { restart_policy = { condition = \"sometimes\" } }\n",
+            "unknown condition \"sometimes\" (expected none, on-failure or any)",
+        ),
+    ] {
+        let got = err(text);
+        assert!(got.contains(expected), "{got}\n  does not contain\n{expected}");
+    }
+}
+
+#[test]
 fn a_cycle_is_reported_where_it_closes() {
     let text = "[services.db]\nimage = \"host\"\ndepends_on = [\"web\"]\n\n[services.web]\nimage = \"host\"\ndepends_on = { db = { condition = \"service_completed_successfully\" } }\n";
     assert_eq!(
