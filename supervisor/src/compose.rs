@@ -79,6 +79,7 @@
 //! timeout = "30s"
 //! retries = 3                      # at least 1
 //! start_period = "0s"
+//! start_interval = "5s"           # between probes during the start period (default: interval)
 //! disable = false
 //!
 //! [services.db]
@@ -232,6 +233,9 @@ pub struct Healthcheck {
     pub timeout: Duration,
     pub retries: u32,
     pub start_period: Duration,
+    /// Docker 25's `start_interval`: the time between probes during the start period, while
+    /// still `starting` (`interval` when not given).
+    pub start_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,7 +73,9 @@ impl HealthMachine {
         self.failing_streak
     }
 
-    fn in_grace(&self, now: Instant) -> bool {
+    /// Whether `now` is in the start period of a service still `starting`: failures do not
+    /// count, and probes come every `start_interval`.
+    pub fn in_grace(&self, now: Instant) -> bool {
         self.status == Health::Starting
             && now.saturating_duration_since(self.started) < self.start_period
     }
@@ -91,6 +93,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retries,
             start_period: Duration::from_secs(start_period_s),
+            start_interval: None,
         }
     }
 

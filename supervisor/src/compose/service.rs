@@ -446,6 +446,7 @@ fn healthcheck(node: &Node) -> Result<Option<Healthcheck>, Invalid> {
         "timeout",
         "retries",
         "start_period",
+        "start_interval",
         "disable",
     ])?;
     let positive = |key, default: Duration| -> Result<Duration, Invalid> {
@@ -463,6 +464,10 @@ fn healthcheck(node: &Node) -> Result<Option<Healthcheck>, Invalid> {
     let start_period = table
         .get("start_period")
         .map_or(Ok(Duration::ZERO), |n| duration(&n))?;
+    let start_interval = match table.get("start_interval") {
+        Some(_) => Some(positive("start_interval", Duration::ZERO)?),
+        None => None,
+    };
     let retries = match table.get("retries") {
         Some(node) => match node.as_integer() {
             Some(n) if n >= 1 && n <= i64::from(u32::MAX) => n as u32,
@@ -487,6 +492,7 @@ fn healthcheck(node: &Node) -> Result<Option<Healthcheck>, Invalid> {
         timeout,
         retries,
         start_period,
+        start_interval,
     }))
 }
 

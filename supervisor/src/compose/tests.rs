@@ -122,6 +122,7 @@ fn full_example() {
             timeout: ms(500),
             retries: 5,
             start_period: ms(90_000),
+            start_interval: None,
         })
     );
 
@@ -262,6 +263,7 @@ fn defaults() {
             timeout: Duration::from_secs(30),
             retries: 3,
             start_period: Duration::ZERO,
+            start_interval: None,
         })
     );
 }

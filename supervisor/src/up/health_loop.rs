@@ -20,7 +20,11 @@ pub(super) async fn check_health<E: Engine>(core: Arc<Core<E>>, name: String, ch
     };
     let mut last = None;
     loop {
-        tokio::time::sleep(check.interval).await;
+        let pause = match check.start_interval {
+            Some(quick) if machine.in_grace(Instant::now().into_std()) => quick,
+            _ => check.interval,
+        };
+        tokio::time::sleep(pause).await;
         // The start period counts against the probe's start, as Docker does.
         let began = Instant::now();
         let ok = core.engine.probe(&name, &test, check.timeout).await;

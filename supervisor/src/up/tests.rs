@@ -465,6 +465,33 @@ healthcheck = { test = ["CMD", "true"], interval = "1s", retries = 2, start_peri
 }
 
 #[tokio::test(start_paused = true)]
+async fn start_interval_probes_quickly_during_the_start_period_then_interval_takes_over() {
+    let text = r#"
+[services.db]
+image = "host"
+healthcheck = { test = ["CMD", "true"], interval = "10s", retries = 1, start_period = "3s", start_interval = "500ms" }
+"#;
+    let fake = Fake::new(&[(
+        "db",
+        vec![Run::daemon().probes(&[false, false, true, false])],
+    )]);
+    let out = supervise(text, fake, Options::default(), &[40_000]).await;
+    // Probes at 0.5, 1 and 1.5 s (the third succeeds); once healthy, every 10 s: 11.5 s fails.
+    assert_eq!(
+        out.of("db", "health healthy"),
+        [1_500],
+        "{:#?}",
+        out.lines()
+    );
+    assert_eq!(
+        out.of("db", "health unhealthy"),
+        [11_500],
+        "{:#?}",
+        out.lines()
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn stop_goes_in_reverse_order_and_kills_after_the_grace_period() {
     let text = r#"
 [services.db]
