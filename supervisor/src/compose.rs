@@ -79,7 +79,7 @@
 //! timeout = "30s"
 //! retries = 3                      # at least 1
 //! start_period = "0s"
-//! start_interval = "5s"           # between probes during the start period (default: interval)
+//! start_interval = "5s"            # between probes during the start period (default: interval)
 //! disable = false
 //!
 //! [services.db]
