@@ -1081,6 +1081,12 @@ impl Runtime {
 
     fn remove_container(&self, name: &str, force: bool, volumes: bool) -> Result<(), RuntimeError> {
         let c = self.get(name)?;
+        // Held until the files are gone, as a start takes it too: a supervisor restarting the
+        // container meanwhile waits, then finds it removed, instead of starting half of it.
+        let lock_path = self.roots.container_data(c.id()).join("rootfs.lock");
+        let _rootfs_lock = crate::sys::lock_exclusive(&lock_path).ok();
+        // What it is now that nothing starts it (it may have been restarted meanwhile).
+        let c = self.get(name)?;
         if c.is_running() {
             if !force {
                 return Err(RuntimeError::Running(c.name().to_string()));

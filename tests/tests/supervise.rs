@@ -1279,12 +1279,14 @@ fn a_container_made_by_hand_under_a_services_name_is_refused_and_left_alone() {
 #[test]
 fn a_container_the_user_removes_is_created_again_from_the_file() {
     let forge = Forge::new();
+    // Thousands of files in its writable layer make the removal slow, and a 1 ms backoff
+    // restarts the killed container while `forge rm` is still deleting them.
     let file = compose_file(&format!(
-        "[x-backoff]\ninitial = \"50ms\"\n\n[services.web]\nimage = \"host\"\nrestart = \"always\"\ncommand = {}\n",
-        daemon("web", "0")
+        "[x-backoff]\ninitial = \"1ms\"\n\n[services.web]\nimage = \"host\"\nrestart = \"always\"\ncommand = {}\n",
+        report_then_wait("mkdir /junk && cd /junk && seq 4000 | xargs touch && echo filled")
     ));
     let mut sup = Supervisor::start(&forge, "gone", &file.path, &[]);
-    sup.wait_event("web", "started (pid", 1);
+    sup.wait_output("web", "filled", |t| t == "filled");
     let first = forge.inspect("gone-web")["Config"]["id"].clone();
     forge.ok(&["rm", "-f", "gone-web"]);
     sup.wait_event("web", "its container gone-web was removed", 1);

@@ -91,6 +91,10 @@ impl Runtime {
         let lock_path = self.roots.container_data(c.id()).join("rootfs.lock");
         let _rootfs_lock =
             crate::sys::lock_exclusive(&lock_path).map_err(io_err("locking", &lock_path))?;
+        // Removed while we waited for the lock (`forge rm -f` holds it until its files go).
+        if self.load(c.id()).is_none() {
+            return Err(RuntimeError::NotFound(c.name().to_string()));
+        }
         let spec = self.init_spec(c, die_with_parent)?;
         self.make_bind_sources(&c.config)?;
         // Started again: a `forge stop` before no longer holds back its restart policy.

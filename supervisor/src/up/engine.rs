@@ -18,6 +18,9 @@ pub enum StartError {
     Create(String),
     /// It exists but did not start: a restart may succeed.
     Start(String),
+    /// The user removed it (`forge rm -f`) while it was to start: the next start creates it
+    /// again from the file, at once.
+    Removed,
 }
 
 /// One container per service, started, waited for and signalled by the service's name.

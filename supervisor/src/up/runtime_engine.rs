@@ -162,6 +162,22 @@ impl Engine for RuntimeEngine {
         let started = match started {
             Ok(started) => started,
             Err(e) => {
+                // `forge rm -f` holds the container's rootfs lock, which a start takes, until
+                // its files are gone: a start it raced fails, and finds the container gone.
+                let runtime = self.runtime.clone();
+                let (name, id) = (c.name().to_string(), c.id().to_string());
+                let gone = tokio::task::spawn_blocking(move || {
+                    !runtime.get(&name).is_ok_and(|now| now.id() == id)
+                })
+                .await
+                .unwrap_or(false);
+                if gone {
+                    super::say(&format!(
+                        "{service}: its container {} was removed (forge rm?): creating it again from the file",
+                        c.name()
+                    ));
+                    return Err(StartError::Removed);
+                }
                 *lock(&slot.container) = Some(c);
                 return Err(StartError::Start(e.to_string()));
             }

@@ -38,6 +38,7 @@ pub(super) async fn supervise<E: Engine>(core: Arc<Core<E>>, name: String) {
                 }
                 run_once(&core, &name, pid).await
             }
+            Err(StartError::Removed) => continue,
             // A restart that cannot start counts as a failed run: it is retried with backoff.
             Err(StartError::Start(why)) if tracker.restarts() > 0 => {
                 tracing::error!("{name}: restart failed: {why}");
