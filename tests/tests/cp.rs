@@ -654,3 +654,32 @@ fn a_userns_auto_container_sees_copied_files_with_its_own_ids() {
     let on_disk = std::fs::metadata(forge.root().join("volumes/data/_data/kept")).unwrap();
     assert_eq!((on_disk.uid(), on_disk.gid()), (5, 6));
 }
+
+#[test]
+fn a_stopped_read_only_container_takes_copies_into_its_volumes_but_not_its_root() {
+    let forge = with_web(&["--read-only", "-v", "data:/data"]);
+    forge.ok(&["stop", "-t", "1", "web"]);
+    let (_dir, file) = host_file("in.conf", "into the volume\n");
+    let f = file.display().to_string();
+    cp_ok(&forge, &[&f, "web:/data/"]);
+    let refused = cp(&forge, &[&f, "web:/etc/in.conf"]);
+    assert_eq!(refused.code, 125, "{refused}");
+    assert!(
+        refused.forge_error_line().contains("Read-only file system"),
+        "{refused}"
+    );
+    let on_disk = forge.root().join("volumes/data/_data/in.conf");
+    assert_eq!(
+        std::fs::read_to_string(on_disk).unwrap(),
+        "into the volume\n"
+    );
+    forge.ok(&["start", "web"]);
+    assert_eq!(
+        exec(
+            &forge,
+            "web",
+            "cat /data/in.conf; ls /etc/in.conf 2>&1 || true"
+        ),
+        "into the volume\nls: /etc/in.conf: No such file or directory\n"
+    );
+}

@@ -10,8 +10,9 @@
 //! # Caveats
 //!
 //! A stopped container's tmpfs mounts and Forge's `/etc/hosts`,
-//! `/etc/hostname` and `/etc/resolv.conf` are not there; copying into a stopped
-//! `--read-only` container is refused (its root could not be written when it runs either).
+//! `/etc/hostname` and `/etc/resolv.conf` are not there. A stopped `--read-only` container's
+//! root is mounted read-only, its volumes and binds as they are: a copy into a writable volume
+//! works, one into the root fails with EROFS, as while it runs (Docker's rule).
 //! Mounting a stopped container's volumes makes their missing mount points in its writable
 //! layer, as its next start would; that happens before the paths are looked up.
 
@@ -67,7 +68,7 @@ impl Runtime {
                 "copying between containers is not supported".into(),
             )),
             (CopyPath::Container { container, path }, to) => {
-                let o = self.open_root(container, false)?;
+                let o = self.open_root(container)?;
                 let name = o.c.name().to_string();
                 let source = cp::source(&o.root, &name, path, follow)?;
                 match to {
@@ -93,7 +94,7 @@ impl Runtime {
                 }
             }
             (from, CopyPath::Container { container, path }) => {
-                let o = self.open_root(container, true)?;
+                let o = self.open_root(container)?;
                 let name = o.c.name().to_string();
                 let dest = cp::dest(&o.root, &name, path)?;
                 let owners = if opts.archive {
@@ -125,7 +126,7 @@ impl Runtime {
     }
 
     /// The root of container `name`, running or stopped.
-    fn open_root(&self, name: &str, writing: bool) -> Result<Opened, RuntimeError> {
+    fn open_root(&self, name: &str) -> Result<Opened, RuntimeError> {
         let c = self.get(name)?;
         if let Some(root) = running_root(&c) {
             return Ok(Opened {
@@ -149,9 +150,6 @@ impl Runtime {
             name: c.name().to_string(),
             message: why.to_string(),
         };
-        if writing && c.config.read_only {
-            return Err(refuse("its root filesystem is read-only (--read-only)"));
-        }
         let spec = self.init_spec(&c, false)?;
         std::fs::create_dir_all(&spec.rootfs).map_err(io_err("creating", &spec.rootfs))?;
         let request = cp::stopped::MountRequest {
@@ -162,6 +160,7 @@ impl Runtime {
             rootfs: spec.rootfs,
             mounts: spec.mounts,
             userns: spec.userns,
+            read_only: c.config.read_only,
         };
         let exe = crate::launch::init_exe()?;
         let tree = cp::stopped::mount_root(&exe, &request).map_err(|m| refuse(&m))?;

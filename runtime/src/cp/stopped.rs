@@ -38,6 +38,9 @@ pub struct MountRequest {
     /// `--userns=auto`: the layers, binds and disk volumes are idmapped as the container sees
     /// them, so the tree shows the same host IDs as a running container's `/proc/PID/root`.
     pub userns: Option<crate::userns::UsernsSpec>,
+    /// `--read-only`: the root is made read-only once the mounts are on it (their volumes and
+    /// binds stay as they are), as the running container sees it.
+    pub read_only: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -168,6 +171,16 @@ fn mount_all(request: &MountRequest) -> Result<OwnedFd, String> {
         };
         crate::init::mount_in::apply(&request.rootfs, m, prepared)
             .map_err(|e| format!("mounting at {}: {e}", m.target))?;
+    }
+    if request.read_only {
+        mount(
+            None::<&str>,
+            &request.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| format!("making the root read-only: {e}"))?;
     }
     let fd = nix::fcntl::open(
         &request.rootfs,
