@@ -394,15 +394,13 @@ pub fn mount_setattr_idmap(
 }
 
 /// Makes the detached mount `tree` and every mount below it show owners through the mapping
-/// of `userns` (a bind or volume of a `--userns=auto` container), read-only if asked. Every
-/// file system below must support idmapped mounts (EINVAL otherwise).
+/// of `userns` (a bind or volume of a `--userns=auto` container; init makes it read-only if
+/// asked). Every file system below must support idmapped mounts (EINVAL otherwise).
 pub fn mount_setattr_idmap_recursive(
     tree: std::os::fd::BorrowedFd<'_>,
     userns: std::os::fd::BorrowedFd<'_>,
-    read_only: bool,
 ) -> io::Result<()> {
-    let attrs = if read_only { MOUNT_ATTR_RDONLY } else { 0 };
-    mount_setattr(tree, u64::from(attrs), Some(userns), true)
+    mount_setattr(tree, 0, Some(userns), true)
 }
 
 /// Attaches the detached mount `tree` at the directory `target` of this mount namespace.

@@ -365,7 +365,7 @@ pub fn idmapped_mount<'m>(
         }
         _ => unreachable!("only binds and disk volumes are made by the caller"),
     };
-    crate::sys::mount_setattr_idmap_recursive(tree.as_fd(), userns, false).map_err(|e| {
+    crate::sys::mount_setattr_idmap_recursive(tree.as_fd(), userns).map_err(|e| {
         let what = if e.raw_os_error() == Some(libc::EINVAL) {
             "idmapping for --userns=auto (a file system in it does not support idmapped mounts)"
         } else {

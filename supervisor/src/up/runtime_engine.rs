@@ -82,25 +82,16 @@ impl RuntimeEngine {
         lock(&self.services[service].container).clone()
     }
 
-    /// Creates the service's container unless it has one; one the user removed meanwhile
-    /// (`forge rm -f`) is created again from the file, as `docker compose up` would.
-    async fn container_for(&self, service: &str, slot: &Slot) -> Result<Container, StartError> {
-        let kept = lock(&slot.container).take();
-        let service = service.to_string();
+    /// Creates the service's container unless it has one. One the user removed meanwhile is
+    /// found out by the start that fails on it (see [`Engine::start`]), which leaves the slot
+    /// empty, so that the next call creates it again from the file.
+    async fn container_for(&self, slot: &Slot) -> Result<Container, StartError> {
+        if let Some(c) = lock(&slot.container).take() {
+            return Ok(c);
+        }
         let runtime = self.runtime.clone();
         let opts = slot.options.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Some(c) = kept {
-                if runtime.get(c.name()).is_ok_and(|now| now.id() == c.id()) {
-                    return Ok(c);
-                }
-                super::say(&format!(
-                    "{service}: its container {} was removed (forge rm?): creating it again from the file",
-                    c.name()
-                ));
-            }
-            runtime.create(&opts)
-        })
+        tokio::task::spawn_blocking(move || runtime.create(&opts))
             .await
             .map_err(|e| StartError::Create(e.to_string()))?
             .map_err(|e| StartError::Create(e.to_string()))
@@ -136,7 +127,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Engine for RuntimeEngine {
     async fn start(&self, service: &str, restarts: u32) -> Result<i32, StartError> {
         let slot = &self.services[service];
-        let mut c = self.container_for(service, slot).await?;
+        let mut c = self.container_for(slot).await?;
         c.state.restarts = restarts;
         let pipes = output_pipe().and_then(|out| Ok((out, output_pipe()?)));
         let ((out_read, out_write), (err_read, err_write)) = match pipes {
