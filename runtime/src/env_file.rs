@@ -2,9 +2,9 @@
 //! (docs.docker.com/compose/env-file): `KEY=VALUE` lines, `#` comments and blank lines,
 //! an optional `export `, values unquoted (trimmed, ` #` starts a comment), in single quotes
 //! (literal) or in double quotes (`\n`, `\t`, `\r`, `\\`, `\"`, `\$` escapes, may span lines).
-//! Unquoted and double-quoted values are interpolated: `$VAR`, `${VAR}`, `${VAR:-default}`,
-//! `${VAR-default}`, `$$` for a `$`; from the variables above in the file, then the caller's
-//! environment. A bare `KEY` takes the caller's value and is left out when it has none.
+//! Unquoted and double-quoted values are interpolated as compose files are ([`crate::template`]:
+//! `$VAR`, `${VAR:-default}`, `${VAR:?error}` …, `$$` for a `$`), from the variables above in
+//! the file, then the caller's environment. A bare `KEY` takes the caller's value and is left out when it has none.
 //!
 //! Written here rather than taken from `dotenvy`: that crate refuses unquoted values with
 //! spaces and bare names, both of which Compose files use. Stricter than `docker run
@@ -189,47 +189,9 @@ fn double_quoted(
     Ok(None)
 }
 
-/// `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `$$`.
+/// Compose's substitutions ([`crate::template`]); a `$` before anything else stays a `$`.
 fn interpolate(text: &str, get: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('{') {
-            let end = inner
-                .find('}')
-                .ok_or_else(|| format!("unclosed \"${{\" in {text:?}"))?;
-            let expr = &inner[..end];
-            let (name, default, empty_too) = match (expr.find(":-"), expr.find('-')) {
-                (Some(i), _) => (&expr[..i], Some(&expr[i + 2..]), true),
-                (None, Some(i)) => (&expr[..i], Some(&expr[i + 1..]), false),
-                (None, None) => (expr, None, false),
-            };
-            check_key(name).map_err(|_| format!("invalid variable reference \"${{{expr}}}\""))?;
-            let value = get(name).filter(|v| !(empty_too && v.is_empty()));
-            out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_string()));
-            rest = &inner[end + 1..];
-        } else {
-            let len = after
-                .char_indices()
-                .find(|(i, c)| {
-                    !(c.is_ascii_alphanumeric() || *c == '_') || (*i == 0 && c.is_ascii_digit())
-                })
-                .map_or(after.len(), |(i, _)| i);
-            if len == 0 {
-                out.push('$');
-            } else {
-                out.push_str(&get(&after[..len]).unwrap_or_default());
-            }
-            rest = &after[len..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
+    crate::template::substitute(text, get, crate::template::LoneDollar::Kept).map(|s| s.text)
 }
 
 #[cfg(test)]
@@ -301,7 +263,7 @@ NOT_SET
             ("A='open\n", 1, "a single quote is never closed"),
             ("\nA=\"open\nstill\n", 2, "a double quote is never closed"),
             ("A=\"x\" y\n", 1, "unexpected \"y\" after the closing quote"),
-            ("A=${B\n", 1, "unclosed \"${\""),
+            ("A=${B\n", 1, "invalid interpolation format"),
             ("=x\n", 1, "invalid variable name \"\""),
         ];
         for (text, line, message) in cases {

@@ -35,6 +35,7 @@ mod signal;
 mod spec;
 mod status;
 mod sys;
+pub mod template;
 mod tmpfs;
 mod tty;
 mod user;

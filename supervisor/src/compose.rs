@@ -88,14 +88,21 @@
 //! networks = ["back"]
 //! ```
 //!
+//! compose.yaml, Docker Compose's own format, is read into the same [`tree::Tree`] as this
+//! TOML (`compose/yaml.rs`), interpolated (`compose/interpolate.rs`), then checked by the same
+//! code: the schema above, in Compose's YAML spelling.
+//!
 //! Reading a service's fields is in `compose/service.rs`; the checks that span services (dependencies,
 //! networks, published ports) are here.
 
 mod deploy;
+mod interpolate;
 mod node;
 mod security;
 mod service;
+mod tree;
 mod volumes;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -112,9 +119,29 @@ use nix::sys::signal::Signal;
 use toml_edit::ImDocument;
 
 pub use crate::backoff::Backoff;
+pub use interpolate::Variables;
 use node::{line_col, Invalid, Node, Spot};
 use service::Placed;
 pub use volumes::VolumeDef;
+
+/// The names looked for in the current directory when no file is named, in Docker Compose's
+/// order, then Forge's own.
+pub const DEFAULT_FILES: [&str; 5] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+    "compose.toml",
+];
+
+/// What the command line adds to the file: its variables and profiles.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--env-file`s, instead of the `.env` beside the compose file.
+    pub env_files: Vec<PathBuf>,
+    /// `--profile`s; when none, `COMPOSE_PROFILES` (comma-separated); `*` enables all.
+    pub profiles: Vec<String>,
+}
 
 /// The network every service without `networks` joins; always defined, implicitly.
 pub const DEFAULT_NETWORK: &str = "default";
@@ -131,6 +158,8 @@ pub struct Compose {
     pub backoff: Backoff,
     /// The top-level `name`: the project's name unless `-p` gives one.
     pub name: Option<String>,
+    /// What was read but deserves a word: unset variables, as Compose warns of them.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -205,6 +234,8 @@ pub struct Service {
     pub userns: forge_runtime::UsernsMode,
     /// `volumes`: binds, volumes (named ones by their key in `[volumes]`) and tmpfs mounts.
     pub volumes: Vec<forge_runtime::Mount>,
+    /// `profiles`: the service runs only when one of them is enabled; always when empty.
+    pub profiles: Vec<String>,
 }
 
 /// When a dependency counts as ready for its dependents to start.
@@ -361,6 +392,11 @@ impl ComposeError {
 
 /// Reads and checks a compose file.
 pub fn load(path: &Path) -> Result<Compose, ComposeError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// Reads and checks a compose file with the command line's env files and profiles.
+pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Compose, ComposeError> {
     let text = std::fs::read_to_string(path).map_err(|err| ComposeError {
         path: path.to_path_buf(),
         location: None,
@@ -368,7 +404,18 @@ pub fn load(path: &Path) -> Result<Compose, ComposeError> {
         message: format!("cannot read: {}", io_reason(&err)),
         source: Some(err),
     })?;
-    parse(path, &text)
+    parse_with(path, &text, opts)
+}
+
+/// The first of [`DEFAULT_FILES`] in `dir`, and the others found there (which Compose warns
+/// are not read).
+pub fn find_default(dir: &Path) -> Option<(PathBuf, Vec<PathBuf>)> {
+    let mut found = DEFAULT_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .filter(|path| path.is_file());
+    let first = found.next()?;
+    Some((first, found.collect()))
 }
 
 /// `No such file or directory`, without Rust's ` (os error 2)`.
@@ -382,28 +429,66 @@ fn io_reason(err: &std::io::Error) -> String {
 
 /// Parses and checks compose text; `path` only names the file in errors and in the result.
 pub fn parse(path: &Path, text: &str) -> Result<Compose, ComposeError> {
-    let doc = ImDocument::parse(text.to_string()).map_err(|err| {
-        let message = err.message().trim().replace('\n', "; ");
-        ComposeError::at(
-            path,
-            text,
-            Invalid {
-                at: err.span().map_or(0, |span| span.start),
-                field: String::new(),
-                message: format!("invalid TOML: {message}"),
-            },
-        )
-    })?;
+    parse_with(path, text, &LoadOptions::default())
+}
+
+/// A file whose name ends in `.toml` is compose.toml; any other is Compose's YAML.
+pub fn is_toml(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "toml")
+}
+
+fn parse_with(path: &Path, text: &str, opts: &LoadOptions) -> Result<Compose, ComposeError> {
+    let at = |invalid| ComposeError::at(path, text, invalid);
     // Relative paths in the file are relative to its directory, whatever the working directory
     // is when the containers start.
     let dir = path.parent().unwrap_or(Path::new(""));
     let dir = std::env::current_dir()
         .map(|cwd| cwd.join(dir))
         .unwrap_or_else(|_| dir.to_path_buf());
-    let mut compose =
-        read_document(&doc, &dir).map_err(|invalid| ComposeError::at(path, text, invalid))?;
+    let vars = Variables::read(&dir, &opts.env_files).map_err(|message| ComposeError {
+        path: path.to_path_buf(),
+        location: None,
+        field: String::new(),
+        message,
+        source: None,
+    })?;
+    let mut warnings = Vec::new();
+    let tree = if is_toml(path) {
+        let doc = ImDocument::parse(text.to_string()).map_err(|err| {
+            let message = err.message().trim().replace('\n', "; ");
+            at(Invalid {
+                at: err.span().map_or(0, |span| span.start),
+                field: String::new(),
+                message: format!("invalid TOML: {message}"),
+            })
+        })?;
+        tree::from_toml(&doc)
+    } else {
+        let mut tree = yaml::parse(text).map_err(at)?;
+        warnings = interpolate::interpolate(&mut tree, &vars).map_err(at)?;
+        tree
+    };
+    let profiles = enabled_profiles(opts, &vars);
+    let mut compose = read_document(&tree, &dir, &vars, &profiles).map_err(at)?;
     compose.path = path.to_path_buf();
+    compose.warnings = warnings;
     Ok(compose)
+}
+
+/// `--profile`s, else `COMPOSE_PROFILES` (from the environment or `.env`).
+fn enabled_profiles(opts: &LoadOptions, vars: &Variables) -> Vec<String> {
+    if !opts.profiles.is_empty() {
+        return opts.profiles.clone();
+    }
+    vars.get("COMPOSE_PROFILES")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Compose {
@@ -424,8 +509,13 @@ impl Compose {
     }
 }
 
-fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invalid> {
-    let root = Node::root(doc).table("a table")?;
+fn read_document(
+    tree: &tree::Tree,
+    dir: &Path,
+    vars: &Variables,
+    profiles: &[String],
+) -> Result<Compose, Invalid> {
+    let root = Node::root(tree).table("a table")?;
     // `version` is obsolete in Compose too: accepted and ignored.
     root.only(&[
         "name",
@@ -459,12 +549,32 @@ fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invali
     }
     let mut services = BTreeMap::new();
     let mut places = Vec::new();
+    let mut disabled = BTreeMap::new();
     for entry in table.entries() {
         check_name(entry.key, &entry.key_spot, "service")?;
-        let (service, placed) = service::read(entry.key, &entry.node, &backoff, dir)?;
-        services.insert(entry.key.to_string(), service);
-        places.push((entry.key, placed));
+        let (service, placed) = service::read(entry.key, &entry.node, &backoff, dir, vars)?;
+        let enabled = service.profiles.is_empty()
+            || profiles
+                .iter()
+                .any(|p| p == "*" || service.profiles.contains(p));
+        if enabled {
+            services.insert(entry.key.to_string(), service);
+            places.push((entry.key, placed));
+        } else {
+            disabled.insert(entry.key.to_string(), service.profiles);
+        }
     }
+    if services.is_empty() {
+        return Err(services_node.err(format!(
+            "no service is enabled: every one is in a profile (enable one with --profile {})",
+            disabled
+                .values()
+                .flatten()
+                .next()
+                .expect("services were read")
+        )));
+    }
+    check_profiles(&places, &disabled)?;
     check_networks(&places, &networks)?;
     check_volumes(&places, &volumes)?;
     check_dependencies(&places, &services)?;
@@ -483,7 +593,27 @@ fn read_document(doc: &ImDocument<String>, dir: &Path) -> Result<Compose, Invali
         volumes,
         backoff,
         name,
+        warnings: Vec::new(),
     })
+}
+
+/// An enabled service cannot depend on one whose profiles are not enabled.
+fn check_profiles(
+    places: &[(&str, Placed)],
+    disabled: &BTreeMap<String, Vec<String>>,
+) -> Result<(), Invalid> {
+    for (name, placed) in places {
+        for (dep, spot) in &placed.depends_on {
+            if let Some(profiles) = disabled.get(dep) {
+                return Err(spot.err(format!(
+                    "service {name} depends on {dep}, whose profiles ({}) are not enabled (enable one with --profile {})",
+                    profiles.join(", "),
+                    profiles[0]
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A project name as Compose takes it: lowercase letters, digits, `_` and `-`, starting with a
@@ -679,3 +809,5 @@ fn check_ports(places: &[(&str, Placed)]) -> Result<(), Invalid> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod yaml_tests;

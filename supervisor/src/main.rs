@@ -2,11 +2,12 @@
 //! running, like `docker compose up`.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use forge_runtime::CgroupManager as Manager;
+use forge_supervisor::compose::LoadOptions;
 use forge_supervisor::output::{note, LossyStderr, Style};
 use forge_supervisor::up::Options;
 
@@ -48,8 +49,15 @@ struct Cli {
     /// Run root, as `forge --run-root`
     #[arg(long, env = "FORGE_RUN_ROOT", value_name = "DIR")]
     run_root: Option<PathBuf>,
-    /// The compose file
-    file: PathBuf,
+    /// Variables for the file's `${VAR}`s, instead of the `.env` beside it (repeatable)
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<PathBuf>,
+    /// Enable the services of this profile too (repeatable; default: COMPOSE_PROFILES)
+    #[arg(long, value_name = "PROFILE")]
+    profile: Vec<String>,
+    /// The compose file: compose.yaml (Compose's format) or compose.toml [default: the first of
+    /// compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml, compose.toml here]
+    file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -66,18 +74,32 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
-    let compose = match forge_supervisor::compose::load(&cli.file) {
+    let file = match cli.file.clone().map_or_else(default_file, Ok) {
+        Ok(file) => file,
+        Err(e) => {
+            note(e);
+            return ExitCode::from(2);
+        }
+    };
+    let load = LoadOptions {
+        env_files: cli.env_file.clone(),
+        profiles: cli.profile.clone(),
+    };
+    let compose = match forge_supervisor::compose::load_with(&file, &load) {
         Ok(compose) => compose,
         Err(e) => {
             note(e);
             return ExitCode::from(2);
         }
     };
+    for warning in &compose.warnings {
+        note(format_args!("warning: {}: {warning}", file.display()));
+    }
     if let Some(service) = &cli.exit_code_from {
         if !compose.services.contains_key(service) {
             note(format_args!(
                 "--exit-code-from: no service {service:?} in {}",
-                cli.file.display()
+                file.display()
             ));
             return ExitCode::from(2);
         }
@@ -86,7 +108,7 @@ fn main() -> ExitCode {
         let _ = writeln!(
             std::io::stdout(),
             "{}: {} services, valid",
-            cli.file.display(),
+            file.display(),
             compose.services.len()
         );
         return ExitCode::SUCCESS;
@@ -103,7 +125,7 @@ fn main() -> ExitCode {
         .project_name
         .clone()
         .or_else(|| compose.name.clone())
-        .unwrap_or_else(|| forge_supervisor::project_name(&cli.file));
+        .unwrap_or_else(|| forge_supervisor::project_name(&file));
     let opts = Options {
         project,
         style: Style {
@@ -134,4 +156,19 @@ fn main() -> ExitCode {
     let code = tokio.block_on(forge_supervisor::up::up(runtime, netd, compose, opts));
     drop(lock);
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// The compose file in the current directory, as `docker compose` finds it.
+fn default_file() -> Result<PathBuf, String> {
+    let names = forge_supervisor::compose::DEFAULT_FILES.join(", ");
+    let (first, others) = forge_supervisor::compose::find_default(Path::new(""))
+        .ok_or_else(|| format!("no compose file named and none here (looked for {names})"))?;
+    for other in others {
+        note(format_args!(
+            "warning: found several compose files here: using {}, not {}",
+            first.display(),
+            other.display()
+        ));
+    }
+    Ok(first)
 }

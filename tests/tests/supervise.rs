@@ -906,7 +906,10 @@ fn every_malformed_file_exits_2_with_one_located_error_and_starts_nothing() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("the corpus")
         .map(|e| e.expect("a corpus entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "toml" || e == "yaml" || e == "yml")
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 15, "the corpus has {} files", files.len());
@@ -1380,6 +1383,53 @@ fn container_name_and_labels_reach_the_container_and_limits_take_composes_spelli
     assert_eq!(config["labels"]["forge.project"], "shop", "{config}");
     assert_eq!(config["limits"]["memory"], 64 << 20, "{config}");
     assert_eq!(config["limits"]["pids"], 40, "{config}");
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. compose.yaml as Compose users write it.
+
+#[test]
+fn a_compose_yaml_found_in_the_directory_runs_with_anchors_env_file_values_and_profiles() {
+    let forge = Forge::new();
+    let dir = tempfile::Builder::new()
+        .prefix("forge-compose-yaml-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        r#"name: yamlshop
+x-service: &service
+  image: host
+  stop_signal: SIGKILL
+  environment:
+    GREETING: ${GREETING:-unset}
+services:
+  web:
+    <<: *service
+    command: ["sh", "-c", "echo web says $$GREETING ${TAG:?TAG is in .env}; exec sleep 1d"]
+  tools:
+    <<: *service
+    profiles: [tools]
+    command: sleep 1d
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join(".env"), "GREETING=hello\nTAG=v2\n").unwrap();
+    // No file named: compose.yaml is found in the working directory.
+    let mut cmd = forge.supervise(&[]);
+    cmd.current_dir(dir.path());
+    let mut sup = Supervisor::spawn(&mut cmd, "forge-supervise (in a compose.yaml directory)");
+    let line = sup.wait_output("web", "its greeting", |l| l.contains("web says"));
+    assert_eq!(line.text, "web says hello v2", "{}", sup.dump());
+    // The profile's service is not started; web is the project's only container.
+    let names: Vec<String> = forge
+        .ps(&["-a"])
+        .iter()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    assert_eq!(names, ["yamlshop-web"], "{}", sup.dump());
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
 }

@@ -1,9 +1,10 @@
-//! Typed reading of a parsed TOML document that keeps, for every key and value, its field path
-//! (`services.web.restart`) and its byte offset, so each complaint can say where it is.
+//! Typed reading of a compose document (TOML or YAML, as a [`Tree`]) that keeps, for every key
+//! and value, its field path (`services.web.restart`) and its byte offset, so each complaint can
+//! say where it is.
 
 use std::fmt::Display;
 
-use toml_edit::{ImDocument, Item, TableLike, Value};
+use super::tree::{Key, Tree, Value};
 
 /// What is wrong and where: the byte offset in the text and the field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,22 +31,16 @@ impl Spot {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Ref<'a> {
-    Item(&'a Item),
-    Value(&'a Value),
-}
-
-/// A key's value or an array's element, with its place.
+/// A key's value or a list's element, with its place.
 #[derive(Debug, Clone)]
 pub(crate) struct Node<'a> {
-    value: Ref<'a>,
+    tree: &'a Tree,
     pub spot: Spot,
 }
 
-/// A table or inline table, with its place.
+/// A table (a YAML mapping), with its place.
 pub(crate) struct Table<'a> {
-    inner: &'a dyn TableLike,
+    entries: &'a [(Key, Tree)],
     pub spot: Spot,
 }
 
@@ -57,11 +52,11 @@ pub(crate) struct Entry<'a> {
 }
 
 impl<'a> Node<'a> {
-    pub fn root(doc: &'a ImDocument<String>) -> Self {
+    pub fn root(tree: &'a Tree) -> Self {
         Node {
-            value: Ref::Item(doc.as_item()),
+            tree,
             spot: Spot {
-                at: 0,
+                at: tree.at,
                 field: String::new(),
             },
         }
@@ -71,28 +66,17 @@ impl<'a> Node<'a> {
         self.spot.err(message)
     }
 
-    fn scalar(&self) -> Option<&'a Value> {
-        match self.value {
-            Ref::Item(Item::Value(value)) | Ref::Value(value) => Some(value),
-            Ref::Item(_) => None,
-        }
-    }
-
-    /// The TOML type, as a phrase: "a string", "an array of tables" …
+    /// The type, as a phrase: "a string", "a table" …
     pub fn kind(&self) -> &'static str {
-        match self.value {
-            Ref::Item(Item::Table(_)) => "a table",
-            Ref::Item(Item::ArrayOfTables(_)) => "an array of tables",
-            Ref::Item(Item::None) => "nothing",
-            Ref::Item(Item::Value(value)) | Ref::Value(value) => match value {
-                Value::String(_) => "a string",
-                Value::Integer(_) => "an integer",
-                Value::Float(_) => "a float",
-                Value::Boolean(_) => "a boolean",
-                Value::Datetime(_) => "a date-time",
-                Value::Array(_) => "an array",
-                Value::InlineTable(_) => "a table",
-            },
+        match self.tree.value {
+            Value::Null => "nothing (null)",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Str { .. } => "a string",
+            Value::Datetime => "a date-time",
+            Value::List(_) => "an array",
+            Value::Map(_) => "a table",
         }
     }
 
@@ -102,19 +86,35 @@ impl<'a> Node<'a> {
     }
 
     pub fn as_str(&self) -> Option<&'a str> {
-        self.scalar().and_then(Value::as_str)
+        match &self.tree.value {
+            Value::Str { text, .. } => Some(text),
+            _ => None,
+        }
     }
 
     pub fn as_integer(&self) -> Option<i64> {
-        self.scalar().and_then(Value::as_integer)
+        match self.tree.value {
+            Value::Int(i) => Some(i),
+            _ => None,
+        }
     }
 
     pub fn as_float(&self) -> Option<f64> {
-        self.scalar().and_then(Value::as_float)
+        match self.tree.value {
+            Value::Float(f) => Some(f),
+            _ => None,
+        }
     }
 
     pub fn as_bool(&self) -> Option<bool> {
-        self.scalar().and_then(Value::as_bool)
+        match self.tree.value {
+            Value::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.tree.value == Value::Null
     }
 
     pub fn string(&self, what: &str) -> Result<&'a str, Invalid> {
@@ -127,22 +127,21 @@ impl<'a> Node<'a> {
     }
 
     pub fn is_array(&self) -> bool {
-        self.scalar().is_some_and(Value::is_array)
+        matches!(self.tree.value, Value::List(_))
     }
 
     /// The elements, each placed at `path[i]`; `what` describes the expected array.
     pub fn array(&self, what: &str) -> Result<Vec<Node<'a>>, Invalid> {
-        let array = self
-            .scalar()
-            .and_then(Value::as_array)
-            .ok_or_else(|| self.wrong_type(what))?;
-        Ok(array
+        let Value::List(items) = &self.tree.value else {
+            return Err(self.wrong_type(what));
+        };
+        Ok(items
             .iter()
             .enumerate()
-            .map(|(i, value)| Node {
-                value: Ref::Value(value),
+            .map(|(i, tree)| Node {
+                tree,
                 spot: Spot {
-                    at: value.span().map_or(self.spot.at, |span| span.start),
+                    at: tree.at,
                     field: format!("{}[{i}]", self.spot.field),
                 },
             })
@@ -157,17 +156,15 @@ impl<'a> Node<'a> {
             .collect()
     }
 
-    fn table_like(&self) -> Option<&'a dyn TableLike> {
-        match self.value {
-            Ref::Item(item) => item.as_table_like(),
-            Ref::Value(value) => value.as_inline_table().map(|t| t as &dyn TableLike),
-        }
-    }
-
+    /// A table; a YAML null (`networks: {back: }`) is an empty one, as in Compose.
     pub fn table(&self, what: &str) -> Result<Table<'a>, Invalid> {
-        let inner = self.table_like().ok_or_else(|| self.wrong_type(what))?;
+        let entries: &'a [(Key, Tree)] = match &self.tree.value {
+            Value::Map(entries) => entries,
+            Value::Null => &[],
+            _ => return Err(self.wrong_type(what)),
+        };
         Ok(Table {
-            inner,
+            entries,
             spot: self.spot.clone(),
         })
     }
@@ -175,44 +172,34 @@ impl<'a> Node<'a> {
 
 impl<'a> Table<'a> {
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.entries.is_empty()
     }
 
     /// The keys in document order, each with its own place and its value's.
     pub fn entries(&self) -> Vec<Entry<'a>> {
-        self.inner
+        self.entries
             .iter()
-            .map(|(key, item)| self.entry(key, item))
+            .map(|(key, tree)| self.entry(key, tree))
             .collect()
     }
 
-    pub fn get(&self, key: &str) -> Option<Node<'a>> {
-        let (key, item) = self.inner.get_key_value(key)?;
-        Some(self.entry(key.get(), item).node)
+    pub fn get(&self, name: &str) -> Option<Node<'a>> {
+        let (key, tree) = self.entries.iter().find(|(key, _)| key.name == name)?;
+        Some(self.entry(key, tree).node)
     }
 
-    /// Places a key at its own span and its value at the value's, falling back to the key's
-    /// (implicit tables like `services` in `[services.web]` have no span of their own).
-    fn entry(&self, key: &'a str, item: &'a Item) -> Entry<'a> {
-        let key_spot = Spot {
-            at: self
-                .inner
-                .key(key)
-                .and_then(|k| k.span())
-                .map_or(self.spot.at, |span| span.start),
-            field: join(&self.spot.field, key),
-        };
-        let node = Node {
-            value: Ref::Item(item),
-            spot: Spot {
-                at: item.span().map_or(key_spot.at, |span| span.start),
-                field: key_spot.field.clone(),
-            },
-        };
+    fn entry(&self, key: &'a Key, tree: &'a Tree) -> Entry<'a> {
+        let field = join(&self.spot.field, &key.name);
         Entry {
-            key,
-            key_spot,
-            node,
+            key: &key.name,
+            key_spot: Spot {
+                at: key.at,
+                field: field.clone(),
+            },
+            node: Node {
+                tree,
+                spot: Spot { at: tree.at, field },
+            },
         }
     }
 
@@ -365,7 +352,7 @@ const COMPOSE_KEYS: &[&str] = &[
 ];
 
 /// `parent.key`, quoting the key as TOML would when it is not a bare key.
-fn join(parent: &str, key: &str) -> String {
+pub(crate) fn join(parent: &str, key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .chars()
@@ -443,11 +430,12 @@ mod tests {
 
     #[test]
     fn compose_keys_of_another_meaning_are_not_misspellings_and_extensions_pass() {
-        let doc: ImDocument<String> =
+        let doc: toml_edit::ImDocument<String> =
             "ulimits = 1\nexternal = true\nx-anything = { a = 1 }\nlimitz = 2\n"
                 .parse()
                 .unwrap();
-        let root = Node::root(&doc).table("a table").unwrap();
+        let tree = super::super::tree::from_toml(&doc);
+        let root = Node::root(&tree).table("a table").unwrap();
         let message = |allowed: &[&str]| root.only(allowed).unwrap_err().message;
         assert_eq!(
             message(&["limits", "internal"]),

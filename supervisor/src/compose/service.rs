@@ -13,6 +13,7 @@ use forge_runtime::{LimitArgs, LimitError, Limits};
 use nix::sys::signal::Signal;
 
 use super::node::{Invalid, Node, Spot, Table};
+use super::Variables;
 use super::{Backoff, Condition, HealthTest, Healthcheck, PullPolicy, RestartPolicy, Service};
 use crate::duration::parse_duration;
 
@@ -52,6 +53,7 @@ const SERVICE_KEYS: &[&str] = &[
     "tmpfs",
     "userns_mode",
     "volumes",
+    "profiles",
 ];
 
 /// Where a service names other services, networks and ports, for the checks across services.
@@ -72,6 +74,7 @@ pub(super) fn read(
     node: &Node,
     global_backoff: &Backoff,
     dir: &Path,
+    vars: &Variables,
 ) -> Result<(Service, Placed), Invalid> {
     let table = node.table("a table, like [services.web]")?;
     table.only(SERVICE_KEYS)?;
@@ -136,7 +139,7 @@ pub(super) fn read(
         command: get("command").map(|n| words(&n, "command")).transpose()?,
         environment: {
             let mut env = get("env_file").map_or(Ok(Vec::new()), |n| env_files(&n, dir))?;
-            env.extend(get("environment").map_or(Ok(Vec::new()), |n| environment(&n))?);
+            env.extend(get("environment").map_or(Ok(Vec::new()), |n| environment(&n, vars))?);
             env
         },
         working_dir: get("working_dir").map(|n| working_dir(&n)).transpose()?,
@@ -189,6 +192,7 @@ pub(super) fn read(
         tmpfs: security.tmpfs,
         userns: security.userns,
         volumes,
+        profiles: get("profiles").map_or(Ok(Vec::new()), |n| profiles(&n))?,
     };
     Ok((service, placed))
 }
@@ -226,38 +230,61 @@ fn words(node: &Node, what: &str) -> Result<Vec<String>, Invalid> {
     Ok(words)
 }
 
-/// `{ K = "V", N = 1 }` or `["K=V"]`, as `K=V` strings.
-fn environment(node: &Node) -> Result<Vec<String>, Invalid> {
+/// `{ K = "V", N = 1 }` or `["K=V"]`, as `K=V` strings. A bare `K` (or `K:` with no value in
+/// YAML) takes the caller's value, or the `.env` file's, and is left out when neither has one,
+/// as in Compose.
+fn environment(node: &Node, vars: &Variables) -> Result<Vec<String>, Invalid> {
+    let passed = |key: &str| vars.get(key).map(|value| format!("{key}={value}"));
     if node.is_array() {
         let list = node.strings("a list of \"KEY=VALUE\"", "a string \"KEY=VALUE\"")?;
-        return list
-            .into_iter()
-            .map(|(pair, spot)| match pair.split_once('=') {
-                Some((key, _)) if !key.is_empty() => Ok(pair),
-                _ => Err(spot.err(format!("invalid variable {pair:?}: expected KEY=VALUE"))),
-            })
-            .collect();
+        let mut env = Vec::new();
+        for (pair, spot) in list {
+            match pair.split_once('=') {
+                Some((key, _)) if !key.is_empty() => env.push(pair),
+                None if !pair.is_empty() => env.extend(passed(&pair)),
+                _ => return Err(spot.err(format!("invalid variable {pair:?}: expected KEY=VALUE"))),
+            }
+        }
+        return Ok(env);
     }
     let table = node.table("a table { KEY = \"VALUE\" } or a list [\"KEY=VALUE\"]")?;
-    table
-        .entries()
-        .into_iter()
-        .map(|entry| {
-            let value = match (
-                entry.node.as_str(),
-                entry.node.as_integer(),
-                entry.node.as_float(),
-                entry.node.as_bool(),
-            ) {
-                (Some(s), ..) => s.to_string(),
-                (_, Some(i), ..) => i.to_string(),
-                (_, _, Some(f), _) => f.to_string(),
-                (.., Some(b)) => b.to_string(),
-                _ => return Err(entry.node.wrong_type("a string, number or boolean")),
-            };
-            Ok(format!("{}={value}", entry.key))
-        })
-        .collect()
+    let mut env = Vec::new();
+    for entry in table.entries() {
+        let value = match (
+            entry.node.as_str(),
+            entry.node.as_integer(),
+            entry.node.as_float(),
+            entry.node.as_bool(),
+        ) {
+            (Some(s), ..) => s.to_string(),
+            (_, Some(i), ..) => i.to_string(),
+            (_, _, Some(f), _) => f.to_string(),
+            (.., Some(b)) => b.to_string(),
+            _ if entry.node.is_null() => {
+                env.extend(passed(entry.key));
+                continue;
+            }
+            _ => return Err(entry.node.wrong_type("a string, number or boolean")),
+        };
+        env.push(format!("{}={value}", entry.key));
+    }
+    Ok(env)
+}
+
+/// `["debug", "tools"]`: names as Compose allows them.
+fn profiles(node: &Node) -> Result<Vec<String>, Invalid> {
+    let list = node.strings("a list of profile names", "a profile name")?;
+    for (name, spot) in &list {
+        let mut chars = name.chars();
+        let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Err(spot.err(format!(
+                "invalid profile name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+            )));
+        }
+    }
+    Ok(list.into_iter().map(|(name, _)| name).collect())
 }
 
 /// `".env"`, `[".env", "more.env"]` or `[{ path = "x.env", required = false }]`, relative to

@@ -251,6 +251,7 @@ fn defaults() {
         tmpfs: vec![],
         userns: Mode::Host,
         volumes: vec![],
+        profiles: vec![],
     };
     assert_eq!(app, &expected);
 
@@ -329,8 +330,8 @@ fn errors_name_file_line_column_and_field() {
             "compose.toml:1:11: services.\"bad name\": invalid service name \"bad name\"",
         ),
         (
-            "[services.web]\nimage = \"host\"\nenvironment = [\"NOEQUALS\"]\n",
-            "compose.toml:3:16: services.web.environment[0]: invalid variable \"NOEQUALS\": expected KEY=VALUE",
+            "[services.web]\nimage = \"host\"\nenvironment = [\"=x\"]\n",
+            "compose.toml:3:16: services.web.environment[0]: invalid variable \"=x\": expected KEY=VALUE",
         ),
         (
             "[services.web]\nimage = \"host\"\ncommand = \"echo 'open\"\n",
@@ -382,7 +383,7 @@ fn errors_name_file_line_column_and_field() {
         ),
         (
             "[[services]]\nimage = \"host\"\n",
-            "services: expected a table of services, like [services.web], found an array of tables",
+            "services: expected a table of services, like [services.web], found an array",
         ),
         (
             "[services.a]\nimage = \"host\"\nports = [\"8080:80\"]\n[services.b]\nimage = \"host\"\nports = [\"0.0.0.0:8080:81\"]\n",

@@ -1,0 +1,329 @@
+//! compose.yaml: the same model as compose.toml, YAML's own forms, interpolation and profiles.
+
+use super::*;
+
+fn yaml(text: &str) -> Result<Compose, String> {
+    parse(Path::new("compose.yaml"), text).map_err(|e| e.to_string())
+}
+
+fn ok(text: &str) -> Compose {
+    yaml(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Writes `compose.yaml` (and the other files) in a new directory and loads it.
+fn load_in(files: &[(&str, &str)], opts: &LoadOptions) -> Result<Compose, String> {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    load_with(&dir.path().join("compose.yaml"), opts).map_err(|e| {
+        e.to_string()
+            .replace(&dir.path().display().to_string(), "DIR")
+    })
+}
+
+#[test]
+fn yaml_and_toml_give_the_same_model() {
+    let toml = r#"
+name = "shop"
+[networks.back]
+subnet = "10.89.3.0/24"
+[services.db]
+image = "host"
+command = ["sleep", "1d"]
+environment = { A = "1", B = "two" }
+networks = ["back"]
+healthcheck = { test = ["CMD", "true"], interval = "2s", retries = 5 }
+[services.web]
+image = "host"
+command = "sh -c 'sleep 1d'"
+depends_on = { db = { condition = "service_healthy" } }
+ports = ["8080:80"]
+restart = "on-failure:3"
+limits = { memory = "64m", pids = 50 }
+networks = ["back"]
+stop_grace_period = "3s"
+"#;
+    let yaml = r#"
+name: shop
+networks:
+  back:
+    subnet: 10.89.3.0/24
+services:
+  db:
+    image: host
+    command: [sleep, 1d]
+    environment:
+      A: 1
+      B: two
+    networks: [back]
+    healthcheck:
+      test: [CMD, "true"]
+      interval: 2s
+      retries: 5
+  web:
+    image: host
+    command: sh -c 'sleep 1d'
+    depends_on:
+      db:
+        condition: service_healthy
+    ports:
+      - 8080:80
+    restart: on-failure:3
+    mem_limit: 64m
+    pids_limit: 50
+    networks:
+      - back
+    stop_grace_period: 3s
+"#;
+    let from_toml = parse(Path::new("compose.toml"), toml).unwrap();
+    let mut from_yaml = ok(yaml);
+    from_yaml.path = from_toml.path.clone();
+    assert_eq!(from_yaml, from_toml);
+}
+
+#[test]
+fn plain_scalars_follow_the_core_schema() {
+    // `no` is a string in YAML 1.2 (and in Docker Compose): not false.
+    let c =
+        ok("services:\n  a:\n    image: host\n    restart: no\n    init: true\n    user: 1000\n");
+    assert_eq!(c.services["a"].restart, RestartPolicy::No);
+    assert!(c.services["a"].init);
+    assert_eq!(c.services["a"].user.as_deref(), Some("1000"));
+    let e = yaml("services:\n  a:\n    image: host\n    init: yes\n").unwrap_err();
+    assert_eq!(
+        e,
+        "compose.yaml:4:11: services.a.init: expected true or false, found a string"
+    );
+    let e = yaml("services:\n  a:\n    image: 12\n").unwrap_err();
+    assert!(
+        e.ends_with("expected an image name, found an integer"),
+        "{e}"
+    );
+    let c = ok("services:\n  a:\n    image: \"12\"\n    environment: {X: 0x1F, Y: 0o17, Z: 1.5, W: '007', V: ~}\n");
+    assert_eq!(c.services["a"].image, "12");
+    // V: null takes the caller's value, which it does not have here.
+    assert_eq!(
+        c.services["a"].environment,
+        ["X=31", "Y=15", "Z=1.5", "W=007"]
+    );
+}
+
+#[test]
+fn anchors_aliases_and_merge_keys() {
+    let c = ok(r#"
+x-base: &base
+  image: host
+  restart: always
+  environment: &env
+    LEVEL: info
+services:
+  a:
+    <<: *base
+    command: [sleep, 1d]
+  b:
+    <<: *base
+    restart: "no"
+    environment:
+      <<: *env
+      EXTRA: "1"
+  c:
+    <<: [{image: first, init: true}, *base]
+"#);
+    assert_eq!(c.services["a"].restart, RestartPolicy::Always);
+    assert_eq!(c.services["a"].environment, ["LEVEL=info"]);
+    assert_eq!(
+        c.services["b"].restart,
+        RestartPolicy::No,
+        "the map's own key wins"
+    );
+    assert_eq!(c.services["b"].environment, ["EXTRA=1", "LEVEL=info"]);
+    assert_eq!(c.services["c"].image, "first", "the first merged map wins");
+    assert!(c.services["c"].init);
+    assert_eq!(c.services["c"].restart, RestartPolicy::Always);
+}
+
+#[test]
+fn yaml_errors_name_line_column_and_field() {
+    let cases = [
+        ("services:\n  web:\n    image: host\n    restrat: no\n", "compose.yaml:4:5: services.web.restrat: unknown key \"restrat\" (did you mean \"restart\"?)"),
+        ("services:\n  web:\n    image: host\n  web:\n    image: x\n", "compose.yaml:4:3: duplicate key \"web\" in this mapping"),
+        ("services:\n  web:\n    image: [host\n", "compose.yaml:4:1: invalid YAML: while parsing a flow sequence, expected ',' or ']'"),
+        ("services:\n  web:\n    <<: *nothing\n", "compose.yaml:3:9: invalid YAML: while parsing node, found unknown anchor"),
+        ("services:\n  web:\n    image: host\n---\nservices: {}\n", "compose.yaml:4:1: a compose file holds one YAML document (found a second `---`)"),
+        ("services:\n  web: !reset\n", "compose.yaml:2:8: the tag !reset is not supported (Compose's !reset and !override are not supported yet)"),
+        ("services:\n  web:\n    <<: 3\n", "compose.yaml:3:9: a merge key (<<) takes a mapping or a list of them"),
+        ("services:\n  web:\n    image: host\n    ports: [80: 80]\n", "compose.yaml:4:13: services.web.ports[0]: expected a port like \"8080:80\", found a table"),
+        ("", "compose.yaml:1:1: services: no services defined (add a [services.NAME] table)"),
+    ];
+    for (text, want) in cases {
+        let got = yaml(text).expect_err(text);
+        assert!(got.starts_with(want), "\n got: {got}\nwant: {want}");
+    }
+}
+
+#[test]
+fn aliases_cannot_blow_up_the_file() {
+    let mut text = String::from("x-0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..8 {
+        let prev = i - 1;
+        text.push_str(&format!(
+            "x-{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+        ));
+    }
+    text.push_str("services:\n  a:\n    image: host\n");
+    let e = yaml(&text).unwrap_err();
+    assert!(
+        e.contains("aliases expand the file to too many values"),
+        "{e}"
+    );
+}
+
+#[test]
+fn interpolation_from_the_env_file_and_the_caller() {
+    std::env::set_var("FORGE_TEST_Y_CALLER", "from-caller");
+    std::env::set_var("FORGE_TEST_Y_BOTH", "caller-wins");
+    let file = r#"
+services:
+  web:
+    image: "host${FORGE_TEST_Y_SUFFIX:-}"
+    command: [echo, "${FORGE_TEST_Y_CALLER}", "${FORGE_TEST_Y_BOTH}", "${FORGE_TEST_Y_FILE}", "$$HOME", "${FORGE_TEST_Y_UNSET}"]
+    environment:
+      PORT: ${FORGE_TEST_Y_PORT:-80}
+      FORGE_TEST_Y_FILE:
+    deploy:
+      replicas: ${FORGE_TEST_Y_REPLICAS}
+"#;
+    let env =
+        "FORGE_TEST_Y_BOTH=file-loses\nFORGE_TEST_Y_FILE=from-file\nFORGE_TEST_Y_REPLICAS=1\n";
+    let c = load_in(
+        &[("compose.yaml", file), (".env", env)],
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let web = &c.services["web"];
+    assert_eq!(web.image, "host");
+    assert_eq!(
+        web.command.as_deref().unwrap(),
+        [
+            "echo",
+            "from-caller",
+            "caller-wins",
+            "from-file",
+            "$HOME",
+            ""
+        ]
+    );
+    assert_eq!(web.environment, ["PORT=80", "FORGE_TEST_Y_FILE=from-file"]);
+    assert_eq!(
+        c.warnings,
+        ["The \"FORGE_TEST_Y_UNSET\" variable is not set. Defaulting to a blank string."]
+    );
+    // Without the .env file, replicas is "" — not a number.
+    let e = load_in(&[("compose.yaml", file)], &LoadOptions::default()).unwrap_err();
+    assert!(e.contains("services.web.deploy.replicas"), "{e}");
+    // --env-file replaces .env.
+    let opts = LoadOptions {
+        env_files: vec![],
+        profiles: vec![],
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.env");
+    std::fs::write(&other, "FORGE_TEST_Y_REPLICAS=1\nFORGE_TEST_Y_FILE=other\n").unwrap();
+    let opts = LoadOptions {
+        env_files: vec![other],
+        ..opts
+    };
+    let c = load_in(
+        &[
+            ("compose.yaml", file),
+            (".env", "FORGE_TEST_Y_FILE=dotenv\n"),
+        ],
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(c.services["web"].environment[1], "FORGE_TEST_Y_FILE=other");
+    let missing = LoadOptions {
+        env_files: vec![dir.path().join("missing.env")],
+        ..LoadOptions::default()
+    };
+    let e = load_in(&[("compose.yaml", file)], &missing).unwrap_err();
+    assert!(
+        e.contains("missing.env: cannot read the env file: No such file or directory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn interpolation_errors_are_placed_at_the_value() {
+    let e = yaml("services:\n  web:\n    image: host\n    command: echo $(date)\n").unwrap_err();
+    assert_eq!(e, "compose.yaml:4:14: services.web.command: invalid interpolation format in \"echo $(date)\": you may need to escape any $ with another $");
+    let e =
+        yaml("services:\n  web:\n    image: ${FORGE_TEST_Y_NEVER:?give an image}\n").unwrap_err();
+    assert_eq!(e, "compose.yaml:3:12: services.web.image: required variable FORGE_TEST_Y_NEVER is missing a value: give an image");
+    // Keys are not interpolated, and compose.toml's strings are literal.
+    let c = parse(
+        Path::new("compose.toml"),
+        "[services.web]\nimage = \"host\"\ncommand = [\"sh\", \"-c\", \"echo $(hostname) $!\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.services["web"].command.as_deref().unwrap()[2],
+        "echo $(hostname) $!"
+    );
+}
+
+#[test]
+fn profiles_enable_services() {
+    let file = r#"
+services:
+  app:
+    image: host
+  debug:
+    image: host
+    profiles: [tools, debug]
+  seed:
+    image: host
+    profiles: [seed]
+    depends_on: [app]
+"#;
+    let names = |c: &Compose| c.services.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&ok(file)), ["app"]);
+    let with = |profiles: &[&str]| LoadOptions {
+        profiles: profiles.iter().map(|p| p.to_string()).collect(),
+        ..LoadOptions::default()
+    };
+    let c = load_in(&[("compose.yaml", file)], &with(&["debug"])).unwrap();
+    assert_eq!(names(&c), ["app", "debug"]);
+    let c = load_in(&[("compose.yaml", file)], &with(&["*"])).unwrap();
+    assert_eq!(names(&c), ["app", "debug", "seed"]);
+    let c = load_in(
+        &[
+            ("compose.yaml", file),
+            (".env", "COMPOSE_PROFILES=seed,tools\n"),
+        ],
+        &with(&[]),
+    )
+    .unwrap();
+    assert_eq!(names(&c), ["app", "debug", "seed"]);
+    let needs = "services:\n  app:\n    image: host\n    depends_on: [debug]\n  debug:\n    image: host\n    profiles: [debug]\n";
+    assert_eq!(
+        yaml(needs).unwrap_err(),
+        "compose.yaml:4:18: services.app.depends_on[0]: service app depends on debug, whose profiles (debug) are not enabled (enable one with --profile debug)"
+    );
+    let e = yaml("services:\n  a:\n    image: host\n    profiles: [\"-x\"]\n").unwrap_err();
+    assert!(e.contains("invalid profile name \"-x\""), "{e}");
+    let e = yaml("services:\n  a:\n    image: host\n    profiles: [x]\n").unwrap_err();
+    assert_eq!(e, "compose.yaml:2:3: services: no service is enabled: every one is in a profile (enable one with --profile x)");
+}
+
+#[test]
+fn default_files_are_found_in_compose_order() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(find_default(dir.path()).is_none());
+    std::fs::write(dir.path().join("compose.toml"), "").unwrap();
+    std::fs::write(dir.path().join("docker-compose.yml"), "").unwrap();
+    let (first, others) = find_default(dir.path()).unwrap();
+    assert_eq!(first, dir.path().join("docker-compose.yml"));
+    assert_eq!(others, [dir.path().join("compose.toml")]);
+}
