@@ -59,6 +59,7 @@ pub fn network(netd: &Netd, cmd: NetworkCommand) -> i32 {
                 subnet,
                 gateway,
                 internal,
+                ..NetworkOptions::default()
             };
             match netd.create_network(&name, &opts) {
                 Ok(network) => {

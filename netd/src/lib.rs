@@ -90,6 +90,8 @@ pub struct NetworkOptions {
     pub subnet: Option<Subnet>,
     pub gateway: Option<Ipv4Addr>,
     pub internal: bool,
+    /// Kept with the network: who made it (Compose's project labels) and the user's own.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What to plug into a container that is set up and waiting to run.
@@ -299,6 +301,7 @@ impl Netd {
             gateway,
             internal: opts.internal,
             builtin,
+            labels: opts.labels.clone(),
         };
         // Recorded before the bridge exists: a crash in between leaves a record that the next
         // attach completes, or `network rm` removes.

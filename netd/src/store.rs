@@ -24,6 +24,8 @@ pub struct Network {
     pub internal: bool,
     /// Created by Forge itself on first use (the default `bridge` network).
     pub builtin: bool,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A container attached to a network (a container on several networks has one per network).

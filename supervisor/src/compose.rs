@@ -20,6 +20,9 @@
 //! subnet = "10.89.1.0/24"
 //! gateway = "10.89.1.1"            # needs subnet
 //! internal = false
+//! name = "shared-back"             # the network's name instead of PROJECT_back
+//! # external = true                # made by `forge network create` (named KEY, or name):
+//! #                                # must exist, never made or removed here; no subnet etc.
 //!
 //! [volumes.data]                   # PROJECT_data, kept across runs; removed by --remove-volumes
 //! name = "shared-data"             # the volume's name instead of PROJECT_data
@@ -95,6 +98,7 @@
 //! Reading a service's fields is in `compose/service.rs`; the checks that span services (dependencies,
 //! networks, published ports) are here.
 
+mod attach;
 mod deploy;
 mod interpolate;
 mod node;
@@ -167,6 +171,10 @@ pub struct NetworkDef {
     pub subnet: Option<Subnet>,
     pub gateway: Option<Ipv4Addr>,
     pub internal: bool,
+    /// `name`: the network's name in Forge instead of `PROJECT_KEY`.
+    pub name: Option<String>,
+    /// `external`: made by `forge network create`; must exist, never made or removed here.
+    pub external: bool,
 }
 
 /// When the supervisor pulls a service's image (Compose's `pull_policy`).
@@ -221,6 +229,10 @@ pub struct Service {
     pub limits: Limits,
     /// Never empty: `["default"]` unless given.
     pub networks: Vec<String>,
+    /// `networks.NAME.aliases`: more names its neighbours reach it by, on all its networks.
+    pub aliases: Vec<String>,
+    /// `networks.NAME.ipv4_address` of its first network.
+    pub ipv4_address: Option<Ipv4Addr>,
     pub ports: Vec<PublishedPort>,
     /// `None`: the image's StopSignal, else SIGTERM (as compose does).
     pub stop_signal: Option<Signal>,
@@ -656,8 +668,26 @@ fn read_networks(node: &Node) -> Result<BTreeMap<String, NetworkDef>, Invalid> {
     {
         check_name(entry.key, &entry.key_spot, "network")?;
         let table = entry.node.table("a table, like [networks.back]")?;
-        table.only(&["subnet", "gateway", "internal"])?;
+        table.only(&["subnet", "gateway", "internal", "name", "external"])?;
         let mut def = NetworkDef::default();
+        if let Some(node) = table.get("name") {
+            let name = node.string("a network name")?;
+            check_name(name, &node.spot, "network")?;
+            def.name = Some(name.to_string());
+        }
+        if let Some(node) = table.get("external") {
+            def.external = node.boolean()?;
+            if def.external {
+                if let Some(key) = ["subnet", "gateway", "internal"]
+                    .into_iter()
+                    .find(|key| table.get(key).is_some())
+                {
+                    return Err(table.get(key).expect("found").err(format!(
+                        "an external network is made by forge network create: {key} cannot be given here"
+                    )));
+                }
+            }
+        }
         if let Some(node) = table.get("subnet") {
             let text = node.string("a subnet like \"10.89.1.0/24\"")?;
             def.subnet = Some(text.parse().map_err(|err| node.err(err))?);
@@ -699,6 +729,33 @@ fn check_networks(
                 )));
             }
         }
+    }
+    // A fixed address needs a subnet the file gives (Docker's rule), inside it, and once.
+    let mut taken: Vec<(Ipv4Addr, &str)> = Vec::new();
+    for (service, placed) in places {
+        let Some((ip, spot)) = &placed.ipv4_address else {
+            continue;
+        };
+        let network = &placed.networks[0].0;
+        let Some(subnet) = networks.get(network).and_then(|n| n.subnet) else {
+            return Err(spot.err(format!(
+                "a fixed ipv4_address needs a subnet: give network {network:?} one"
+            )));
+        };
+        let gateway = networks[network].gateway.unwrap_or(subnet.first_host());
+        if !subnet.contains(*ip)
+            || *ip == subnet.network
+            || *ip == subnet.broadcast()
+            || *ip == gateway
+        {
+            return Err(spot.err(format!(
+                "{ip} is not a free host address of network {network:?} ({subnet})"
+            )));
+        }
+        if let Some((_, other)) = taken.iter().find(|(t, _)| t == ip) {
+            return Err(spot.err(format!("{ip} is also service {other}'s ipv4_address")));
+        }
+        taken.push((*ip, service));
     }
     Ok(())
 }

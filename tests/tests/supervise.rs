@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::supervisor::{
-    assert_torn_down, compose_file, daemon, parse_debug_duration, report_then_wait, restart_delay,
-    stop_cleanly, terminate, Supervisor, UP,
+    assert_torn_down, compose_file, compose_file_named, daemon, parse_debug_duration,
+    report_then_wait, restart_delay, stop_cleanly, terminate, Supervisor, UP,
 };
 use common::{
     cgroups_named, mounts_naming, process_alive, scaled, workspace_file, Forge, COMMAND_TIMEOUT,
@@ -1432,4 +1432,122 @@ services:
     assert_eq!(names, ["yamlshop-web"], "{}", sup.dump());
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
+}
+
+#[test]
+fn network_aliases_and_a_fixed_address_of_the_map_form_reach_the_neighbours() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yml",
+        r#"networks:
+  back:
+    subnet: 10.89.77.0/24
+services:
+  db:
+    image: host
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'; exec sleep 1d"]
+    networks:
+      back:
+        aliases: [database]
+        ipv4_address: 10.89.77.5
+  client:
+    image: host
+    stop_signal: SIGKILL
+    depends_on: [db]
+    command: ["sh", "-c", "grep -w database /etc/hosts; exec sleep 1d"]
+    networks: [back]
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "alias", &file.path, &[]);
+    let db = sup.wait_output("db", "its address", |l| l.starts_with("inet"));
+    assert_eq!(db.text, "inet 10.89.77.5", "{}", sup.dump());
+    let hosts = sup.wait_output("client", "the alias in /etc/hosts", |l| !l.is_empty());
+    let words: Vec<&str> = hosts.text.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"10.89.77.5"), "{}", sup.dump());
+    assert!(
+        words.contains(&"database") && words.contains(&"db"),
+        "{}",
+        hosts.text
+    );
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}
+
+/// The names `forge network ls` lists.
+fn network_names(forge: &Forge) -> Vec<String> {
+    let ls = forge.ok(&["network", "ls"]).stdout;
+    let mut names: Vec<String> = ls
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn external_and_named_networks_are_used_made_and_removed_by_compose_rules() {
+    let forge = Forge::new();
+    forge.ok(&["network", "create", "--subnet", "10.89.78.0/24", "ext1"]);
+    let file = compose_file_named(
+        "compose.yaml",
+        r#"networks:
+  outside:
+    external: true
+    name: ext1
+  own:
+    name: shared-own
+services:
+  web:
+    image: host
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'; exec sleep 1d"]
+    networks: [outside, own]
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "nets", &file.path, &[]);
+    let addr = sup.wait_output("web", "its address", |l| l.starts_with("inet"));
+    assert!(
+        addr.text.starts_with("inet 10.89.78."),
+        "on ext1 first: {}",
+        sup.dump()
+    );
+    assert_eq!(network_names(&forge), ["ext1", "shared-own"]);
+    let own: serde_json::Value =
+        serde_json::from_str(&forge.ok(&["network", "inspect", "shared-own"]).stdout).unwrap();
+    assert_eq!(
+        own[0]["network"]["labels"]["com.docker.compose.project"], "nets",
+        "{own}"
+    );
+    forge.note_ids(forge.container_ids());
+    assert_eq!(terminate(&mut sup).0, 0, "{}", sup.dump());
+    // The external network stays; the one the project made is gone.
+    assert_eq!(network_names(&forge), ["ext1"]);
+
+    // A network of the same name made by hand is refused, and left alone.
+    forge.ok(&["network", "create", "shared-own"]);
+    let mut sup = Supervisor::start(&forge, "nets", &file.path, &[]);
+    assert_eq!(sup.finish(UP), 1, "{}", sup.dump());
+    assert!(
+        sup.err.text().contains(
+            "network \"shared-own\" exists but was not made by this project (networks.own)"
+        ),
+        "{}",
+        sup.dump()
+    );
+    assert_eq!(network_names(&forge), ["ext1", "shared-own"]);
+    assert_eq!(forge.ps(&["-a"]), Vec::<String>::new());
+    // An external network that is not there is refused before anything is made.
+    forge.ok(&["network", "rm", "ext1"]);
+    forge.ok(&["network", "rm", "shared-own"]);
+    let mut sup = Supervisor::start(&forge, "nets", &file.path, &[]);
+    assert_eq!(sup.finish(UP), 1, "{}", sup.dump());
+    assert!(
+        sup.err.text().contains("external network \"ext1\" not found (networks.outside): create it with `forge network create ext1`"),
+        "{}",
+        sup.dump()
+    );
+    assert_eq!(network_names(&forge), Vec::<String>::new());
+    assert_torn_down(&forge);
 }

@@ -84,6 +84,66 @@ impl std::str::FromStr for PublishedPort {
     }
 }
 
+impl PublishedPort {
+    /// Docker's form with port ranges too: `8080-8081:80-81` is two mappings, `9000-9002` three
+    /// (each on a free host port); a host range needs a container range of the same length.
+    pub fn parse_ranges(spec: &str) -> Result<Vec<Self>, PortError> {
+        let (ports, protocol) = match spec.rsplit_once('/') {
+            Some((ports, protocol)) => (ports, Some(protocol)),
+            None => (spec, None),
+        };
+        let (front, container) = match ports.rsplit_once(':') {
+            Some((front, container)) => (Some(front), container),
+            None => (None, ports),
+        };
+        if !container.contains('-') && !front.is_some_and(|f| f.contains('-')) {
+            return Ok(vec![spec.parse()?]);
+        }
+        let bad = |why: String| PortError {
+            spec: spec.to_string(),
+            why,
+        };
+        let range = |text: &str| -> Result<(u16, u16), PortError> {
+            let (low, high) = text.split_once('-').unwrap_or((text, text));
+            match (low.parse::<u16>(), high.parse::<u16>()) {
+                (Ok(low), Ok(high)) if low >= 1 && low <= high => Ok((low, high)),
+                _ => Err(bad(format!("{text:?} is not a port range like 8080-8081"))),
+            }
+        };
+        let (ip, host) = match front.map(|f| f.rsplit_once(':').unwrap_or(("", f))) {
+            Some((ip, host)) if !host.is_empty() => (ip, Some(range(host)?)),
+            Some((ip, _)) => (ip, None),
+            None => ("", None),
+        };
+        let (low, high) = range(container)?;
+        if let Some((host_low, host_high)) = host {
+            if host_high - host_low != high - low {
+                return Err(bad(format!(
+                    "the host range has {} ports and the container range {}",
+                    host_high - host_low + 1,
+                    high - low + 1
+                )));
+            }
+        }
+        (low..=high)
+            .map(|port| {
+                let host = host.map_or(String::new(), |(host_low, _)| {
+                    (host_low + (port - low)).to_string()
+                });
+                let mut one = match (ip, host.is_empty()) {
+                    ("", true) => port.to_string(),
+                    ("", false) => format!("{host}:{port}"),
+                    (ip, _) => format!("{ip}:{host}:{port}"),
+                };
+                if let Some(protocol) = protocol {
+                    one = format!("{one}/{protocol}");
+                }
+                one.parse().map_err(|e: PortError| bad(e.why))
+            })
+            .collect()
+    }
+}
+
 impl std::fmt::Display for PublishedPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
@@ -133,6 +193,42 @@ mod tests {
         ] {
             let err = bad.parse::<PublishedPort>().unwrap_err();
             assert_eq!(err.spec, bad);
+        }
+    }
+
+    #[test]
+    fn ranges_are_one_mapping_per_port() {
+        let ports = PublishedPort::parse_ranges("127.0.0.1:8080-8082:80-82/udp").unwrap();
+        let got: Vec<String> = ports.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                "127.0.0.1:8080->80/udp",
+                "127.0.0.1:8081->81/udp",
+                "127.0.0.1:8082->82/udp"
+            ]
+        );
+        let got = PublishedPort::parse_ranges("9000-9001").unwrap();
+        assert_eq!(got, ["9000".parse().unwrap(), "9001".parse().unwrap()]);
+        let got = PublishedPort::parse_ranges("127.0.0.1::53-54").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(PublishedPort::parse_ranges("8080:80").unwrap().len(), 1);
+        for (bad, why) in [
+            (
+                "8080-8081:80",
+                "the host range has 2 ports and the container range 1",
+            ),
+            ("80-79", "\"80-79\" is not a port range like 8080-8081"),
+            ("0-3", "\"0-3\" is not a port range like 8080-8081"),
+            (
+                "65535-65536",
+                "\"65535-65536\" is not a port range like 8080-8081",
+            ),
+            ("80-81/sctp", "unknown protocol \"sctp\""),
+        ] {
+            let err = PublishedPort::parse_ranges(bad).unwrap_err();
+            assert_eq!((err.spec.as_str(), err.why.as_str()), (bad, why));
         }
     }
 

@@ -66,6 +66,8 @@ pub(super) struct Placed {
     pub volumes: Vec<(String, Spot)>,
     /// Where its `container_name` is.
     pub container_name: Option<Spot>,
+    /// Its fixed address on its first network, checked against that network's subnet.
+    pub ipv4_address: Option<(std::net::Ipv4Addr, Spot)>,
 }
 
 /// `dir` is the compose file's directory, for relative paths in the service.
@@ -89,19 +91,21 @@ pub(super) fn read(
         Some(node) => depends_on(&node, &mut placed.depends_on)?,
         None => BTreeMap::new(),
     };
-    placed.networks = match get("networks") {
-        Some(node) => networks(&node)?,
-        None => vec![(super::DEFAULT_NETWORK.to_string(), node.spot.clone())],
+    let attachments = match get("networks") {
+        Some(node) => super::attach::networks(&node)?,
+        None => super::attach::Attachments {
+            networks: vec![(super::DEFAULT_NETWORK.to_string(), node.spot.clone())],
+            ..Default::default()
+        },
     };
+    placed.networks = attachments.networks;
+    placed.ipv4_address = attachments.ipv4_address.clone();
     placed.container_name = get("container_name").map(|n| n.spot);
     if let Some(node) = get("expose") {
         expose(&node)?;
     }
     if let Some(node) = get("ports") {
-        for (text, spot) in node.strings("a list of ports", "a port like \"8080:80\"")? {
-            let port = text.parse().map_err(|err| spot.err(err))?;
-            placed.ports.push((port, spot));
-        }
+        placed.ports = super::attach::ports(&node)?;
     }
     let security = super::security::read(&table, dir)?;
     let mut volumes = Vec::new();
@@ -183,6 +187,8 @@ pub(super) fn read(
         healthcheck: get("healthcheck").map_or(Ok(None), |n| healthcheck(&n))?,
         limits,
         networks: placed.networks.iter().map(|(n, _)| n.clone()).collect(),
+        aliases: attachments.aliases,
+        ipv4_address: attachments.ipv4_address.map(|(ip, _)| ip),
         ports: placed.ports.iter().map(|(p, _)| *p).collect(),
         stop_signal: get("stop_signal").map(|n| signal(&n)).transpose()?,
         stop_grace_period: get("stop_grace_period")
@@ -652,20 +658,6 @@ fn in_compose_terms(message: &str) -> String {
     .fold(message.to_string(), |text, (flag, key)| {
         text.replace(flag, key)
     })
-}
-
-/// `["default", "back"]`, each named once.
-fn networks(node: &Node) -> Result<Vec<(String, Spot)>, Invalid> {
-    let list = node.strings("a list of network names", "a network name")?;
-    if list.is_empty() {
-        return Err(node.err("empty list of networks (leave it out to join \"default\")"));
-    }
-    for (i, (name, spot)) in list.iter().enumerate() {
-        if list[..i].iter().any(|(earlier, _)| earlier == name) {
-            return Err(spot.err(format!("network {name:?} is listed twice")));
-        }
-    }
-    Ok(list)
 }
 
 /// `"SIGTERM"`, `"TERM"`, `"15"` or `15`.

@@ -98,6 +98,7 @@ fn full_example() {
             subnet: Some("10.89.7.0/24".parse().unwrap()),
             gateway: Some(Ipv4Addr::new(10, 89, 7, 1)),
             internal: false,
+            ..NetworkDef::default()
         }
     );
     assert!(compose.networks["back"].internal);
@@ -243,6 +244,8 @@ fn defaults() {
         healthcheck: None,
         limits: Limits::for_new_container(),
         networks: s(&["default"]),
+        aliases: vec![],
+        ipv4_address: None,
         ports: vec![],
         stop_signal: None,
         stop_grace_period: Duration::from_secs(10),

@@ -153,7 +153,7 @@ fn yaml_errors_name_line_column_and_field() {
         ("services:\n  web:\n    image: host\n---\nservices: {}\n", "compose.yaml:4:1: a compose file holds one YAML document (found a second `---`)"),
         ("services:\n  web: !reset\n", "compose.yaml:2:8: the tag !reset is not supported (Compose's !reset and !override are not supported yet)"),
         ("services:\n  web:\n    <<: 3\n", "compose.yaml:3:9: a merge key (<<) takes a mapping or a list of them"),
-        ("services:\n  web:\n    image: host\n    ports: [80: 80]\n", "compose.yaml:4:13: services.web.ports[0]: expected a port like \"8080:80\", found a table"),
+        ("services:\n  web:\n    image: host\n    ports: [80: 80]\n", "compose.yaml:4:13: services.web.ports[0].80: unknown key \"80\" (expected one of: target,"),
         ("", "compose.yaml:1:1: services: no services defined (add a [services.NAME] table)"),
     ];
     for (text, want) in cases {
@@ -326,4 +326,112 @@ fn default_files_are_found_in_compose_order() {
     let (first, others) = find_default(dir.path()).unwrap();
     assert_eq!(first, dir.path().join("docker-compose.yml"));
     assert_eq!(others, [dir.path().join("compose.toml")]);
+}
+
+#[test]
+fn ports_take_numbers_ranges_and_the_long_form() {
+    let c = ok(r#"
+services:
+  web:
+    image: host
+    ports:
+      - 80
+      - "9000-9001:90-91"
+      - target: 53
+        published: "5353"
+        host_ip: 127.0.0.1
+        protocol: udp
+        mode: host
+        name: dns
+      - {target: 443, published: 8443}
+      - {target: 22}
+"#);
+    let got: Vec<String> = c.services["web"]
+        .ports
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "0.0.0.0:0->80/tcp",
+            "0.0.0.0:9000->90/tcp",
+            "0.0.0.0:9001->91/tcp",
+            "127.0.0.1:5353->53/udp",
+            "0.0.0.0:8443->443/tcp",
+            "0.0.0.0:0->22/tcp",
+        ]
+    );
+    let cases = [
+        ("ports: [{published: 80}]", "compose.yaml:4:13: services.web.ports[0]: missing key \"target\""),
+        ("ports: [{target: 80, mode: swarm}]", "compose.yaml:4:32: services.web.ports[0].mode: unknown mode \"swarm\""),
+        ("ports: [\"8080-8081:80\"]", "compose.yaml:4:13: services.web.ports[0]: invalid port mapping \"8080-8081:80\": the host range has 2 ports"),
+        ("ports: [\"8080:80\", \"8080:81\"]", "compose.yaml:4:24: services.web.ports[1]: host port 8080/tcp is already published by service web"),
+    ];
+    for (line, want) in cases {
+        let got = yaml(&format!("services:\n  web:\n    image: host\n    {line}\n")).unwrap_err();
+        assert!(got.starts_with(want), "\n got: {got}\nwant: {want}");
+    }
+}
+
+#[test]
+fn networks_map_form_gives_aliases_and_a_fixed_address() {
+    let c = ok(r#"
+networks:
+  back:
+    subnet: 10.89.9.0/24
+  front:
+services:
+  db:
+    image: host
+    networks:
+      back:
+        aliases: [database, primary]
+        ipv4_address: 10.89.9.5
+      front:
+        aliases: [database]
+"#);
+    let db = &c.services["db"];
+    assert_eq!(db.networks, ["back", "front"]);
+    assert_eq!(db.aliases, ["database", "primary"]);
+    assert_eq!(db.ipv4_address, Some(Ipv4Addr::new(10, 89, 9, 5)));
+    let svc = |networks: &str| {
+        yaml(&format!(
+            "networks:\n  back:\n    subnet: 10.89.9.0/24\n  front:\nservices:\n  db:\n    image: host\n    networks: {networks}\n  other:\n    image: host\n    networks: {{back: {{ipv4_address: 10.89.9.7}}}}\n"
+        ))
+        .unwrap_err()
+    };
+    let cases = [
+        ("{front: {ipv4_address: 10.89.9.5}}", "compose.yaml:8:38: services.db.networks.front.ipv4_address: a fixed ipv4_address needs a subnet: give network \"front\" one"),
+        ("{back: {ipv4_address: 10.89.8.5}}", "compose.yaml:8:37: services.db.networks.back.ipv4_address: 10.89.8.5 is not a free host address of network \"back\" (10.89.9.0/24)"),
+        ("{back: {ipv4_address: 10.89.9.1}}", "10.89.9.1 is not a free host address"),
+        ("{back: {ipv4_address: 10.89.9.7}}", "compose.yaml:11:37: services.other.networks.back.ipv4_address: 10.89.9.7 is also service db's ipv4_address"),
+        ("{back: , front: {ipv4_address: 10.89.9.5}}", "ipv4_address is supported on the service's first network only"),
+        ("{back: {priority: 5}}", "unknown key \"priority\""),
+        ("{nope: }", "unknown network \"nope\""),
+    ];
+    for (networks, want) in cases {
+        let got = svc(networks);
+        assert!(got.contains(want), "\n got: {got}\nwant: {want}");
+    }
+}
+
+#[test]
+fn networks_take_name_and_external() {
+    let c = ok("networks:\n  outside:\n    external: true\n    name: ext1\n  own:\n    name: shared-own\nservices:\n  web:\n    image: host\n    networks: [outside, own]\n");
+    assert!(c.networks["outside"].external);
+    assert_eq!(c.networks["outside"].name.as_deref(), Some("ext1"));
+    assert_eq!(c.networks["own"].name.as_deref(), Some("shared-own"));
+    assert!(
+        !c.networks.contains_key("default"),
+        "no service joins default"
+    );
+    let e = yaml("networks:\n  outside:\n    external: true\n    subnet: 10.89.1.0/24\nservices:\n  web:\n    image: host\n").unwrap_err();
+    assert_eq!(e, "compose.yaml:4:13: networks.outside.subnet: an external network is made by forge network create: subnet cannot be given here");
+    let e = yaml("networks:\n  own:\n    name: \"bad name\"\nservices:\n  web:\n    image: host\n")
+        .unwrap_err();
+    assert!(
+        e.starts_with("compose.yaml:3:11: networks.own.name: invalid network name \"bad name\""),
+        "{e}"
+    );
 }

@@ -302,12 +302,14 @@ fn create_options(compose: &Compose, opts: &Options, name: &str, svc: &Service) 
             networks: svc
                 .networks
                 .iter()
-                .map(|n| network_name(project, n))
+                .map(|n| network_name(project, n, &compose.networks[n]))
                 .collect(),
-            ip: None,
+            ip: svc.ipv4_address,
             ports: svc.ports.clone(),
             publish_all: false,
-            aliases: vec![name.to_string()],
+            aliases: std::iter::once(name.to_string())
+                .chain(svc.aliases.iter().cloned())
+                .collect(),
         },
         cgroup_manager: opts.cgroup_manager,
         labels: svc

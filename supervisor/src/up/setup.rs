@@ -26,8 +26,53 @@ fn service_containers(compose: &Compose, project: &str) -> Vec<(String, String)>
         .collect()
 }
 
-pub fn network_name(project: &str, network: &str) -> String {
-    format!("{project}_{network}")
+/// The name in Forge of the project's network `key`: its `name`, else `PROJECT_KEY`, or `KEY`
+/// for an external one (Compose's rules, as for volumes).
+pub fn network_name(project: &str, key: &str, def: &NetworkDef) -> String {
+    match (&def.name, def.external) {
+        (Some(name), _) => name.clone(),
+        (None, true) => key.to_string(),
+        (None, false) => format!("{project}_{key}"),
+    }
+}
+
+/// The labels Docker Compose puts on a project's networks; the supervisor removes only
+/// networks that carry them.
+fn network_labels(project: &str, key: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("com.docker.compose.project".into(), project.into()),
+        ("com.docker.compose.network".into(), key.into()),
+    ])
+}
+
+/// Whether the network `name` exists and was made for `project`'s `key`.
+fn is_projects_network(netd: &Netd, name: &str, project: &str, key: &str) -> bool {
+    netd.inspect(name)
+        .is_ok_and(|(network, _)| network.labels == network_labels(project, key))
+}
+
+/// Refuses to start, before anything is made, when an external network does not exist or
+/// when a network of another origin holds the name of one the project makes.
+fn check_networks(
+    netd: &Netd,
+    networks: &BTreeMap<String, NetworkDef>,
+    project: &str,
+) -> Result<(), String> {
+    for (key, def) in networks {
+        let name = network_name(project, key, def);
+        let exists = netd.inspect(&name).is_ok();
+        if def.external && !exists {
+            return Err(format!(
+                "external network {name:?} not found (networks.{key}): create it with `forge network create {name}`"
+            ));
+        }
+        if !def.external && exists && !is_projects_network(netd, &name, project, key) {
+            return Err(format!(
+                "network {name:?} exists but was not made by this project (networks.{key}): mark it external to use it, or remove it with `forge network rm {name}`"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The name in Forge of the project's volume `key`: its `name`, else `PROJECT_KEY`, or `KEY`
@@ -109,6 +154,8 @@ pub(super) async fn prepare(
     let runtime = runtime.clone();
     let netd = netd.clone();
     let networks = project_networks(compose);
+    // `default` only when a service joins it (it is then in the file's networks).
+    let used: Vec<String> = compose.networks.keys().cloned().collect();
     let services = service_containers(compose, project);
     let project = project.to_string();
     // Each image once, pulled if any of its services asks for it.
@@ -122,6 +169,7 @@ pub(super) async fn prepare(
     let compose = compose.clone();
     tokio::task::spawn_blocking(move || {
         check_external_volumes(&runtime, &compose, &project)?;
+        check_networks(&netd, &networks, &project)?;
         let leftovers = leftover_containers(&runtime, &project, &services)?;
         for (image, policy) in &images {
             ensure_image(&runtime, image, *policy)?;
@@ -132,16 +180,21 @@ pub(super) async fn prepare(
                 .remove(name, true)
                 .map_err(|e| format!("removing {name}: {e}"))?;
         }
-        for (short, def) in &networks {
-            let name = network_name(&project, short);
+        for (short, def) in networks.iter().filter(|(_, def)| !def.external) {
+            let name = network_name(&project, short, def);
+            // Left over from a killed run: check_networks let only the project's own through.
             if netd.inspect(&name).is_ok() {
                 netd.remove_network(&name)
                     .map_err(|e| format!("removing network {name}: {e}"))?;
+            }
+            if !used.contains(short) {
+                continue;
             }
             let opts = NetworkOptions {
                 subnet: def.subnet,
                 gateway: def.gateway,
                 internal: def.internal,
+                labels: network_labels(&project, short),
             };
             netd.create_network(&name, &opts)
                 .map_err(|e| format!("creating network {name}: {e}"))?;
@@ -223,7 +276,8 @@ fn is_service(c: &forge_runtime::Container, project: &str, service: &str) -> boo
 pub const PROJECT_LABEL: &str = "forge.project";
 pub const SERVICE_LABEL: &str = "forge.service";
 
-/// The networks the project creates and removes: its own, and always `default`.
+/// The networks the project may have made: its own, and always `default` (to clean up after a
+/// run whose services joined it).
 fn project_networks(compose: &Compose) -> BTreeMap<String, NetworkDef> {
     let mut networks = compose.networks.clone();
     networks
@@ -244,7 +298,11 @@ pub(super) async fn tear_down(
     let runtime = runtime.clone();
     let netd = netd.clone();
     let services = service_containers(compose, project);
-    let networks: Vec<String> = project_networks(compose).into_keys().collect();
+    let networks: Vec<(String, String)> = project_networks(compose)
+        .iter()
+        .filter(|(_, def)| !def.external)
+        .map(|(key, def)| (key.clone(), network_name(project, key, def)))
+        .collect();
     let volumes: Vec<String> = match remove_volumes {
         true => compose
             .volumes
@@ -278,9 +336,12 @@ pub(super) async fn tear_down(
                 Err(e) => tracing::warn!("removing volume {name}: {e}"),
             }
         }
-        for short in &networks {
-            let name = network_name(&project, short);
-            if let Err(e) = netd.remove_network(&name) {
+        for (key, name) in &networks {
+            // Only this project's: one made by hand under the name meanwhile stays.
+            if !is_projects_network(&netd, name, &project, key) {
+                continue;
+            }
+            if let Err(e) = netd.remove_network(name) {
                 tracing::warn!("removing network {name}: {e}");
             }
         }

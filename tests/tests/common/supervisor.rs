@@ -329,12 +329,17 @@ pub struct ComposeFile {
 }
 
 pub fn compose_file(text: &str) -> ComposeFile {
+    compose_file_named("compose.toml", text)
+}
+
+/// A compose file named `name` (`compose.yaml` …) in a temp dir of its own.
+pub fn compose_file_named(name: &str, text: &str) -> ComposeFile {
     let dir = tempfile::Builder::new()
         .prefix("forge-compose-")
         .tempdir()
         .expect("compose tempdir");
-    let path = dir.path().join("compose.toml");
-    std::fs::write(&path, text).expect("writing compose.toml");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {name}: {e}"));
     ComposeFile { _dir: dir, path }
 }
 
