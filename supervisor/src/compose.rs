@@ -76,6 +76,9 @@
 //!   { type = "tmpfs", target = "/scratch", tmpfs = { size = "64m", mode = 0o1777 } },
 //! ]
 //!
+//! secrets = ["db_pw"]              # or { source = "db_pw", target = "pw" }: /run/secrets/pw, read-only
+//! configs = [{ source = "app", target = "/etc/app.ini" }]   # default target /NAME
+//!
 //! [services.web.healthcheck]       # Compose's defaults: 30s, 30s, 3, 0s
 //! test = ["CMD", "true"]           # or ["CMD-SHELL", "..."], a string (CMD-SHELL), ["NONE"]
 //! interval = "30s"
@@ -84,6 +87,9 @@
 //! start_period = "0s"
 //! start_interval = "5s"            # between probes during the start period (default: interval)
 //! disable = false
+//!
+//! [secrets.db_pw]                  # and [configs.NAME]: from a file, relative to this one
+//! file = "./db_pw.txt"
 //!
 //! [services.db]
 //! image = "host"
@@ -100,6 +106,7 @@
 
 mod attach;
 mod deploy;
+mod files;
 mod interpolate;
 mod node;
 mod security;
@@ -535,8 +542,18 @@ fn read_document(
         "services",
         "networks",
         "volumes",
+        "secrets",
+        "configs",
         "x-backoff",
     ])?;
+    let mut files = BTreeMap::new();
+    for kind in [files::Kind::Secret, files::Kind::Config] {
+        let defined = match root.get(kind.key()) {
+            Some(node) => files::read_definitions(&node, dir, kind)?,
+            None => BTreeMap::new(),
+        };
+        files.insert(kind.key(), defined);
+    }
     let name = root.get("name").map(|n| project_name(&n)).transpose()?;
     let backoff = match root.get("x-backoff") {
         Some(node) => service::backoff(&node, &Backoff::default())?,
@@ -587,6 +604,7 @@ fn read_document(
         )));
     }
     check_profiles(&places, &disabled)?;
+    grant_files(&places, &files, &mut services)?;
     check_networks(&places, &networks)?;
     check_volumes(&places, &volumes)?;
     check_dependencies(&places, &services)?;
@@ -607,6 +625,30 @@ fn read_document(
         name,
         warnings: Vec::new(),
     })
+}
+
+/// Adds each service's secrets and configs to its mounts, refusing undefined ones and a
+/// destination another of its mounts has.
+fn grant_files(
+    places: &[(&str, Placed)],
+    files: &BTreeMap<&str, BTreeMap<String, PathBuf>>,
+    services: &mut BTreeMap<String, Service>,
+) -> Result<(), Invalid> {
+    for (name, placed) in places {
+        let service = services.get_mut(*name).expect("placed services are read");
+        for grant in &placed.grants {
+            let mount = files::mount(grant, &files[grant.kind.key()])?;
+            service.volumes.push(mount);
+            let tmpfs = service::tmpfs_paths(&service.tmpfs);
+            if forge_runtime::check_mount_targets(&service.volumes, &tmpfs).is_err() {
+                return Err(grant.spot.err(format!(
+                    "{} is also the destination of another of the service's mounts",
+                    grant.target
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An enabled service cannot depend on one whose profiles are not enabled.

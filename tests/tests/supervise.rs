@@ -1551,3 +1551,38 @@ services:
     assert_eq!(network_names(&forge), Vec::<String>::new());
     assert_torn_down(&forge);
 }
+
+#[test]
+fn secrets_and_configs_are_mounted_read_only_where_compose_puts_them() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yaml",
+        r#"secrets:
+  db_pw:
+    file: ./pw.txt
+configs:
+  app:
+    file: ./app.ini
+services:
+  web:
+    image: host
+    stop_signal: SIGKILL
+    secrets: [db_pw]
+    configs: [{source: app, target: /etc/app.ini}]
+    command: ["sh", "-c", "echo pw=$$(cat /run/secrets/db_pw) conf=$$(cat /etc/app.ini); echo x > /run/secrets/db_pw || echo read-only; exec sleep 1d"]
+"#,
+    );
+    let dir = file.path.parent().unwrap();
+    std::fs::write(dir.join("pw.txt"), "s3cret").unwrap();
+    std::fs::write(dir.join("app.ini"), "[app]").unwrap();
+    let mut sup = Supervisor::start(&forge, "files", &file.path, &[]);
+    let line = sup.wait_output("web", "the files", |l| l.starts_with("pw="));
+    assert_eq!(line.text, "pw=s3cret conf=[app]", "{}", sup.dump());
+    sup.wait_output("web", "the write refused", |l| l == "read-only");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pw.txt")).unwrap(),
+        "s3cret"
+    );
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}

@@ -54,6 +54,8 @@ const SERVICE_KEYS: &[&str] = &[
     "userns_mode",
     "volumes",
     "profiles",
+    "secrets",
+    "configs",
 ];
 
 /// Where a service names other services, networks and ports, for the checks across services.
@@ -68,6 +70,8 @@ pub(super) struct Placed {
     pub container_name: Option<Spot>,
     /// Its fixed address on its first network, checked against that network's subnet.
     pub ipv4_address: Option<(std::net::Ipv4Addr, Spot)>,
+    /// The secrets and configs it is granted, made into mounts once the file's are read.
+    pub grants: Vec<super::files::Grant>,
 }
 
 /// `dir` is the compose file's directory, for relative paths in the service.
@@ -104,17 +108,20 @@ pub(super) fn read(
     if let Some(node) = get("expose") {
         expose(&node)?;
     }
+    for kind in [super::files::Kind::Secret, super::files::Kind::Config] {
+        if let Some(node) = get(kind.key()) {
+            placed
+                .grants
+                .extend(super::files::read_grants(&node, kind)?);
+        }
+    }
     if let Some(node) = get("ports") {
         placed.ports = super::attach::ports(&node)?;
     }
     let security = super::security::read(&table, dir)?;
     let mut volumes = Vec::new();
     if let Some(node) = get("volumes") {
-        let tmpfs: Vec<&str> = security
-            .tmpfs
-            .iter()
-            .map(|t| t.split_once(':').map_or(t.as_str(), |(path, _)| path))
-            .collect();
+        let tmpfs = tmpfs_paths(&security.tmpfs);
         for (mount, spot) in super::volumes::read_service(&node, dir)? {
             if forge_runtime::check_mount_targets(std::slice::from_ref(&mount), &tmpfs).is_err() {
                 return Err(spot.err(format!("{} is also a tmpfs of this service", mount.target)));
@@ -201,6 +208,14 @@ pub(super) fn read(
         profiles: get("profiles").map_or(Ok(Vec::new()), |n| profiles(&n))?,
     };
     Ok((service, placed))
+}
+
+/// The destinations of `tmpfs` entries (`PATH[:OPTIONS]`).
+pub(super) fn tmpfs_paths(tmpfs: &[String]) -> Vec<&str> {
+    tmpfs
+        .iter()
+        .map(|t| t.split_once(':').map_or(t.as_str(), |(path, _)| path))
+        .collect()
 }
 
 fn non_empty<'t>(node: &Node, text: &'t str) -> Result<&'t str, Invalid> {

@@ -435,3 +435,60 @@ fn networks_take_name_and_external() {
         "{e}"
     );
 }
+
+#[test]
+fn secrets_and_configs_from_files_become_read_only_binds() {
+    let file = r#"
+secrets:
+  db_pw:
+    file: ./pw.txt
+configs:
+  app:
+    file: conf/app.ini
+services:
+  web:
+    image: host
+    secrets: [db_pw, {source: db_pw, target: other}, {source: db_pw, target: /etc/pw}]
+    configs: [app, {source: app, target: /etc/app.ini}]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), file).unwrap();
+    std::fs::write(dir.path().join("pw.txt"), "s3cret").unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::write(dir.path().join("conf/app.ini"), "[a]").unwrap();
+    let c = load(&dir.path().join("compose.yaml")).unwrap();
+    let mounts: Vec<(String, String, bool)> = c.services["web"]
+        .volumes
+        .iter()
+        .map(|m| {
+            let source = m.source.replace(&dir.path().display().to_string(), "DIR");
+            (source, m.target.clone(), m.read_only)
+        })
+        .collect();
+    let m = |s: &str, t: &str| (s.to_string(), t.to_string(), true);
+    assert_eq!(
+        mounts,
+        [
+            m("DIR/pw.txt", "/run/secrets/db_pw"),
+            m("DIR/pw.txt", "/run/secrets/other"),
+            m("DIR/pw.txt", "/etc/pw"),
+            m("DIR/conf/app.ini", "/app"),
+            m("DIR/conf/app.ini", "/etc/app.ini"),
+        ]
+    );
+    let cases = [
+        ("secrets:\n  s:\n    file: ./missing\nservices:\n  web:\n    image: host\n", "compose.yaml:3:11: secrets.s.file: DIR/missing: no such file"),
+        ("secrets:\n  s:\n    environment: TOKEN\nservices:\n  web:\n    image: host\n", "compose.yaml:3:18: secrets.s.environment: environment is not supported yet"),
+        ("services:\n  web:\n    image: host\n    secrets: [nope]\n", "compose.yaml:4:15: services.web.secrets[0]: undefined secret \"nope\" (define it under the top-level secrets)"),
+        ("configs:\n  c:\n    file: pw.txt\nservices:\n  web:\n    image: host\n    configs: [{source: c, mode: 0o400}]\n", "compose.yaml:7:33: services.web.configs[0].mode: mode is not supported"),
+        ("configs:\n  c:\n    file: pw.txt\nservices:\n  web:\n    image: host\n    configs: [{source: c, target: /x}]\n    tmpfs: [/x]\n", "compose.yaml:7:15: services.web.configs[0]: /x is also the destination of another of the service's mounts"),
+    ];
+    for (text, want) in cases {
+        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+        let got = load(&dir.path().join("compose.yaml"))
+            .unwrap_err()
+            .to_string()
+            .replace(&dir.path().display().to_string(), "DIR");
+        assert!(got.contains(want), "\n got: {got}\nwant: {want}");
+    }
+}
