@@ -50,7 +50,8 @@
 //! expose = ["8080", "53/udp"]      # documentation only, as in Docker
 //! pull_policy = "missing"          # (default) pull an image not in the store; "always", "never"
 //! depends_on = ["db"]              # = service_started; or
-//! # depends_on = { db = { condition = "service_healthy" } }   (or _started, _completed_successfully)
+//! # depends_on = { db = { condition = "service_healthy" } }   (or _started, _completed_successfully;
+//! #   required = false: left out, with a warning, when db is not an enabled service)
 //! restart = "on-failure:5"         # "no" (default), "always", "on-failure[:N]", "unless-stopped"
 //! x-backoff = { initial = "1s" }   # overrides [x-backoff] key by key
 //! limits = { cpus = 0.5, memory = "256m", memory_swap = "512m", pids = 100, storage = "1g" }
@@ -88,11 +89,14 @@
 //! start_interval = "5s"            # between probes during the start period (default: interval)
 //! disable = false
 //!
-//! [secrets.db_pw]                  # and [configs.NAME]: from a file, relative to this one
+//! [secrets.db_pw]                  # from a file, relative to this one, which must exist
 //! file = "./db_pw.txt"
+//! [configs.app]
+//! file = "./app.ini"
 //!
 //! [services.db]
 //! image = "host"
+//! # extends = "web"                # or { service = "base", file = "common.yaml" }: merged first
 //! command = "sleep 1d"
 //! networks = ["back"]
 //! ```
@@ -106,6 +110,7 @@
 
 mod attach;
 mod deploy;
+mod extends;
 mod files;
 mod interpolate;
 mod node;
@@ -416,14 +421,17 @@ pub fn load(path: &Path) -> Result<Compose, ComposeError> {
 
 /// Reads and checks a compose file with the command line's env files and profiles.
 pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Compose, ComposeError> {
-    let text = std::fs::read_to_string(path).map_err(|err| ComposeError {
+    parse_with(path, &read(path)?, opts)
+}
+
+fn read(path: &Path) -> Result<String, ComposeError> {
+    std::fs::read_to_string(path).map_err(|err| ComposeError {
         path: path.to_path_buf(),
         location: None,
         field: String::new(),
         message: format!("cannot read: {}", io_reason(&err)),
         source: Some(err),
-    })?;
-    parse_with(path, &text, opts)
+    })
 }
 
 /// The first of [`DEFAULT_FILES`] in `dir`, and the others found there (which Compose warns
@@ -471,8 +479,36 @@ fn parse_with(path: &Path, text: &str, opts: &LoadOptions) -> Result<Compose, Co
         message,
         source: None,
     })?;
-    let mut warnings = Vec::new();
-    let tree = if is_toml(path) {
+    let (mut tree, mut warnings) = document(path, text, &vars)?;
+    // Other files' warnings, as they are read for `extends`.
+    let others = std::cell::RefCell::new(Vec::new());
+    let load = |other: &Path| -> Result<tree::Tree, ComposeError> {
+        let text = read(other)?;
+        let (tree, warnings) = document(other, &text, &vars)?;
+        others.borrow_mut().extend(warnings);
+        Ok(tree)
+    };
+    extends::resolve(&mut tree, &dir, &load).map_err(|failure| match failure {
+        extends::Failure::Here(invalid) => at(invalid),
+        extends::Failure::There(err) => err,
+    })?;
+    warnings.extend(others.into_inner());
+    let profiles = enabled_profiles(opts, &vars);
+    let mut compose = read_document(&tree, &dir, &vars, &profiles).map_err(at)?;
+    compose.path = path.to_path_buf();
+    warnings.append(&mut compose.warnings);
+    compose.warnings = warnings;
+    Ok(compose)
+}
+
+/// A compose file's text as a tree: TOML, or YAML interpolated (with its warnings).
+fn document(
+    path: &Path,
+    text: &str,
+    vars: &Variables,
+) -> Result<(tree::Tree, Vec<String>), ComposeError> {
+    let at = |invalid| ComposeError::at(path, text, invalid);
+    if is_toml(path) {
         let doc = ImDocument::parse(text.to_string()).map_err(|err| {
             let message = err.message().trim().replace('\n', "; ");
             at(Invalid {
@@ -481,17 +517,12 @@ fn parse_with(path: &Path, text: &str, opts: &LoadOptions) -> Result<Compose, Co
                 message: format!("invalid TOML: {message}"),
             })
         })?;
-        tree::from_toml(&doc)
+        Ok((tree::from_toml(&doc), Vec::new()))
     } else {
         let mut tree = yaml::parse(text).map_err(at)?;
-        warnings = interpolate::interpolate(&mut tree, &vars).map_err(at)?;
-        tree
-    };
-    let profiles = enabled_profiles(opts, &vars);
-    let mut compose = read_document(&tree, &dir, &vars, &profiles).map_err(at)?;
-    compose.path = path.to_path_buf();
-    compose.warnings = warnings;
-    Ok(compose)
+        let warnings = interpolate::interpolate(&mut tree, vars).map_err(at)?;
+        Ok((tree, warnings))
+    }
 }
 
 /// `--profile`s, else `COMPOSE_PROFILES` (from the environment or `.env`).
@@ -603,6 +634,7 @@ fn read_document(
                 .expect("services were read")
         )));
     }
+    let warnings = drop_optional_dependencies(&mut places, &mut services);
     check_profiles(&places, &disabled)?;
     grant_files(&places, &files, &mut services)?;
     check_networks(&places, &networks)?;
@@ -623,8 +655,38 @@ fn read_document(
         volumes,
         backoff,
         name,
-        warnings: Vec::new(),
+        warnings,
     })
+}
+
+/// Leaves out each `required = false` dependency that is not an enabled service, as Compose
+/// does; the warnings say which.
+fn drop_optional_dependencies(
+    places: &mut [(&str, Placed)],
+    services: &mut BTreeMap<String, Service>,
+) -> Vec<String> {
+    let enabled: Vec<String> = services.keys().cloned().collect();
+    let mut warnings = Vec::new();
+    for (name, placed) in places.iter_mut() {
+        let missing: Vec<String> = placed
+            .optional
+            .iter()
+            .filter(|dep| !enabled.contains(dep))
+            .cloned()
+            .collect();
+        for dep in missing {
+            placed.depends_on.retain(|(d, _)| *d != dep);
+            services
+                .get_mut(*name)
+                .expect("placed services are read")
+                .depends_on
+                .remove(&dep);
+            warnings.push(format!(
+                "service {name}: optional dependency {dep:?} is not an enabled service: starting without it"
+            ));
+        }
+    }
+    warnings
 }
 
 /// Adds each service's secrets and configs to its mounts, refusing undefined ones and a

@@ -70,6 +70,9 @@ pub(super) struct Placed {
     pub container_name: Option<Spot>,
     /// Its fixed address on its first network, checked against that network's subnet.
     pub ipv4_address: Option<(std::net::Ipv4Addr, Spot)>,
+    /// Dependencies with `required = false`: left out, with a warning, when not in the file
+    /// or not enabled.
+    pub optional: Vec<String>,
     /// The secrets and configs it is granted, made into mounts once the file's are read.
     pub grants: Vec<super::files::Grant>,
 }
@@ -92,7 +95,7 @@ pub(super) fn read(
         None => return Err(node.err("missing required key \"image\"")),
     };
     let depends_on = match get("depends_on") {
-        Some(node) => depends_on(&node, &mut placed.depends_on)?,
+        Some(node) => depends_on(&node, &mut placed.depends_on, &mut placed.optional)?,
         None => BTreeMap::new(),
     };
     let attachments = match get("networks") {
@@ -364,10 +367,11 @@ fn user(node: &Node) -> Result<String, Invalid> {
     }
 }
 
-/// `["db"]` (started), or `{ db = { condition = "service_healthy" } }`.
+/// `["db"]` (started), or `{ db = { condition = "service_healthy", required = false } }`.
 fn depends_on(
     node: &Node,
     places: &mut Vec<(String, Spot)>,
+    optional: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Condition>, Invalid> {
     let mut deps = BTreeMap::new();
     if node.is_array() {
@@ -382,7 +386,19 @@ fn depends_on(
     let what = "a list of service names or a table { NAME = { condition = \"...\" } }";
     for entry in node.table(what)?.entries() {
         let table = entry.node.table("a table { condition = \"...\" }")?;
-        table.only(&["condition"])?;
+        table.only(&["condition", "required", "restart"])?;
+        if let Some(node) = table.get("restart") {
+            if node.boolean()? {
+                return Err(node.err(
+                    "restart = true is not supported yet: it restarts a dependant when a Compose command restarts its dependency, and Forge has no forge compose restart yet",
+                ));
+            }
+        }
+        if let Some(node) = table.get("required") {
+            if !node.boolean()? {
+                optional.push(entry.key.to_string());
+            }
+        }
         let condition = match table.get("condition") {
             Some(node) => {
                 let text = node.string("a condition like \"service_healthy\"")?;

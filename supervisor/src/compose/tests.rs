@@ -731,7 +731,13 @@ fn the_schema_in_the_module_doc_parses() {
         .take_while(|line| *line != "```")
         .collect();
     assert!(doc.len() > 30, "the schema block is in the module doc");
-    let compose = ok(&doc.join("\n"));
+    // With the files its secrets and configs name.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("db_pw.txt"), "pw").unwrap();
+    std::fs::write(dir.path().join("app.ini"), "[app]").unwrap();
+    let path = dir.path().join("compose.toml");
+    std::fs::write(&path, doc.join("\n")).unwrap();
+    let compose = load(&path).unwrap_or_else(|e| panic!("{e}"));
     let web = &compose.services["web"];
     assert_eq!(web.networks, s(&["back"]));
     assert_eq!(web.limits.memory_swap, Some(512 << 20));

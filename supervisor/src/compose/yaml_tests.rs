@@ -492,3 +492,153 @@ services:
         assert!(got.contains(want), "\n got: {got}\nwant: {want}");
     }
 }
+
+#[test]
+fn depends_on_required_false_drops_a_missing_dependency_with_a_warning() {
+    let c = ok(r#"
+services:
+  web:
+    image: host
+    depends_on:
+      cache: {condition: service_started, required: false}
+      db: {condition: service_started, required: false, restart: false}
+      tools: {required: false}
+  db:
+    image: host
+  tools:
+    image: host
+    profiles: [tools]
+"#);
+    let deps: Vec<&String> = c.services["web"].depends_on.keys().collect();
+    assert_eq!(deps, ["db"]);
+    assert_eq!(
+        c.warnings,
+        [
+            "service web: optional dependency \"cache\" is not an enabled service: starting without it",
+            "service web: optional dependency \"tools\" is not an enabled service: starting without it",
+        ]
+    );
+    let e = yaml("services:\n  web:\n    image: host\n    depends_on: {db: {restart: true}}\n  db:\n    image: host\n").unwrap_err();
+    assert!(e.starts_with("compose.yaml:4:32: services.web.depends_on.db.restart: restart = true is not supported yet"), "{e}");
+    let e = yaml("services:\n  web:\n    image: host\n    depends_on: {db: {required: true}}\n")
+        .unwrap_err();
+    assert!(e.contains("unknown service \"db\""), "{e}");
+}
+
+#[test]
+fn extends_merges_by_composes_rules_in_this_file_and_another() {
+    let common = r#"
+services:
+  base:
+    image: host
+    command: [sleep, 1d]
+    environment: [LEVEL=info, MODE=base]
+    labels: {tier: back}
+    ports: ["80"]
+    volumes: ["./data:/data", "./logs:/logs"]
+    env_file: ./base.env
+    healthcheck:
+      test: [CMD, "false"]
+      interval: 5s
+  chained:
+    extends: base
+    user: "1000"
+"#;
+    let file = r#"
+services:
+  web:
+    extends:
+      file: sub/common.yaml
+      service: chained
+    command: [sh, -c, "sleep 2d"]
+    environment:
+      MODE: web
+    ports: ["90"]
+    volumes: ["./web-logs:/logs"]
+    healthcheck:
+      test: [CMD, "true"]
+  local:
+    extends: web
+    ports: ["91"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/common.yaml"), common).unwrap();
+    std::fs::write(dir.path().join("sub/base.env"), "FROM_FILE=1\n").unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), file).unwrap();
+    let c = load(&dir.path().join("compose.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let web = &c.services["web"];
+    let d = dir.path().display().to_string();
+    assert_eq!(web.command.as_deref().unwrap(), ["sh", "-c", "sleep 2d"]);
+    assert_eq!(web.user.as_deref(), Some("1000"), "through chained");
+    assert_eq!(web.environment, ["FROM_FILE=1", "LEVEL=info", "MODE=web"]);
+    assert_eq!(web.labels["tier"], "back");
+    let ports: Vec<String> = web.ports.iter().map(|p| p.to_string()).collect();
+    assert_eq!(ports, ["0.0.0.0:0->80/tcp", "0.0.0.0:0->90/tcp"]);
+    let volumes: Vec<(String, String)> = web
+        .volumes
+        .iter()
+        .map(|m| (m.source.replace(&d, "DIR"), m.target.clone()))
+        .collect();
+    assert_eq!(
+        volumes,
+        [
+            ("DIR/sub/data".to_string(), "/data".to_string()),
+            ("DIR/web-logs".to_string(), "/logs".to_string())
+        ],
+        "the base's relative paths are its file's; /logs is the local one"
+    );
+    let health = web.healthcheck.as_ref().unwrap();
+    assert_eq!(health.test, HealthTest::Cmd(vec!["true".into()]));
+    assert_eq!(health.interval, Duration::from_secs(5));
+    let local_ports: Vec<String> = c.services["local"]
+        .ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(local_ports.len(), 3);
+    assert_eq!(c.services["local"].environment, web.environment);
+
+    let cases = [
+        (
+            "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+            "compose.yaml:5:14: services.b.extends: extends cycle: a -> b -> a",
+        ),
+        (
+            "services:\n  a:\n    extends: nope\n",
+            "compose.yaml:3:14: services.a.extends: extends unknown service \"nope\"",
+        ),
+        (
+            "services:\n  a:\n    extends: {file: missing.yaml, service: x}\n",
+            "DIR/missing.yaml: cannot read: No such file or directory",
+        ),
+        (
+            "services:\n  a:\n    extends: {file: sub/common.yaml, service: x}\n",
+            "compose.yaml:3:14: services.a.extends: DIR/sub/common.yaml has no service \"x\"",
+        ),
+        (
+            "services:\n  a:\n    extends: {servce: x}\n",
+            "compose.yaml:3:15: services.a.extends.servce: unknown key \"servce\"",
+        ),
+    ];
+    for (text, want) in cases {
+        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+        let got = load(&dir.path().join("compose.yaml"))
+            .unwrap_err()
+            .to_string()
+            .replace(&d, "DIR");
+        assert!(got.contains(want), "\n got: {got}\nwant: {want}");
+    }
+}
+
+#[test]
+fn extends_works_in_compose_toml_too() {
+    let c = parse(
+        Path::new("compose.toml"),
+        "[services.a]\nimage = \"host\"\ninit = true\n[services.b]\nextends = \"a\"\ncommand = \"sleep 1\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.services["b"].image, "host");
+    assert!(c.services["b"].init);
+    assert_eq!(c.services["a"].command, None);
+}
