@@ -43,7 +43,8 @@
 //! user = "1000:1000"               # or a number
 //! hostname = "www"
 //! init = false
-//! # deploy = { resources = { limits = { memory = "256m" } }, restart_policy = { condition = "on-failure", max_attempts = 3, delay = "5s", window = "30s" } }
+//! # deploy = { replicas = 2, resources = { limits = { memory = "256m" } }, restart_policy = { condition = "on-failure", max_attempts = 3, delay = "5s", window = "30s" } }
+//! #                                # replicas (or scale = 2): services web-1, web-2, both answering to web
 //! #                                # Compose's spelling of limits and restart (one or the other)
 //! container_name = "shop-db"      # default PROJECT-SERVICE
 //! labels = { "com.example.tier" = "back" }   # or ["com.example.tier=back"]
@@ -642,6 +643,7 @@ fn read_document(
     check_dependencies(&places, &services)?;
     check_ports(&places)?;
     check_container_names(&places, &services)?;
+    expand_replicas(&places, &mut services)?;
     if services
         .values()
         .any(|s| s.networks.iter().any(|n| n == DEFAULT_NETWORK))
@@ -917,6 +919,68 @@ fn check_dependencies(
             .find(|(dep, _)| *dep == cycle[1])
             .expect("a cycle follows a dependency");
         return Err(spot.err(format!("dependency cycle: {}", cycle.join(" -> "))));
+    }
+    Ok(())
+}
+
+/// A service of N replicas becomes services `NAME-1` … `NAME-N` (containers
+/// `PROJECT-NAME-1` …, as Compose names them), each answering to `NAME` too; a dependency on
+/// it waits for every one. What one container alone can have is refused: a `container_name`, a
+/// fixed address, a fixed host port.
+fn expand_replicas(
+    places: &[(&str, Placed)],
+    services: &mut BTreeMap<String, Service>,
+) -> Result<(), Invalid> {
+    let mut expanded: BTreeMap<String, u32> = BTreeMap::new();
+    for (name, placed) in places {
+        let Some((n, spot)) = &placed.replicas else {
+            continue;
+        };
+        if *n == 1 {
+            continue;
+        }
+        let service = &services[*name];
+        let refuse = |what: &str| Err(spot.err(format!("{n} replicas cannot share {what}")));
+        if service.container_name.is_some() {
+            return refuse("one container_name");
+        }
+        if service.ipv4_address.is_some() {
+            return refuse("one ipv4_address");
+        }
+        if let Some((port, _)) = placed.ports.iter().find(|(p, _)| p.host_port != 0) {
+            return refuse(&format!("host port {} (publish the container port alone: a free host port is chosen for each)", port.host_port));
+        }
+        expanded.insert(name.to_string(), *n);
+    }
+    for (name, n) in &expanded {
+        let service = services.remove(name).expect("a placed service");
+        for i in 1..=*n {
+            let mut replica = service.clone();
+            replica.name = format!("{name}-{i}");
+            replica.aliases.insert(0, name.clone());
+            if services.contains_key(&replica.name) {
+                let (_, placed) = places.iter().find(|(p, _)| p == name).expect("placed");
+                let spot = &placed.replicas.as_ref().expect("replicated").1;
+                return Err(spot.err(format!(
+                    "replica {} would have the name of another service",
+                    replica.name
+                )));
+            }
+            services.insert(replica.name.clone(), replica);
+        }
+    }
+    for service in services.values_mut() {
+        let deps = std::mem::take(&mut service.depends_on);
+        for (dep, condition) in deps {
+            match expanded.get(&dep) {
+                Some(n) => service
+                    .depends_on
+                    .extend((1..=*n).map(|i| (format!("{dep}-{i}"), condition))),
+                None => {
+                    service.depends_on.insert(dep, condition);
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -1424,12 +1424,7 @@ services:
     let line = sup.wait_output("web", "its greeting", |l| l.contains("web says"));
     assert_eq!(line.text, "web says hello v2", "{}", sup.dump());
     // The profile's service is not started; web is the project's only container.
-    let names: Vec<String> = forge
-        .ps(&["-a"])
-        .iter()
-        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
-        .collect();
-    assert_eq!(names, ["yamlshop-web"], "{}", sup.dump());
+    assert_eq!(container_names(&forge), ["yamlshop-web"], "{}", sup.dump());
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
 }
@@ -1472,6 +1467,17 @@ services:
     );
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
+}
+
+/// The names of every container, as `forge ps -a` lists them, sorted.
+fn container_names(forge: &Forge) -> Vec<String> {
+    let mut names: Vec<String> = forge
+        .ps(&["-a"])
+        .iter()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    names.sort();
+    names
 }
 
 /// The names `forge network ls` lists.
@@ -1582,6 +1588,42 @@ services:
     assert_eq!(
         std::fs::read_to_string(dir.join("pw.txt")).unwrap(),
         "s3cret"
+    );
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}
+
+#[test]
+fn replicas_run_as_project_service_n_and_all_answer_to_the_service_name() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yaml",
+        r#"services:
+  web:
+    image: host
+    stop_signal: SIGKILL
+    deploy:
+      replicas: 3
+    command: ["sh", "-c", "echo up as $$(hostname); exec sleep 1d"]
+  client:
+    image: host
+    stop_signal: SIGKILL
+    depends_on: [web]
+    command: ["sh", "-c", "echo web is $$(grep -cw web /etc/hosts) addresses; exec sleep 1d"]
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "rep", &file.path, &[]);
+    for i in 1..=3 {
+        let line = sup.wait_output(&format!("web-{i}"), "its hostname", |l| {
+            l.starts_with("up as")
+        });
+        assert_eq!(line.text, format!("up as web-{i}"), "{}", sup.dump());
+    }
+    let line = sup.wait_output("client", "the count", |l| l.starts_with("web is"));
+    assert_eq!(line.text, "web is 3 addresses", "{}", sup.dump());
+    assert_eq!(
+        container_names(&forge),
+        ["rep-client", "rep-web-1", "rep-web-2", "rep-web-3"]
     );
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);

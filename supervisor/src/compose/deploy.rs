@@ -1,11 +1,11 @@
-//! A service's `deploy` as Compose (not Swarm) reads it on one host: `replicas` (1 only, for
-//! now), `resources.limits` (more spellings of the keys of `limits`) and `restart_policy` (a
+//! A service's `deploy` as Compose (not Swarm) reads it on one host: `replicas`,
+//! `resources.limits` (more spellings of the keys of `limits`) and `restart_policy` (a
 //! restart policy, its delay the backoff's first step and its window the run that resets it).
 //! Swarm's placement, update and rollback keys are refused by name.
 
 use std::time::Duration;
 
-use super::node::{Invalid, Node, Table};
+use super::node::{Invalid, Node, Spot, Table};
 use super::RestartPolicy;
 
 /// What `deploy` says.
@@ -14,6 +14,19 @@ pub(super) struct Deploy<'a> {
     /// `resources.limits`, read by the caller with the other spellings of `limits`.
     pub limits: Option<Table<'a>>,
     pub restart: Option<Restart>,
+    /// `replicas`, and where it was given.
+    pub replicas: Option<(u32, Spot)>,
+}
+
+/// `replicas` (or the service's `scale`): how many containers run the service, at least 1.
+pub(super) fn replicas(node: &Node) -> Result<u32, Invalid> {
+    match node.as_integer() {
+        Some(n) if (1..=1000).contains(&n) => Ok(n as u32),
+        Some(0) => Err(node
+            .err("0 replicas is not supported yet (leave the service out, or give it a profile)")),
+        Some(_) => Err(node.err("expected a number of containers from 1 to 1000")),
+        None => Err(node.wrong_type("a number of containers")),
+    }
 }
 
 pub(super) struct Restart {
@@ -25,18 +38,10 @@ pub(super) struct Restart {
 pub(super) fn read<'a>(node: &Node<'a>) -> Result<Deploy<'a>, Invalid> {
     let table = node.table("a table { replicas, resources, restart_policy }")?;
     table.only(&["replicas", "resources", "restart_policy"])?;
-    if let Some(replicas) = table.get("replicas") {
-        match replicas.as_integer() {
-            Some(1) => {}
-            Some(n) if n >= 0 => {
-                return Err(replicas.err(format!(
-                    "replicas = {n}: more than one container per service is not supported yet"
-                )))
-            }
-            _ => return Err(replicas.wrong_type("a number of containers")),
-        }
-    }
     let mut deploy = Deploy::default();
+    if let Some(node) = table.get("replicas") {
+        deploy.replicas = Some((replicas(&node)?, node.spot.clone()));
+    }
     if let Some(resources) = table.get("resources") {
         let resources = resources.table("a table { limits = { cpus, memory, pids } }")?;
         resources.only(&["limits"])?;

@@ -37,6 +37,7 @@ const SERVICE_KEYS: &[&str] = &[
     "healthcheck",
     "limits",
     "deploy",
+    "scale",
     "cpus",
     "mem_limit",
     "memswap_limit",
@@ -70,6 +71,8 @@ pub(super) struct Placed {
     pub container_name: Option<Spot>,
     /// Its fixed address on its first network, checked against that network's subnet.
     pub ipv4_address: Option<(std::net::Ipv4Addr, Spot)>,
+    /// `deploy.replicas` or `scale`, and where it was given.
+    pub replicas: Option<(u32, Spot)>,
     /// Dependencies with `required = false`: left out, with a warning, when not in the file
     /// or not enabled.
     pub optional: Vec<String>,
@@ -140,6 +143,11 @@ pub(super) fn read(
         .transpose()?
         .unwrap_or_default();
     let limits = limits(&table, deploy.limits.as_ref())?;
+    placed.replicas = match (get("scale"), deploy.replicas.clone()) {
+        (Some(node), Some(_)) => return Err(node.err("give scale or deploy.replicas, not both")),
+        (Some(node), None) => Some((super::deploy::replicas(&node)?, node.spot.clone())),
+        (None, replicas) => replicas,
+    };
     if let (Mode::Auto, Some(_)) = (security.userns, &limits.storage) {
         let spot = get("userns_mode").expect("auto was given").spot;
         return Err(spot.err("userns_mode = \"auto\" cannot be combined with limits.storage"));

@@ -642,3 +642,50 @@ fn extends_works_in_compose_toml_too() {
     assert!(c.services["b"].init);
     assert_eq!(c.services["a"].command, None);
 }
+
+#[test]
+fn replicas_are_services_of_their_own_answering_to_the_services_name() {
+    let c = ok(r#"
+services:
+  web:
+    image: host
+    deploy: {replicas: 3}
+    ports: ["80"]
+    networks:
+      default:
+        aliases: [www]
+  worker:
+    image: host
+    scale: 2
+  client:
+    image: host
+    depends_on:
+      web: {condition: service_started}
+"#);
+    let names: Vec<&String> = c.services.keys().collect();
+    assert_eq!(
+        names,
+        ["client", "web-1", "web-2", "web-3", "worker-1", "worker-2"]
+    );
+    assert_eq!(c.services["web-2"].name, "web-2");
+    assert_eq!(c.services["web-2"].aliases, ["web", "www"]);
+    let deps: Vec<&String> = c.services["client"].depends_on.keys().collect();
+    assert_eq!(deps, ["web-1", "web-2", "web-3"]);
+    assert_eq!(c.start_order().last().map(String::as_str), Some("worker-2"));
+    let cases = [
+        ("deploy: {replicas: 2}\n    ports: [\"8080:80\"]", "compose.yaml:4:24: services.web.deploy.replicas: 2 replicas cannot share host port 8080"),
+        ("deploy: {replicas: 2}\n    container_name: one", "2 replicas cannot share one container_name"),
+        ("scale: 2\n    deploy: {replicas: 2}", "compose.yaml:4:12: services.web.scale: give scale or deploy.replicas, not both"),
+        ("scale: 1001", "expected a number of containers from 1 to 1000"),
+    ];
+    for (keys, want) in cases {
+        let got = yaml(&format!("services:\n  web:\n    image: host\n    {keys}\n")).unwrap_err();
+        assert!(got.contains(want), "\n got: {got}\nwant: {want}");
+    }
+    let e = yaml("services:\n  web:\n    image: host\n    scale: 2\n  web-1:\n    image: host\n")
+        .unwrap_err();
+    assert!(
+        e.contains("replica web-1 would have the name of another service"),
+        "{e}"
+    );
+}
