@@ -117,6 +117,7 @@ mod interpolate;
 mod node;
 mod security;
 mod service;
+mod sources;
 mod tree;
 mod volumes;
 mod yaml;
@@ -466,13 +467,32 @@ pub fn is_toml(path: &Path) -> bool {
 }
 
 fn parse_with(path: &Path, text: &str, opts: &LoadOptions) -> Result<Compose, ComposeError> {
-    let at = |invalid| ComposeError::at(path, text, invalid);
+    parse_files(&[(path.to_path_buf(), text.to_string())], opts)
+}
+
+/// Reads and checks several compose files as one project, each merged over the ones before it
+/// by Compose's rules (as `extends` merges a service), as `docker compose -f A -f B` does.
+/// Relative paths in all of them are relative to the first one's directory, Compose's project
+/// directory.
+pub fn load_all(paths: &[PathBuf], opts: &LoadOptions) -> Result<Compose, ComposeError> {
+    let files = paths
+        .iter()
+        .map(|path| Ok((path.clone(), read(path)?)))
+        .collect::<Result<Vec<_>, ComposeError>>()?;
+    parse_files(&files, opts)
+}
+
+fn parse_files(files: &[(PathBuf, String)], opts: &LoadOptions) -> Result<Compose, ComposeError> {
+    let (path, _) = files.first().expect("at least one compose file");
     // Relative paths in the file are relative to its directory, whatever the working directory
     // is when the containers start.
-    let dir = path.parent().unwrap_or(Path::new(""));
-    let dir = std::env::current_dir()
-        .map(|cwd| cwd.join(dir))
-        .unwrap_or_else(|_| dir.to_path_buf());
+    let dir_of = |path: &Path| {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_path_buf())
+    };
+    let dir = dir_of(path);
     let vars = Variables::read(&dir, &opts.env_files).map_err(|message| ComposeError {
         path: path.to_path_buf(),
         location: None,
@@ -480,25 +500,37 @@ fn parse_with(path: &Path, text: &str, opts: &LoadOptions) -> Result<Compose, Co
         message,
         source: None,
     })?;
-    let (mut tree, mut warnings) = document(path, text, &vars)?;
-    // Other files' warnings, as they are read for `extends`.
-    let others = std::cell::RefCell::new(Vec::new());
-    let load = |other: &Path| -> Result<tree::Tree, ComposeError> {
-        let text = read(other)?;
-        let (tree, warnings) = document(other, &text, &vars)?;
-        others.borrow_mut().extend(warnings);
+    let sources = std::cell::RefCell::new(sources::Sources::default());
+    let warnings = std::cell::RefCell::new(Vec::new());
+    let load = |file: &Path, text: &str| -> Result<tree::Tree, ComposeError> {
+        let (mut tree, found) = document(file, text, &vars)?;
+        sources.borrow_mut().add(file, text, &mut tree);
+        warnings.borrow_mut().extend(found);
         Ok(tree)
     };
-    extends::resolve(&mut tree, &dir, &load).map_err(|failure| match failure {
-        extends::Failure::Here(invalid) => at(invalid),
-        extends::Failure::There(err) => err,
-    })?;
-    warnings.extend(others.into_inner());
+    let load_other = |file: &Path| load(file, &read(file)?);
+    let mut merged: Option<tree::Tree> = None;
+    for (file, text) in files {
+        let mut tree = load(file, text)?;
+        extends::resolve(&mut tree, &dir_of(file), &load_other).map_err(
+            |failure| match failure {
+                extends::Failure::Here(invalid) => sources.borrow().error(invalid),
+                extends::Failure::There(err) => err,
+            },
+        )?;
+        merged = Some(match merged {
+            None => tree,
+            Some(base) => extends::merge_documents(base, tree),
+        });
+    }
+    let tree = merged.expect("at least one file");
     let profiles = enabled_profiles(opts, &vars);
-    let mut compose = read_document(&tree, &dir, &vars, &profiles).map_err(at)?;
+    let mut compose = read_document(&tree, &dir, &vars, &profiles)
+        .map_err(|invalid| sources.borrow().error(invalid))?;
     compose.path = path.to_path_buf();
-    warnings.append(&mut compose.warnings);
-    compose.warnings = warnings;
+    let mut all = warnings.into_inner();
+    all.append(&mut compose.warnings);
+    compose.warnings = all;
     Ok(compose)
 }
 

@@ -55,8 +55,13 @@ struct Cli {
     /// Enable the services of this profile too (repeatable; default: COMPOSE_PROFILES)
     #[arg(long, value_name = "PROFILE")]
     profile: Vec<String>,
-    /// The compose file: compose.yaml (Compose's format) or compose.toml [default: the first of
-    /// compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml, compose.toml here]
+    /// A compose file, repeatable: each is merged over the ones before it, as `docker compose
+    /// -f A -f B` merges them
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The compose file: compose.yaml (Compose's format) or compose.toml, after any -f
+    /// [default: the first of compose.yaml, compose.yml, docker-compose.yaml,
+    /// docker-compose.yml, compose.toml here]
     file: Option<PathBuf>,
 }
 
@@ -74,18 +79,23 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
-    let file = match cli.file.clone().map_or_else(default_file, Ok) {
-        Ok(file) => file,
-        Err(e) => {
-            note(e);
-            return ExitCode::from(2);
+    let mut files = cli.files.clone();
+    files.extend(cli.file.clone());
+    if files.is_empty() {
+        match default_file() {
+            Ok(file) => files.push(file),
+            Err(e) => {
+                note(e);
+                return ExitCode::from(2);
+            }
         }
-    };
+    }
+    let file = files[0].clone();
     let load = LoadOptions {
         env_files: cli.env_file.clone(),
         profiles: cli.profile.clone(),
     };
-    let compose = match forge_supervisor::compose::load_with(&file, &load) {
+    let compose = match forge_supervisor::compose::load_all(&files, &load) {
         Ok(compose) => compose,
         Err(e) => {
             note(e);

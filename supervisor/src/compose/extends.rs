@@ -5,8 +5,8 @@
 //! `healthcheck.test` are replaced; `volumes`, `secrets`, `configs` and `tmpfs` are merged by
 //! destination; other lists are joined, without repeats.
 //!
-//! Values from another file are placed at the `extends` key (their line is of that file), and
-//! their relative bind sources and `env_file`s are made relative to that file's directory.
+//! A service of another file keeps its positions in that file (see `sources.rs`), and its
+//! relative bind sources and `env_file`s are made relative to that file's directory.
 
 use std::path::{Path, PathBuf};
 
@@ -170,7 +170,6 @@ fn resolve_service(
                 })?
                 .clone();
             rebase(&mut base_tree, &other_dir);
-            place(&mut base_tree, extends.at);
             base_tree
         }
     };
@@ -197,19 +196,6 @@ fn map_remove(tree: &mut Tree, name: &str) -> Option<Tree> {
             Some(entries.remove(i).1)
         }
         _ => None,
-    }
-}
-
-/// Places every value of a tree from another file at `at` of this one.
-fn place(tree: &mut Tree, at: usize) {
-    tree.at = at;
-    match &mut tree.value {
-        Value::List(items) => items.iter_mut().for_each(|t| place(t, at)),
-        Value::Map(entries) => entries.iter_mut().for_each(|(k, t)| {
-            k.at = at;
-            place(t, at);
-        }),
-        _ => {}
     }
 }
 
@@ -260,6 +246,11 @@ fn rebase_env_files(tree: &mut Tree, absolute: &dyn Fn(&str) -> String) {
         }
         _ => {}
     }
+}
+
+/// A whole compose file merged over the ones before it (`-f A -f B`), by the same rules.
+pub(crate) fn merge_documents(base: Tree, over: Tree) -> Tree {
+    merge(base, over, "")
 }
 
 /// Compose's merge of `local` over `base`; `key` is the key both are under.

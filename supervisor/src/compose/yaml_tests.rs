@@ -689,3 +689,55 @@ services:
         "{e}"
     );
 }
+
+#[test]
+fn several_files_merge_in_order_and_errors_name_the_file_they_are_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        dir.path().join(name)
+    };
+    let base = write(
+        "compose.yaml",
+        "services:\n  web:\n    image: host\n    command: [sleep, 1d]\n    environment: {A: base, B: base}\n    volumes: [./data:/data]\n",
+    );
+    let over = write(
+        "compose.override.toml",
+        "[services.web]\nenvironment = [\"B=over\"]\nrestart = \"always\"\n[services.extra]\nimage = \"host\"\n",
+    );
+    let c = load_all(&[base.clone(), over.clone()], &LoadOptions::default()).unwrap();
+    let web = &c.services["web"];
+    assert_eq!(web.environment, ["A=base", "B=over"]);
+    assert_eq!(web.restart, RestartPolicy::Always);
+    assert_eq!(web.command.as_deref().unwrap(), ["sleep", "1d"]);
+    assert!(c.services.contains_key("extra"));
+    assert_eq!(c.path, base);
+    let bad = write("bad.yaml", "services:\n  web:\n    restart: sometimes\n");
+    let e = load_all(&[base.clone(), bad], &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}:3:14: services.web.restart: unknown restart policy \"sometimes\" (expected no, always, on-failure[:N], unless-stopped)",
+            dir.path().join("bad.yaml").display()
+        )
+    );
+    // A service extended from another file is placed in that file too.
+    write(
+        "common.yaml",
+        "services:\n  base:\n    image: host\n    init: maybe\n",
+    );
+    let ext = write(
+        "ext.yaml",
+        "services:\n  web:\n    extends: {file: common.yaml, service: base}\n",
+    );
+    let e = load(&ext).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}:4:11: services.web.init: expected true or false, found a string",
+            dir.path().join("common.yaml").display()
+        )
+    );
+}
