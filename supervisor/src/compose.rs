@@ -56,7 +56,7 @@
 //! restart = "on-failure:5"         # "no" (default), "always", "on-failure[:N]", "unless-stopped"
 //! x-backoff = { initial = "1s" }   # overrides [x-backoff] key by key
 //! limits = { cpus = 0.5, memory = "256m", memory_swap = "512m", pids = 100, storage = "1g" }
-//! networks = ["back"]              # default ["default"]
+//! networks = ["back"]              # default ["default"]; or network_mode = "none" (only lo)
 //! ports = ["8080:80", "127.0.0.1:5353:53/udp"]
 //! stop_signal = "SIGTERM"          # or "TERM" or 15; default: the image's StopSignal, else SIGTERM
 //! stop_grace_period = "10s"
@@ -241,7 +241,7 @@ pub struct Service {
     /// `None` when absent, `disable = true` or `test = ["NONE"]`.
     pub healthcheck: Option<Healthcheck>,
     pub limits: Limits,
-    /// Never empty: `["default"]` unless given.
+    /// `["default"]` unless given; empty for `network_mode = "none"`.
     pub networks: Vec<String>,
     /// `networks.NAME.aliases`: more names its neighbours reach it by, on all its networks.
     pub aliases: Vec<String>,

@@ -1628,3 +1628,25 @@ fn replicas_run_as_project_service_n_and_all_answer_to_the_service_name() {
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
 }
+
+#[test]
+fn network_mode_none_runs_with_only_the_loopback_and_makes_no_network() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yaml",
+        r#"services:
+  alone:
+    image: host
+    stop_signal: SIGKILL
+    network_mode: none
+    command: ["sh", "-c", "echo links: $$(ls /sys/class/net); exec sleep 1d"]
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "none", &file.path, &[]);
+    let line = sup.wait_output("alone", "its links", |l| l.starts_with("links:"));
+    assert_eq!(line.text, "links: lo", "{}", sup.dump());
+    assert_eq!(network_names(&forge), Vec::<String>::new());
+    assert_eq!(forge.netns.links(), vec!["lo".to_string()]);
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}

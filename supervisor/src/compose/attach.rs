@@ -1,5 +1,5 @@
 //! How a service is plugged in: `networks` (a list, or a map with `aliases` and
-//! `ipv4_address`) and `ports` (Docker's short form with ranges, a bare number, or the long form).
+//! `ipv4_address`), `network_mode` and `ports` (Docker's short form with ranges, a bare number, or the long form).
 
 use std::net::Ipv4Addr;
 
@@ -62,6 +62,33 @@ pub(super) fn networks(node: &Node) -> Result<Attachments, Invalid> {
         }
     }
     Ok(out)
+}
+
+/// `network_mode`: `none` (no network, only `lo`); the others are refused by name.
+pub(super) fn network_mode(
+    mode: &Node,
+    networks: Option<&Node>,
+    ports: Option<&Node>,
+) -> Result<Attachments, Invalid> {
+    let text = mode.string("a network mode like \"none\"")?;
+    if text != "none" {
+        let kind = text.split_once(':').map_or(text, |(kind, _)| kind);
+        return Err(mode.err(match kind {
+            "host" | "bridge" | "service" | "container" => format!(
+                "network_mode {text:?} is not supported yet (only \"none\"; give networks instead)"
+            ),
+            _ => format!(
+                "unknown network_mode {text:?} (expected none, host, bridge, service:NAME or container:NAME)"
+            ),
+        }));
+    }
+    if let Some(node) = networks {
+        return Err(node.err("networks cannot be given with network_mode"));
+    }
+    if let Some(node) = ports {
+        return Err(node.err("a service with network_mode \"none\" cannot publish ports"));
+    }
+    Ok(Attachments::default())
 }
 
 /// Every mapping of `ports`, each placed at its element.

@@ -57,6 +57,9 @@ const SERVICE_KEYS: &[&str] = &[
     "profiles",
     "secrets",
     "configs",
+    "network_mode",
+    "tty",
+    "stdin_open",
 ];
 
 /// Where a service names other services, networks and ports, for the checks across services.
@@ -101,13 +104,26 @@ pub(super) fn read(
         Some(node) => depends_on(&node, &mut placed.depends_on, &mut placed.optional)?,
         None => BTreeMap::new(),
     };
-    let attachments = match get("networks") {
-        Some(node) => super::attach::networks(&node)?,
-        None => super::attach::Attachments {
+    let attachments = match (get("network_mode"), get("networks")) {
+        (Some(mode), networks) => {
+            super::attach::network_mode(&mode, networks.as_ref(), get("ports").as_ref())?
+        }
+        (None, Some(node)) => super::attach::networks(&node)?,
+        (None, None) => super::attach::Attachments {
             networks: vec![(super::DEFAULT_NETWORK.to_string(), node.spot.clone())],
             ..Default::default()
         },
     };
+    // The supervisor has no terminal to give a container: only the defaults are taken.
+    for key in ["tty", "stdin_open"] {
+        if let Some(node) = get(key) {
+            if node.boolean()? {
+                return Err(node.err(format!(
+                    "{key} = true is not supported: forge-supervise gives its containers no terminal or input (use forge run -it)"
+                )));
+            }
+        }
+    }
     placed.networks = attachments.networks;
     placed.ipv4_address = attachments.ipv4_address.clone();
     placed.container_name = get("container_name").map(|n| n.spot);

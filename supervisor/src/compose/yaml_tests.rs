@@ -741,3 +741,23 @@ fn several_files_merge_in_order_and_errors_name_the_file_they_are_in() {
         )
     );
 }
+
+#[test]
+fn network_mode_none_and_the_terminal_keys() {
+    let c = ok("services:\n  a:\n    image: host\n    network_mode: none\n    tty: false\n    stdin_open: false\n");
+    assert!(c.services["a"].networks.is_empty());
+    assert!(!c.networks.contains_key("default"));
+    let cases = [
+        ("network_mode: host", "compose.yaml:4:19: services.a.network_mode: network_mode \"host\" is not supported yet"),
+        ("network_mode: service:db", "network_mode \"service:db\" is not supported yet"),
+        ("network_mode: weird", "unknown network_mode \"weird\""),
+        ("network_mode: none\n    networks: [default]", "compose.yaml:5:15: services.a.networks: networks cannot be given with network_mode"),
+        ("network_mode: none\n    ports: [\"80\"]", "cannot publish ports"),
+        ("tty: true", "compose.yaml:4:10: services.a.tty: tty = true is not supported"),
+        ("stdin_open: yes", "expected true or false, found a string"),
+    ];
+    for (keys, want) in cases {
+        let got = yaml(&format!("services:\n  a:\n    image: host\n    {keys}\n")).unwrap_err();
+        assert!(got.contains(want), "\n got: {got}\nwant: {want}");
+    }
+}
