@@ -115,6 +115,7 @@ mod extends;
 mod files;
 mod interpolate;
 mod node;
+pub mod render;
 mod security;
 mod service;
 mod sources;

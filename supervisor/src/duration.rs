@@ -79,9 +79,50 @@ fn scaled(number: &str, scale: u128) -> Option<u128> {
     whole.checked_mul(scale)?.checked_add(fraction_nanos)
 }
 
+/// A duration as Compose writes one: `1h2m3s`, `1m30s`, `500ms`, `1.5s`, `0s`.
+pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".into();
+    }
+    if d.subsec_nanos() != 0 {
+        return match d.as_secs() {
+            0 if d.subsec_nanos().is_multiple_of(1_000_000) => format!("{}ms", d.subsec_millis()),
+            _ => format!("{}s", d.as_secs_f64()),
+        };
+    }
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_durations_parse_back() {
+        for (d, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3723), "1h2m3s"),
+            (Duration::from_secs(3600), "1h"),
+        ] {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text).unwrap(), d, "{text}");
+        }
+    }
 
     #[test]
     fn compose_forms() {

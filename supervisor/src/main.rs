@@ -17,6 +17,14 @@ struct Cli {
     /// Validate the file and exit without starting anything
     #[arg(long)]
     check: bool,
+    /// Print the model the files give (defaults filled in, variables substituted, extends,
+    /// merges and replicas resolved), as `docker compose config`, and exit
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "yaml", value_parser = ["yaml", "json"])]
+    config: Option<String>,
+    /// Remove what the project left (its containers and networks; with -v its volumes) and
+    /// exit, as `docker compose down` does for a project no supervisor runs
+    #[arg(long, conflicts_with = "check")]
+    down: bool,
     /// Project name [default: the compose file's directory name]
     #[arg(long, short = 'p')]
     project_name: Option<String>,
@@ -114,6 +122,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let project = cli
+        .project_name
+        .clone()
+        .or_else(|| compose.name.clone())
+        .unwrap_or_else(|| forge_supervisor::project_name(&file));
+    if let Some(format) = &cli.config {
+        let model = forge_supervisor::compose::render::to_json(&compose, &project);
+        let text = match format.as_str() {
+            "json" => format!("{model:#}\n"),
+            _ => forge_supervisor::compose::render::to_yaml(&model),
+        };
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        return ExitCode::SUCCESS;
+    }
     if cli.check {
         let _ = writeln!(
             std::io::stdout(),
@@ -131,11 +153,6 @@ fn main() -> ExitCode {
         note(e);
         return ExitCode::from(2);
     }
-    let project = cli
-        .project_name
-        .clone()
-        .or_else(|| compose.name.clone())
-        .unwrap_or_else(|| forge_supervisor::project_name(&file));
     let opts = Options {
         project,
         style: Style {
@@ -163,7 +180,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = tokio.block_on(forge_supervisor::up::up(runtime, netd, compose, opts));
+    let code = if cli.down {
+        tokio.block_on(forge_supervisor::up::down(runtime, netd, compose, opts))
+    } else {
+        tokio.block_on(forge_supervisor::up::up(runtime, netd, compose, opts))
+    };
     drop(lock);
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -37,12 +37,30 @@ pub fn lock_project(
         .write(true)
         .open(&path)
         .map_err(|e| format!("opening {}: {e}", path.display()))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
-        format!(
-            "project {project} is already being supervised (lock {} is held)",
-            path.display()
-        )
-    })
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |_| {
+            format!(
+                "project {project} is already being supervised (lock {} is held)",
+                path.display()
+            )
+        },
+    )?;
+    // Who holds it, for `forge compose down` to signal.
+    let mut holder: &std::fs::File = &lock;
+    let _ = holder.set_len(0);
+    let _ = std::io::Write::write_all(&mut holder, format!("{}\n", std::process::id()).as_bytes());
+    Ok(lock)
+}
+
+/// The PID of the supervisor that holds `project`'s lock, if one does.
+pub fn supervisor_of(root: &std::path::Path, project: &str) -> Option<i32> {
+    let path = root.join("projects").join(format!("{project}.lock"));
+    let file = std::fs::File::open(&path).ok()?;
+    // Lockable by us: nobody holds it.
+    if nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock).is_ok() {
+        return None;
+    }
+    std::fs::read_to_string(&path).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

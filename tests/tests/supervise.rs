@@ -1650,3 +1650,49 @@ fn network_mode_none_runs_with_only_the_loopback_and_makes_no_network() {
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
 }
+
+#[test]
+fn down_removes_what_a_killed_supervisor_left_and_only_that() {
+    let forge = Forge::new();
+    forge.ok(&[
+        "run",
+        "-d",
+        "--net",
+        "none",
+        "--name",
+        "bystander",
+        "host",
+        "sleep",
+        "300",
+    ]);
+    let file = compose_file_named(
+        "compose.yaml",
+        "services:\n  web:\n    image: host\n    stop_signal: SIGKILL\n    command: [sleep, 1d]\n",
+    );
+    let path = file.path.to_str().unwrap();
+    let mut sup = Supervisor::start(&forge, "gone", &file.path, &[]);
+    sup.wait_event("web", "started (pid", 1);
+    // While it runs, --down is refused: the supervisor owns the project.
+    let out = common::output(
+        &mut forge.supervise(&["-p", "gone", "--down", path]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("project gone is already being supervised"),
+        "{out}"
+    );
+    sup.signal(Signal::SIGKILL);
+    sup.finish(UP);
+    forge.note_ids(forge.container_ids());
+    let out = common::output(
+        &mut forge.supervise(&["-p", "gone", "--down", path]),
+        COMMAND_TIMEOUT,
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(container_names(&forge), ["bystander"]);
+    assert_eq!(network_names(&forge), Vec::<String>::new());
+    forge.ok(&["rm", "-f", "bystander"]);
+    assert_torn_down(&forge);
+}

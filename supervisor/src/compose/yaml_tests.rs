@@ -761,3 +761,48 @@ fn network_mode_none_and_the_terminal_keys() {
         assert!(got.contains(want), "\n got: {got}\nwant: {want}");
     }
 }
+
+#[test]
+fn the_rendered_model_reads_back_as_the_same_model() {
+    let file = r#"
+name: shop
+x-base: &base
+  image: host
+  environment: {LEVEL: "${FORGE_TEST_Y_R_LEVEL:-info}", PRICE: "5$$"}
+networks:
+  back: {subnet: 10.89.4.0/24}
+services:
+  db:
+    <<: *base
+    command: ["sh", "-c", "echo $$HOME: 'quoted' \"too\""]
+    networks:
+      back: {aliases: [database], ipv4_address: 10.89.4.9}
+    healthcheck: {test: "true", interval: 2s, start_interval: 500ms}
+    restart: "no"
+    stop_signal: SIGINT
+  web:
+    <<: *base
+    deploy: {replicas: 2, resources: {limits: {memory: 64m}}}
+    depends_on: {db: {condition: service_healthy}}
+    ports: ["80", "127.0.0.1::53/udp"]
+    tmpfs: [/run]
+    networks: [back, default]
+    volumes: [/cache]
+  off:
+    image: host
+    network_mode: none
+    init: true
+"#;
+    let model = ok(file);
+    let json = render::to_json(&model, "shop");
+    let yaml_text = render::to_yaml(&json);
+    let again = yaml(&yaml_text).unwrap_or_else(|e| panic!("{e}\n{yaml_text}"));
+    assert_eq!(again.services, model.services, "\n{yaml_text}");
+    assert_eq!(again.networks, model.networks);
+    assert_eq!(again.name.as_deref(), Some("shop"));
+    assert!(yaml_text.contains("PRICE: \"5$$\""), "{yaml_text}");
+    assert!(yaml_text.contains("  web-2:\n"), "{yaml_text}");
+    // And JSON is the same value.
+    let from_json: serde_json::Value = serde_json::from_str(&format!("{json:#}")).unwrap();
+    assert_eq!(from_json, json);
+}

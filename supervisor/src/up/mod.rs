@@ -83,6 +83,13 @@ fn say(text: &str) {
     tracing::info!("{text}");
 }
 
+/// Removes what a project no supervisor runs has left: its containers and networks (only
+/// those carrying its labels), with `remove_volumes` its volumes too.
+pub async fn down(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -> i32 {
+    setup::tear_down(&runtime, &netd, &compose, &opts).await;
+    0
+}
+
 /// Brings the project up and supervises it until a signal (or `--abort-on-container-exit`);
 /// returns the exit code.
 pub async fn up(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -> i32 {
@@ -106,14 +113,7 @@ pub async fn up(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -
         stop::interrupts(),
     )
     .await;
-    setup::tear_down(
-        &runtime,
-        &netd,
-        &compose,
-        &opts.project,
-        opts.remove_volumes,
-    )
-    .await;
+    setup::tear_down(&runtime, &netd, &compose, &opts).await;
     code
 }
 

@@ -292,9 +292,9 @@ pub(super) async fn tear_down(
     runtime: &Runtime,
     netd: &Netd,
     compose: &Compose,
-    project: &str,
-    remove_volumes: bool,
+    opts: &super::Options,
 ) {
+    let (project, remove_volumes) = (opts.project.as_str(), opts.remove_volumes);
     let runtime = runtime.clone();
     let netd = netd.clone();
     let services = service_containers(compose, project);
