@@ -2,6 +2,7 @@
 //! prints. When re-executed as a container's init, joining or monitor process (see
 //! `forge_runtime::init::dispatch`) it is that process instead.
 
+mod compose;
 mod cp;
 mod exec;
 mod format;
@@ -92,6 +93,8 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Run a compose project (compose.yaml or compose.toml) through forge-supervise
+    Compose(compose::ComposeArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => manage::image(&runtime, cmd),
         Command::Network(cmd) => network::network(&forge_host::netd(runtime.roots()), cmd),
         Command::Volume(cmd) => volume::volume(&runtime, cmd),
+        Command::Compose(args) => compose::compose(&runtime, &args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

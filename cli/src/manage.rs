@@ -118,7 +118,7 @@ fn each(names: &[String], mut action: impl FnMut(&str) -> Result<(), String>) ->
     code
 }
 
-fn status_text(c: &Container, now: u64) -> String {
+pub(crate) fn status_text(c: &Container, now: u64) -> String {
     let mut text = status_word(c, now);
     if let Some(health) = &c.state.health {
         text.push_str(&format!(" ({health})"));

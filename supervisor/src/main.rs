@@ -28,15 +28,8 @@ struct Cli {
     /// Project name [default: the compose file's directory name]
     #[arg(long, short = 'p')]
     project_name: Option<String>,
-    /// No colours in the output
-    #[arg(long)]
-    no_color: bool,
-    /// No `service |` prefix on output lines
-    #[arg(long)]
-    no_log_prefix: bool,
-    /// Prefix output lines with a timestamp
-    #[arg(long)]
-    timestamps: bool,
+    #[command(flatten)]
+    output: forge_supervisor::output::OutputFlags,
     /// Stop every service when one exits
     #[arg(long)]
     abort_on_container_exit: bool,
@@ -122,11 +115,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let project = cli
-        .project_name
-        .clone()
-        .or_else(|| compose.name.clone())
-        .unwrap_or_else(|| forge_supervisor::project_name(&file));
+    let project = forge_supervisor::project::name_of(cli.project_name.as_deref(), &compose, &file);
     if let Some(format) = &cli.config {
         let model = forge_supervisor::compose::render::to_json(&compose, &project);
         let text = match format.as_str() {
@@ -156,9 +145,9 @@ fn main() -> ExitCode {
     let opts = Options {
         project,
         style: Style {
-            color: !cli.no_color && std::io::stdout().is_terminal(),
-            prefix: !cli.no_log_prefix,
-            timestamps: cli.timestamps,
+            color: !cli.output.no_color && std::io::stdout().is_terminal(),
+            prefix: !cli.output.no_log_prefix,
+            timestamps: cli.output.timestamps,
         },
         abort_on_container_exit: cli.abort_on_container_exit || cli.exit_code_from.is_some(),
         exit_code_from: cli.exit_code_from.clone(),

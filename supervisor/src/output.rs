@@ -151,3 +151,32 @@ mod tests {
         );
     }
 }
+
+/// The output flags, as forge-supervise and `forge compose up` take them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputFlags {
+    /// No colours in the output
+    #[arg(long)]
+    pub no_color: bool,
+    /// No `service |` prefix on output lines
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Prefix output lines with a timestamp
+    #[arg(long)]
+    pub timestamps: bool,
+}
+
+impl OutputFlags {
+    /// The flags again, to pass them on.
+    pub fn to_args(&self) -> Vec<&'static str> {
+        [
+            (self.no_color, "--no-color"),
+            (self.no_log_prefix, "--no-log-prefix"),
+            (self.timestamps, "--timestamps"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, flag)| flag)
+        .collect()
+    }
+}

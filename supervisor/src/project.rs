@@ -6,6 +6,13 @@ use forge_runtime::Runtime;
 
 /// The compose file's directory name, as `docker compose` picks it: lowercase letters, digits,
 /// `_` and `-` only.
+/// The project's name: `-p`, else the file's top-level `name`, else its directory's.
+pub fn name_of(flag: Option<&str>, compose: &crate::compose::Compose, first_file: &Path) -> String {
+    flag.map(str::to_string)
+        .or_else(|| compose.name.clone())
+        .unwrap_or_else(|| project_name(first_file))
+}
+
 pub fn project_name(file: &Path) -> String {
     let dir = std::fs::canonicalize(file)
         .ok()

@@ -1696,3 +1696,76 @@ fn down_removes_what_a_killed_supervisor_left_and_only_that() {
     forge.ok(&["rm", "-f", "bystander"]);
     assert_torn_down(&forge);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. forge compose: the Docker Compose front.
+
+#[test]
+fn forge_compose_up_d_ps_logs_and_down_as_docker_compose_does() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yaml",
+        r#"name: front
+services:
+  db:
+    image: host
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "echo db ready; exec sleep 1d"]
+    healthcheck: {test: ["CMD", "true"], interval: 1s, start_interval: 100ms, start_period: 5s}
+  web:
+    image: host
+    stop_signal: SIGKILL
+    depends_on: {db: {condition: service_healthy}}
+    command: ["sh", "-c", "echo web up; exec sleep 1d"]
+"#,
+    );
+    let path = file.path.to_str().unwrap();
+    let up = forge.ok(&["compose", "-f", path, "up", "-d"]);
+    assert_eq!(
+        up.stdout, "Container front-db  Started\nContainer front-web  Started\n",
+        "{up}"
+    );
+    forge.note_ids(forge.container_ids());
+    // The caller is gone; the project runs on.
+    let ps = forge.ok(&["compose", "-f", path, "ps"]).stdout;
+    let rows: Vec<(String, String)> = ps
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[0].to_string(), cols[1].to_string())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("front-db".to_string(), "db".to_string()),
+            ("front-web".to_string(), "web".to_string())
+        ],
+        "{ps}"
+    );
+    assert!(ps.contains("Up"), "{ps}");
+    let again = forge.run(&["compose", "-f", path, "up", "-d"]);
+    assert_eq!(again.code, 1, "{again}");
+    assert!(
+        again.stderr.contains("project front is already up"),
+        "{again}"
+    );
+    // Logs are the services' own output, by service.
+    let deadline = Instant::now() + UP;
+    loop {
+        let logs = forge.ok(&["compose", "-f", path, "logs", "web"]).stdout;
+        if logs == "web | web up\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "forge compose logs web: {logs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let down = forge.ok(&["compose", "-f", path, "down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert_eq!(container_names(&forge), Vec::<String>::new());
+    assert_torn_down(&forge);
+}

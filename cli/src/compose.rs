@@ -1,0 +1,373 @@
+//! `forge compose`: Docker Compose's command line over forge-supervise, which does the work.
+//! `up` runs it in the foreground (or, with `-d`, in a session of its own with its output in
+//! `ROOT/projects/PROJECT.log`, returning once every service has started); `down` stops the
+//! supervisor that runs the project (SIGTERM, as Ctrl-C) and removes what is left; `ps` and
+//! `logs` read the project's containers; `config` prints the model.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use forge_runtime::{Container, Runtime};
+
+use crate::report;
+
+/// How long `up -d` waits for every service to start, and `down` for the supervisor to stop.
+const WAIT: Duration = Duration::from_secs(120);
+
+#[derive(clap::Args)]
+pub struct ComposeArgs {
+    /// A compose file (repeatable: merged in order) [default: compose.yaml … in this directory]
+    #[arg(long = "file", short = 'f', value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Project name [default: the file's `name`, else its directory's]
+    #[arg(long, short = 'p', value_name = "NAME")]
+    project_name: Option<String>,
+    /// Enable a profile's services (repeatable)
+    #[arg(long, value_name = "PROFILE")]
+    profile: Vec<String>,
+    /// Variables for the files instead of .env (repeatable)
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: ComposeCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum ComposeCommand {
+    /// Create and start the project's containers, and supervise them
+    Up {
+        /// Run in the background and return once every service has started
+        #[arg(long, short = 'd')]
+        detach: bool,
+        /// Stop every service when one exits
+        #[arg(long, conflicts_with = "detach")]
+        abort_on_container_exit: bool,
+        /// Exit with this service's exit code
+        #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+        exit_code_from: Option<String>,
+        #[command(flatten)]
+        output: forge_supervisor::output::OutputFlags,
+    },
+    /// Stop the project and remove its containers and networks
+    Down {
+        /// Also remove its volumes (not external ones) and its containers' anonymous volumes
+        #[arg(long, short = 'v')]
+        volumes: bool,
+    },
+    /// List the project's containers
+    Ps {
+        /// Also the stopped ones
+        #[arg(long, short = 'a')]
+        all: bool,
+    },
+    /// Show the output of the project's containers
+    Logs {
+        /// Only these services
+        services: Vec<String>,
+    },
+    /// Print the model the files give
+    Config {
+        /// yaml or json
+        #[arg(long, default_value = "yaml", value_parser = ["yaml", "json"])]
+        format: String,
+    },
+}
+
+pub fn compose(runtime: &Runtime, args: &ComposeArgs) -> i32 {
+    let project = match Project::load(args) {
+        Ok(project) => project,
+        Err(e) => {
+            report(&e);
+            return 2;
+        }
+    };
+    match &args.command {
+        ComposeCommand::Config { format } => {
+            let err = project
+                .supervise(runtime, &[&format!("--config={format}")])
+                .exec();
+            report(&format!("running forge-supervise: {err}"));
+            1
+        }
+        ComposeCommand::Up {
+            detach: false,
+            abort_on_container_exit,
+            exit_code_from,
+            output,
+        } => {
+            let mut flags: Vec<String> = output.to_args().into_iter().map(String::from).collect();
+            if *abort_on_container_exit {
+                flags.push("--abort-on-container-exit".into());
+            }
+            if let Some(service) = exit_code_from {
+                flags.push(format!("--exit-code-from={service}"));
+            }
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let err = project.supervise(runtime, &flags).exec();
+            report(&format!("running forge-supervise: {err}"));
+            1
+        }
+        ComposeCommand::Up { detach: true, .. } => up_detached(runtime, &project),
+        ComposeCommand::Down { volumes } => down(runtime, &project, *volumes),
+        ComposeCommand::Ps { all } => ps(runtime, &project, *all),
+        ComposeCommand::Logs { services } => logs(runtime, &project, services),
+    }
+}
+
+/// The files, the project's name and its services, as forge-supervise will read them.
+struct Project {
+    files: Vec<PathBuf>,
+    name: String,
+    services: Vec<String>,
+    args: Vec<String>,
+}
+
+impl Project {
+    fn load(args: &ComposeArgs) -> Result<Self, String> {
+        let mut files = args.files.clone();
+        if files.is_empty() {
+            let (first, _) =
+                forge_supervisor::compose::find_default(Path::new("")).ok_or_else(|| {
+                    format!(
+                        "no compose file given and none here (looked for {})",
+                        forge_supervisor::compose::DEFAULT_FILES.join(", ")
+                    )
+                })?;
+            files.push(first);
+        }
+        let opts = forge_supervisor::compose::LoadOptions {
+            env_files: args.env_file.clone(),
+            profiles: args.profile.clone(),
+        };
+        let compose =
+            forge_supervisor::compose::load_all(&files, &opts).map_err(|e| e.to_string())?;
+        let name =
+            forge_supervisor::project::name_of(args.project_name.as_deref(), &compose, &files[0]);
+        let mut flags = vec!["-p".to_string(), name.clone()];
+        for profile in &args.profile {
+            flags.push(format!("--profile={profile}"));
+        }
+        for file in &args.env_file {
+            flags.push(format!("--env-file={}", file.display()));
+        }
+        for file in &files {
+            flags.push(format!("--file={}", file.display()));
+        }
+        Ok(Project {
+            files,
+            name,
+            services: compose.services.keys().cloned().collect(),
+            args: flags,
+        })
+    }
+
+    /// `forge-supervise` for this project, over the same roots, with `flags` first.
+    fn supervise(&self, runtime: &Runtime, flags: &[&str]) -> Command {
+        let mut cmd = Command::new(supervise_binary());
+        let roots = runtime.roots();
+        cmd.env("FORGE_ROOT", &roots.data)
+            .env("FORGE_RUN_ROOT", &roots.run)
+            .args(flags)
+            .args(&self.args);
+        cmd
+    }
+
+    /// The project's containers, by service.
+    fn containers(&self, runtime: &Runtime) -> Result<Vec<(String, Container)>, String> {
+        let mut found: Vec<(String, Container)> = runtime
+            .list()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|c| c.config.labels.get("forge.project") == Some(&self.name))
+            .filter_map(|c| Some((c.config.labels.get("forge.service")?.clone(), c)))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
+
+    fn log_path(&self, runtime: &Runtime) -> PathBuf {
+        runtime
+            .roots()
+            .data
+            .join("projects")
+            .join(format!("{}.log", self.name))
+    }
+}
+
+/// forge-supervise: `FORGE_SUPERVISE_BIN`, else beside this binary, else on the PATH.
+fn supervise_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FORGE_SUPERVISE_BIN") {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("forge-supervise")))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("forge-supervise"))
+}
+
+fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
+    let root = &runtime.roots().data;
+    if let Some(pid) = forge_supervisor::project::supervisor_of(root, &project.name) {
+        report(&format!(
+            "project {} is already up (forge-supervise pid {pid}): changing a running project is not supported yet; forge compose down first",
+            project.name
+        ));
+        return 1;
+    }
+    let log_path = project.log_path(runtime);
+    let open = std::fs::create_dir_all(root.join("projects")).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&log_path)
+    });
+    let log = match open {
+        Ok(log) => log,
+        Err(e) => {
+            report(&format!("opening {}: {e}", log_path.display()));
+            return 1;
+        }
+    };
+    let mut cmd = project.supervise(runtime, &["--no-color"]);
+    let spawned = log.try_clone().and_then(|err| {
+        cmd.stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            // A session of its own: the caller's terminal and its signals are not its.
+            .process_group(0)
+            .spawn()
+    });
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            report(&format!("running forge-supervise: {e}"));
+            return 1;
+        }
+    };
+    let started = |text: &str, service: &str| text.contains(&format!(" {service}: started (pid"));
+    let t0 = Instant::now();
+    let mut said = Vec::new();
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        for service in &project.services {
+            if !said.contains(service) && started(&text, service) {
+                println!("Container {}-{service}  Started", project.name);
+                said.push(service.clone());
+            }
+        }
+        if said.len() == project.services.len() {
+            return 0;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            report(&format!(
+                "forge-supervise ended ({status}) before every service started"
+            ));
+            return 1;
+        }
+        if t0.elapsed() > WAIT {
+            report(&format!(
+                "not every service started within {WAIT:?}; the supervisor goes on (see {})",
+                log_path.display()
+            ));
+            return 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn down(runtime: &Runtime, project: &Project, volumes: bool) -> i32 {
+    let root = &runtime.roots().data;
+    if let Some(pid) = forge_supervisor::project::supervisor_of(root, &project.name) {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let t0 = Instant::now();
+        while forge_supervisor::project::supervisor_of(root, &project.name).is_some() {
+            if t0.elapsed() > WAIT {
+                // A second signal kills everything at once, as a second Ctrl-C does.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // What it left (or what a killed one left), and the volumes if asked.
+    let mut flags = vec!["--down"];
+    if volumes {
+        flags.push("--remove-volumes");
+    }
+    match project.supervise(runtime, &flags).status() {
+        Ok(status) if status.success() => 0,
+        Ok(status) => status.code().unwrap_or(1),
+        Err(e) => {
+            report(&format!("running forge-supervise: {e}"));
+            1
+        }
+    }
+}
+
+fn ps(runtime: &Runtime, project: &Project, all: bool) -> i32 {
+    let containers = match project.containers(runtime) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&e);
+            return 1;
+        }
+    };
+    let now = forge_runtime::now_secs();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<24}  {:<12}  {:<16}  {:<26}  PORTS",
+        "NAME", "SERVICE", "CREATED", "STATUS"
+    );
+    for (service, c) in containers.iter().filter(|(_, c)| all || c.is_running()) {
+        let ports: Vec<String> = c.state.ports.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "{:<24}  {:<12}  {:<16}  {:<26}  {}",
+            c.name(),
+            service,
+            crate::format::ago(c.config.created, now),
+            crate::manage::status_text(c, now),
+            ports.join(", ")
+        );
+    }
+    0
+}
+
+fn logs(runtime: &Runtime, project: &Project, services: &[String]) -> i32 {
+    let containers = match project.containers(runtime) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&e);
+            return 1;
+        }
+    };
+    if let Some(unknown) = services.iter().find(|s| !project.services.contains(s)) {
+        report(&format!(
+            "no service {unknown:?} in {}",
+            project.files[0].display()
+        ));
+        return 1;
+    }
+    let mut out = std::io::stdout().lock();
+    for (service, c) in &containers {
+        if !services.is_empty() && !services.contains(service) {
+            continue;
+        }
+        let mut text = String::new();
+        let path = runtime.log_path(c);
+        if let Ok(mut file) = std::fs::File::open(&path) {
+            let _ = file.read_to_string(&mut text);
+        }
+        for line in text.lines() {
+            let _ = writeln!(out, "{service} | {line}");
+        }
+    }
+    0
+}
