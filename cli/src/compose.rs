@@ -48,6 +48,12 @@ enum ComposeCommand {
         /// Exit with this service's exit code
         #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
         exit_code_from: Option<String>,
+        /// Run N containers of SERVICE (repeatable)
+        #[arg(long, value_name = "SERVICE=N", value_parser = forge_supervisor::compose::parse_scale)]
+        scale: Vec<(String, u32)>,
+        /// Pull images: missing (as each service's pull_policy says by default), always, never
+        #[arg(long, value_name = "POLICY", value_parser = str::parse::<forge_supervisor::compose::PullPolicy>)]
+        pull: Option<forge_supervisor::compose::PullPolicy>,
         #[command(flatten)]
         output: forge_supervisor::output::OutputFlags,
     },
@@ -77,7 +83,11 @@ enum ComposeCommand {
 }
 
 pub fn compose(runtime: &Runtime, args: &ComposeArgs) -> i32 {
-    let project = match Project::load(args) {
+    let (scale, pull) = match &args.command {
+        ComposeCommand::Up { scale, pull, .. } => (scale.clone(), *pull),
+        _ => (Vec::new(), None),
+    };
+    let project = match Project::load(args, scale, pull) {
         Ok(project) => project,
         Err(e) => {
             report(&e);
@@ -97,6 +107,7 @@ pub fn compose(runtime: &Runtime, args: &ComposeArgs) -> i32 {
             abort_on_container_exit,
             exit_code_from,
             output,
+            ..
         } => {
             let mut flags: Vec<String> = output.to_args().into_iter().map(String::from).collect();
             if *abort_on_container_exit {
@@ -126,7 +137,12 @@ struct Project {
 }
 
 impl Project {
-    fn load(args: &ComposeArgs) -> Result<Self, String> {
+    /// `scale` and `pull`: `up`'s flags, which change what the project is.
+    fn load(
+        args: &ComposeArgs,
+        scale: Vec<(String, u32)>,
+        pull: Option<forge_supervisor::compose::PullPolicy>,
+    ) -> Result<Self, String> {
         let mut files = args.files.clone();
         if files.is_empty() {
             let (first, _) =
@@ -138,15 +154,24 @@ impl Project {
                 })?;
             files.push(first);
         }
+        let mut flags = Vec::new();
+        for (service, n) in &scale {
+            flags.push(format!("--scale={service}={n}"));
+        }
+        if let Some(policy) = pull {
+            flags.push(format!("--pull={policy}"));
+        }
         let opts = forge_supervisor::compose::LoadOptions {
             env_files: args.env_file.clone(),
             profiles: args.profile.clone(),
+            scale,
+            pull,
         };
         let compose =
             forge_supervisor::compose::load_all(&files, &opts).map_err(|e| e.to_string())?;
         let name =
             forge_supervisor::project::name_of(args.project_name.as_deref(), &compose, &files[0]);
-        let mut flags = vec!["-p".to_string(), name.clone()];
+        flags.extend(["-p".to_string(), name.clone()]);
         for profile in &args.profile {
             flags.push(format!("--profile={profile}"));
         }
@@ -348,7 +373,16 @@ fn logs(runtime: &Runtime, project: &Project, services: &[String]) -> i32 {
             return 1;
         }
     };
-    if let Some(unknown) = services.iter().find(|s| !project.services.contains(s)) {
+    // `web` names its replicas `web-1` … too, as in Compose.
+    let is = |service: &str, wanted: &str| {
+        service == wanted
+            || service
+                .strip_prefix(wanted)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let known = |wanted: &String| project.services.iter().any(|s| is(s, wanted));
+    if let Some(unknown) = services.iter().find(|s| !known(s)) {
         report(&format!(
             "no service {unknown:?} in {}",
             project.files[0].display()
@@ -357,7 +391,7 @@ fn logs(runtime: &Runtime, project: &Project, services: &[String]) -> i32 {
     }
     let mut out = std::io::stdout().lock();
     for (service, c) in &containers {
-        if !services.is_empty() && !services.contains(service) {
+        if !services.is_empty() && !services.iter().any(|wanted| is(service, wanted)) {
             continue;
         }
         let mut text = String::new();

@@ -160,6 +160,10 @@ pub struct LoadOptions {
     pub env_files: Vec<PathBuf>,
     /// `--profile`s; when none, `COMPOSE_PROFILES` (comma-separated); `*` enables all.
     pub profiles: Vec<String>,
+    /// `--scale SERVICE=N`: replicas instead of the file's.
+    pub scale: Vec<(String, u32)>,
+    /// `--pull`: every service's pull policy instead of the file's.
+    pub pull: Option<PullPolicy>,
 }
 
 /// The network every service without `networks` joins; always defined, implicitly.
@@ -202,6 +206,16 @@ pub enum PullPolicy {
     Always,
     /// Never pull: a missing image is an error.
     Never,
+}
+
+impl std::fmt::Display for PullPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Missing => "missing",
+            Self::Always => "always",
+            Self::Never => "never",
+        })
+    }
 }
 
 impl std::str::FromStr for PullPolicy {
@@ -462,6 +476,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Compose, ComposeError> {
     parse_with(path, text, &LoadOptions::default())
 }
 
+/// `--scale SERVICE=N`, as `docker compose up --scale` takes it.
+pub fn parse_scale(text: &str) -> Result<(String, u32), String> {
+    let (service, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("invalid --scale {text:?}: expected SERVICE=N"))?;
+    match n.parse::<u32>() {
+        Ok(n @ 1..=1000) => Ok((service.to_string(), n)),
+        _ => Err(format!(
+            "invalid --scale {text:?}: N is a number of containers from 1 to 1000"
+        )),
+    }
+}
+
 /// A file whose name ends in `.toml` is compose.toml; any other is Compose's YAML.
 pub fn is_toml(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "toml")
@@ -526,7 +553,7 @@ fn parse_files(files: &[(PathBuf, String)], opts: &LoadOptions) -> Result<Compos
     }
     let tree = merged.expect("at least one file");
     let profiles = enabled_profiles(opts, &vars);
-    let mut compose = read_document(&tree, &dir, &vars, &profiles)
+    let mut compose = read_document(&tree, &dir, &vars, &profiles, opts)
         .map_err(|invalid| sources.borrow().error(invalid))?;
     compose.path = path.to_path_buf();
     let mut all = warnings.into_inner();
@@ -598,6 +625,7 @@ fn read_document(
     dir: &Path,
     vars: &Variables,
     profiles: &[String],
+    opts: &LoadOptions,
 ) -> Result<Compose, Invalid> {
     let root = Node::root(tree).table("a table")?;
     // `version` is obsolete in Compose too: accepted and ignored.
@@ -667,6 +695,15 @@ fn read_document(
                 .next()
                 .expect("services were read")
         )));
+    }
+    for (name, n) in &opts.scale {
+        let Some((_, placed)) = places.iter_mut().find(|(p, _)| p == name) else {
+            return Err(services_node.err(format!("--scale: no enabled service {name:?}")));
+        };
+        placed.replicas = Some((*n, services_node.spot.clone()));
+    }
+    if let Some(policy) = opts.pull {
+        services.values_mut().for_each(|s| s.pull_policy = policy);
     }
     let warnings = drop_optional_dependencies(&mut places, &mut services);
     check_profiles(&places, &disabled)?;

@@ -53,6 +53,12 @@ struct Cli {
     /// Variables for the file's `${VAR}`s, instead of the `.env` beside it (repeatable)
     #[arg(long, value_name = "FILE")]
     env_file: Vec<PathBuf>,
+    /// Run N containers of SERVICE instead of the file's replicas (repeatable)
+    #[arg(long, value_name = "SERVICE=N", value_parser = forge_supervisor::compose::parse_scale)]
+    scale: Vec<(String, u32)>,
+    /// Pull images as this policy says instead of each service's pull_policy
+    #[arg(long, value_name = "POLICY", value_parser = str::parse::<forge_supervisor::compose::PullPolicy>)]
+    pull: Option<forge_supervisor::compose::PullPolicy>,
     /// Enable the services of this profile too (repeatable; default: COMPOSE_PROFILES)
     #[arg(long, value_name = "PROFILE")]
     profile: Vec<String>,
@@ -95,6 +101,8 @@ fn main() -> ExitCode {
     let load = LoadOptions {
         env_files: cli.env_file.clone(),
         profiles: cli.profile.clone(),
+        scale: cli.scale.clone(),
+        pull: cli.pull,
     };
     let compose = match forge_supervisor::compose::load_all(&files, &load) {
         Ok(compose) => compose,

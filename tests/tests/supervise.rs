@@ -1720,9 +1720,10 @@ services:
 "#,
     );
     let path = file.path.to_str().unwrap();
-    let up = forge.ok(&["compose", "-f", path, "up", "-d"]);
+    let up = forge.ok(&["compose", "-f", path, "up", "-d", "--scale", "web=2"]);
     assert_eq!(
-        up.stdout, "Container front-db  Started\nContainer front-web  Started\n",
+        up.stdout,
+        "Container front-db  Started\nContainer front-web-1  Started\nContainer front-web-2  Started\n",
         "{up}"
     );
     forge.note_ids(forge.container_ids());
@@ -1740,7 +1741,8 @@ services:
         rows,
         [
             ("front-db".to_string(), "db".to_string()),
-            ("front-web".to_string(), "web".to_string())
+            ("front-web-1".to_string(), "web-1".to_string()),
+            ("front-web-2".to_string(), "web-2".to_string())
         ],
         "{ps}"
     );
@@ -1755,7 +1757,7 @@ services:
     let deadline = Instant::now() + UP;
     loop {
         let logs = forge.ok(&["compose", "-f", path, "logs", "web"]).stdout;
-        if logs == "web | web up\n" {
+        if logs == "web-1 | web up\nweb-2 | web up\n" {
             break;
         }
         assert!(

@@ -223,10 +223,7 @@ services:
     let e = load_in(&[("compose.yaml", file)], &LoadOptions::default()).unwrap_err();
     assert!(e.contains("services.web.deploy.replicas"), "{e}");
     // --env-file replaces .env.
-    let opts = LoadOptions {
-        env_files: vec![],
-        profiles: vec![],
-    };
+    let opts = LoadOptions::default();
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.env");
     std::fs::write(&other, "FORGE_TEST_Y_REPLICAS=1\nFORGE_TEST_Y_FILE=other\n").unwrap();
@@ -805,4 +802,34 @@ services:
     // And JSON is the same value.
     let from_json: serde_json::Value = serde_json::from_str(&format!("{json:#}")).unwrap();
     assert_eq!(from_json, json);
+}
+
+#[test]
+fn scale_and_pull_from_the_command_line_win_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compose.yaml");
+    std::fs::write(&path, "services:\n  web:\n    image: host\n    deploy: {replicas: 3}\n  db:\n    image: host\n    pull_policy: never\n").unwrap();
+    let opts = LoadOptions {
+        scale: vec![("web".into(), 1), ("db".into(), 2)],
+        pull: Some(PullPolicy::Always),
+        ..LoadOptions::default()
+    };
+    let c = load_with(&path, &opts).unwrap();
+    let names: Vec<&String> = c.services.keys().collect();
+    assert_eq!(names, ["db-1", "db-2", "web"]);
+    assert!(c
+        .services
+        .values()
+        .all(|s| s.pull_policy == PullPolicy::Always));
+    let opts = LoadOptions {
+        scale: vec![("nope".into(), 2)],
+        ..LoadOptions::default()
+    };
+    let e = load_with(&path, &opts).unwrap_err().to_string();
+    assert!(
+        e.ends_with("services: --scale: no enabled service \"nope\""),
+        "{e}"
+    );
+    assert_eq!(parse_scale("web=3"), Ok(("web".to_string(), 3)));
+    assert!(parse_scale("web").is_err() && parse_scale("web=0").is_err());
 }
