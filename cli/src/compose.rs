@@ -288,6 +288,18 @@ fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
         if said.len() == project.services.len() {
             return 0;
         }
+        // A service that cannot start, or whose dependency failed, will not: say so now (the
+        // supervisor goes on with the others, as Compose's containers do).
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.contains(": cannot start: ") || l.contains(": not starting: "))
+        {
+            report(&format!(
+                "{}; the others go on (forge compose down stops them)",
+                line.trim()
+            ));
+            return 1;
+        }
         if let Ok(Some(status)) = child.try_wait() {
             let _ = std::io::stderr().write_all(text.as_bytes());
             report(&format!(
