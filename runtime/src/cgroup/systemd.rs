@@ -281,6 +281,15 @@ impl Cgroup for ScopeCgroup<'_> {
         while self.dir.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
+        // A process that joined the scope's cgroup as systemd deactivated it (an exec, a health
+        // probe) keeps the directory from systemd, which never looks at it again (seen in the CI
+        // guest: "Deactivated successfully", the directory left with no process): Forge made
+        // it, so Forge removes it once it is empty.
+        if self.dir.exists() {
+            if let Err(e) = super::tree::remove_empty(self.dir) {
+                tracing::warn!("{e}");
+            }
+        }
         Ok(())
     }
 }
