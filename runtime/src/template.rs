@@ -67,17 +67,21 @@ fn expand(
                 }
                 out.text.push('$');
             } else {
-                let name = &after[..len];
-                match lookup(name) {
-                    Some(value) => out.text.push_str(&value),
-                    None => out.unset.push(name.to_string()),
-                }
+                variable(&after[..len], lookup, out);
             }
             rest = &after[len..];
         }
     }
     out.text.push_str(rest);
     Ok(())
+}
+
+/// `$NAME` or `${NAME}`: its value, or nothing and a note that it is unset.
+fn variable(name: &str, lookup: &dyn Fn(&str) -> Option<String>, out: &mut Substituted) {
+    match lookup(name) {
+        Some(value) => out.text.push_str(&value),
+        None => out.unset.push(name.to_string()),
+    }
 }
 
 /// The length of the variable name at the start of `text`: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -129,16 +133,13 @@ fn braced(
         return Err(Why::Format);
     }
     let (name, op) = expr.split_at(len);
+    if op.is_empty() {
+        variable(name, lookup, out);
+        return Ok(());
+    }
     let value = lookup(name);
     let set_and_not_empty = value.as_deref().is_some_and(|v| !v.is_empty());
     let (operator, word) = match op {
-        "" => {
-            match value {
-                Some(value) => out.text.push_str(&value),
-                None => out.unset.push(name.to_string()),
-            }
-            return Ok(());
-        }
         _ if op.starts_with(":-") || op.starts_with(":?") || op.starts_with(":+") => op.split_at(2),
         _ if op.starts_with(['-', '?', '+']) => op.split_at(1),
         _ => return Err(Why::Format),

@@ -821,13 +821,16 @@ fn project_name(node: &Node) -> Result<String, Invalid> {
     }
 }
 
-/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 63 characters (a host name's label).
-fn check_name(name: &str, spot: &Spot, what: &str) -> Result<(), Invalid> {
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`: Compose's names of services, networks and profiles.
+fn is_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let ok = name.len() <= 63
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if ok {
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// A name by [`is_name`], at most 63 characters (a host name's label).
+fn check_name(name: &str, spot: &Spot, what: &str) -> Result<(), Invalid> {
+    if name.len() <= 63 && is_name(name) {
         Ok(())
     } else {
         Err(spot.err(format!(

@@ -4,8 +4,6 @@ use std::path::Path;
 
 use forge_runtime::Runtime;
 
-/// The compose file's directory name, as `docker compose` picks it: lowercase letters, digits,
-/// `_` and `-` only.
 /// The project's name: `-p`, else the file's top-level `name`, else its directory's.
 pub fn name_of(flag: Option<&str>, compose: &crate::compose::Compose, first_file: &Path) -> String {
     flag.map(str::to_string)
@@ -13,6 +11,8 @@ pub fn name_of(flag: Option<&str>, compose: &crate::compose::Compose, first_file
         .unwrap_or_else(|| project_name(first_file))
 }
 
+/// The compose file's directory name, as `docker compose` picks it: lowercase letters, digits,
+/// `_` and `-` only.
 pub fn project_name(file: &Path) -> String {
     let dir = std::fs::canonicalize(file)
         .ok()

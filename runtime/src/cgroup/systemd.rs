@@ -286,7 +286,7 @@ impl Cgroup for ScopeCgroup<'_> {
         // guest: "Deactivated successfully", the directory left with no process): Forge made
         // it, so Forge removes it once it is empty.
         if self.dir.exists() {
-            if let Err(e) = super::tree::remove_empty(self.dir) {
+            if let Err(e) = super::tree::remove_one(self.dir) {
                 tracing::warn!("{e}");
             }
         }

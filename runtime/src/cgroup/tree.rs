@@ -93,14 +93,9 @@ pub fn remove_owned(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Removes one cgroup directory (none of its parents), retrying while its last processes exit.
-pub fn remove_empty(dir: &Path) -> Result<(), CgroupError> {
-    remove_one(dir)
-}
-
-/// Removes one cgroup directory, retrying while its last processes are still exiting (a killed
-/// fork bomb on a loaded machine can take over a second to drain).
-fn remove_one(path: &Path) -> Result<(), CgroupError> {
+/// Removes one cgroup directory (none of its parents), retrying while its last processes are
+/// still exiting (a killed fork bomb on a loaded machine can take over a second to drain).
+pub fn remove_one(path: &Path) -> Result<(), CgroupError> {
     for _ in 0..500 {
         match fs::remove_dir(path) {
             Ok(()) => return Ok(()),

@@ -323,10 +323,7 @@ fn environment(node: &Node, vars: &Variables) -> Result<Vec<String>, Invalid> {
 fn profiles(node: &Node) -> Result<Vec<String>, Invalid> {
     let list = node.strings("a list of profile names", "a profile name")?;
     for (name, spot) in &list {
-        let mut chars = name.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !ok {
+        if !super::is_name(name) {
             return Err(spot.err(format!(
                 "invalid profile name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
             )));

@@ -29,8 +29,14 @@ fn service_containers(compose: &Compose, project: &str) -> Vec<(String, String)>
 /// The name in Forge of the project's network `key`: its `name`, else `PROJECT_KEY`, or `KEY`
 /// for an external one (Compose's rules, as for volumes).
 pub fn network_name(project: &str, key: &str, def: &NetworkDef) -> String {
-    match (&def.name, def.external) {
-        (Some(name), _) => name.clone(),
+    object_name(project, key, def.name.as_deref(), def.external)
+}
+
+/// Compose's name for a project's network or volume `key`: the `name` it is given, else
+/// `KEY` for an external one, else `PROJECT_KEY`.
+fn object_name(project: &str, key: &str, name: Option<&str>, external: bool) -> String {
+    match (name, external) {
+        (Some(name), _) => name.to_string(),
         (None, true) => key.to_string(),
         (None, false) => format!("{project}_{key}"),
     }
@@ -45,10 +51,11 @@ fn network_labels(project: &str, key: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// Whether the network `name` exists and was made for `project`'s `key`.
-fn is_projects_network(netd: &Netd, name: &str, project: &str, key: &str) -> bool {
-    netd.inspect(name)
-        .is_ok_and(|(network, _)| network.labels == network_labels(project, key))
+/// Whether the network `name` exists (`None` when not), and if so, whether it was made for
+/// `project`'s `key`.
+fn projects_network(netd: &Netd, name: &str, project: &str, key: &str) -> Option<bool> {
+    let (network, _) = netd.inspect(name).ok()?;
+    Some(network.labels == network_labels(project, key))
 }
 
 /// Refuses to start, before anything is made, when an external network does not exist or
@@ -60,13 +67,13 @@ fn check_networks(
 ) -> Result<(), String> {
     for (key, def) in networks {
         let name = network_name(project, key, def);
-        let exists = netd.inspect(&name).is_ok();
-        if def.external && !exists {
+        let ours = projects_network(netd, &name, project, key);
+        if def.external && ours.is_none() {
             return Err(format!(
                 "external network {name:?} not found (networks.{key}): create it with `forge network create {name}`"
             ));
         }
-        if !def.external && exists && !is_projects_network(netd, &name, project, key) {
+        if !def.external && ours == Some(false) {
             return Err(format!(
                 "network {name:?} exists but was not made by this project (networks.{key}): mark it external to use it, or remove it with `forge network rm {name}`"
             ));
@@ -78,11 +85,7 @@ fn check_networks(
 /// The name in Forge of the project's volume `key`: its `name`, else `PROJECT_KEY`, or `KEY`
 /// for an external one (Compose's rules).
 pub fn volume_name(project: &str, key: &str, def: &VolumeDef) -> String {
-    match (&def.name, def.external) {
-        (Some(name), _) => name.clone(),
-        (None, true) => key.to_string(),
-        (None, false) => format!("{project}_{key}"),
-    }
+    object_name(project, key, def.name.as_deref(), def.external)
 }
 
 /// The labels Docker Compose puts on a project's volumes, and the file's own.
@@ -338,7 +341,7 @@ pub(super) async fn tear_down(
         }
         for (key, name) in &networks {
             // Only this project's: one made by hand under the name meanwhile stays.
-            if !is_projects_network(&netd, name, &project, key) {
+            if projects_network(&netd, name, &project, key) != Some(true) {
                 continue;
             }
             if let Err(e) = netd.remove_network(name) {
