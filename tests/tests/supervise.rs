@@ -1721,9 +1721,17 @@ services:
     );
     let path = file.path.to_str().unwrap();
     let up = forge.ok(&["compose", "-f", path, "up", "-d", "--scale", "web=2"]);
+    // db first (web waits for it to be healthy); the replicas in the order they started.
+    let mut lines: Vec<&str> = up.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"Container front-db  Started"), "{up}");
+    lines[1..].sort_unstable();
     assert_eq!(
-        up.stdout,
-        "Container front-db  Started\nContainer front-web-1  Started\nContainer front-web-2  Started\n",
+        lines,
+        [
+            "Container front-db  Started",
+            "Container front-web-1  Started",
+            "Container front-web-2  Started"
+        ],
         "{up}"
     );
     forge.note_ids(forge.container_ids());
