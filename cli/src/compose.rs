@@ -1,10 +1,11 @@
 //! `forge compose`: Docker Compose's command line over forge-supervise, which does the work.
 //! `up` runs it in the foreground (or, with `-d`, in a session of its own with its output in
-//! `ROOT/projects/PROJECT.log`, returning once every service has started); `down` stops the
-//! supervisor that runs the project (SIGTERM, as Ctrl-C) and removes what is left; `ps` and
-//! `logs` read the project's containers; `config` prints the model.
+//! `ROOT/projects/PROJECT.log`, returning once every service has started); a second `up -d`,
+//! `stop`, `start`, `restart` and `down` ask the running supervisor through its socket
+//! (`down` then removes what is left); `ps` and `logs` read the project's containers;
+//! `config` prints the model.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 use forge_runtime::{Container, Runtime};
 
 use crate::report;
+
+mod logs;
 
 /// How long `up -d` waits for every service to start, and `down` for the supervisor to stop.
 const WAIT: Duration = Duration::from_secs(120);
@@ -54,6 +57,9 @@ enum ComposeCommand {
         /// Pull images: missing (as each service's pull_policy says by default), always, never
         #[arg(long, value_name = "POLICY", value_parser = str::parse::<forge_supervisor::compose::PullPolicy>)]
         pull: Option<forge_supervisor::compose::PullPolicy>,
+        /// Build images before starting (not supported yet: Forge has no image builder)
+        #[arg(long)]
+        build: bool,
         #[command(flatten)]
         output: forge_supervisor::output::OutputFlags,
     },
@@ -62,18 +68,69 @@ enum ComposeCommand {
         /// Also remove its volumes (not external ones) and its containers' anonymous volumes
         #[arg(long, short = 'v')]
         volumes: bool,
+        /// Seconds each container has to stop before it is killed [default: its
+        /// stop_grace_period]
+        #[arg(long, short = 't', value_name = "SECONDS")]
+        timeout: Option<u64>,
+    },
+    /// Stop services (all when none is named); they stay stopped until started
+    Stop {
+        /// Seconds each has to stop before it is killed [default: its stop_grace_period]
+        #[arg(long, short = 't', value_name = "SECONDS")]
+        timeout: Option<u64>,
+        services: Vec<String>,
+    },
+    /// Start stopped services (all when none is named)
+    Start { services: Vec<String> },
+    /// Stop and start services again (all when none is named)
+    Restart {
+        /// Seconds each has to stop before it is killed [default: its stop_grace_period]
+        #[arg(long, short = 't', value_name = "SECONDS")]
+        timeout: Option<u64>,
+        services: Vec<String>,
     },
     /// List the project's containers
     Ps {
         /// Also the stopped ones
         #[arg(long, short = 'a')]
         all: bool,
+        /// Only the containers' IDs
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// table, or json (one object per line, as `docker compose ps --format json`)
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
     },
     /// Show the output of the project's containers
     Logs {
+        /// Follow the output until the project goes down
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only the last N lines of each container ("all": every line)
+        #[arg(long, short = 'n', value_name = "N", default_value = "all", value_parser = logs::parse_tail)]
+        tail: logs::Tail,
         /// Only these services
         services: Vec<String>,
     },
+    /// Run a command in a service's running container
+    #[command(trailing_var_arg = true)]
+    Exec {
+        /// No pseudo-terminal (by default there is one when stdin is a terminal)
+        #[arg(short = 'T', long = "no-TTY")]
+        no_tty: bool,
+        /// Set environment variables (KEY=VALUE)
+        #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Which replica of a replicated service
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        index: u32,
+        service: String,
+        /// Command and arguments
+        #[arg(required = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Pull the services' images (all when none is named)
+    Pull { services: Vec<String> },
     /// Print the model the files give
     Config {
         /// yaml or json
@@ -95,6 +152,10 @@ pub fn compose(runtime: &Runtime, args: &ComposeArgs) -> i32 {
         }
     };
     match &args.command {
+        ComposeCommand::Up { build: true, .. } => {
+            report(&"up --build: Forge cannot build images yet (no forge build); services run pulled images or the host image");
+            2
+        }
         ComposeCommand::Config { format } => {
             let err = project
                 .supervise(runtime, &[&format!("--config={format}")])
@@ -122,17 +183,71 @@ pub fn compose(runtime: &Runtime, args: &ComposeArgs) -> i32 {
             1
         }
         ComposeCommand::Up { detach: true, .. } => up_detached(runtime, &project),
-        ComposeCommand::Down { volumes } => down(runtime, &project, *volumes),
-        ComposeCommand::Ps { all } => ps(runtime, &project, *all),
-        ComposeCommand::Logs { services } => logs(runtime, &project, services),
+        ComposeCommand::Down { volumes, timeout } => down(runtime, &project, *volumes, *timeout),
+        ComposeCommand::Stop { timeout, services } => {
+            let request =
+                serde_json::json!({"action": "stop", "services": services, "timeout": timeout});
+            // Nothing runs without its supervisor: nothing to stop, as Compose says nothing.
+            if forge_supervisor::project::supervisor_of(&runtime.roots().data, &project.name)
+                .is_none()
+            {
+                return 0;
+            }
+            ask(runtime, &project, &request)
+        }
+        ComposeCommand::Start { services } => ask(
+            runtime,
+            &project,
+            &serde_json::json!({"action": "start", "services": services}),
+        ),
+        ComposeCommand::Restart { timeout, services } => {
+            let request =
+                serde_json::json!({"action": "restart", "services": services, "timeout": timeout});
+            ask(runtime, &project, &request)
+        }
+        ComposeCommand::Ps { all, quiet, format } => {
+            ps(runtime, &project, *all, *quiet, format == "json")
+        }
+        ComposeCommand::Logs {
+            follow,
+            tail,
+            services,
+        } => match project.services_named(services) {
+            Ok(services) => logs::logs(runtime, &project, &services, *follow, *tail),
+            Err(e) => {
+                report(&e);
+                1
+            }
+        },
+        ComposeCommand::Exec {
+            no_tty,
+            env,
+            index,
+            service,
+            command,
+        } => {
+            let tty = !no_tty && std::io::stdin().is_terminal();
+            match project.container_of(runtime, service, *index) {
+                Ok(container) => {
+                    let args = crate::exec::ExecArgs::new(container, command, env, true, tty);
+                    crate::exec::exec(runtime, &args)
+                }
+                Err(e) => {
+                    report(&e);
+                    1
+                }
+            }
+        }
+        ComposeCommand::Pull { services } => pull_images(runtime, &project, services),
     }
 }
 
-/// The files, the project's name and its services, as forge-supervise will read them.
+/// The files, the project's name and its model, as forge-supervise will read them.
 struct Project {
     files: Vec<PathBuf>,
     name: String,
-    services: Vec<String>,
+    compose: forge_supervisor::compose::Compose,
+    /// forge-supervise's arguments for these files.
     args: Vec<String>,
 }
 
@@ -175,16 +290,18 @@ impl Project {
         for profile in &args.profile {
             flags.push(format!("--profile={profile}"));
         }
+        // Absolute: a second `up` from another directory hands them to the running supervisor.
+        let absolute = |file: &PathBuf| std::path::absolute(file).unwrap_or_else(|_| file.clone());
         for file in &args.env_file {
-            flags.push(format!("--env-file={}", file.display()));
+            flags.push(format!("--env-file={}", absolute(file).display()));
         }
         for file in &files {
-            flags.push(format!("--file={}", file.display()));
+            flags.push(format!("--file={}", absolute(file).display()));
         }
         Ok(Project {
             files,
             name,
-            services: compose.services.keys().cloned().collect(),
+            compose,
             args: flags,
         })
     }
@@ -213,6 +330,36 @@ impl Project {
         Ok(found)
     }
 
+    fn services_named(&self, wanted: &[String]) -> Result<Vec<String>, String> {
+        self.compose
+            .services_named(wanted)
+            .map_err(|e| format!("{e} (in {})", self.files[0].display()))
+    }
+
+    /// The container of `service` (its replica `index` when it has replicas), as it runs:
+    /// `up --scale` may have made replicas the file does not have.
+    fn container_of(&self, runtime: &Runtime, service: &str, index: u32) -> Result<String, String> {
+        let containers = self.containers(runtime)?;
+        let replica = format!("{service}-{index}");
+        let found = containers
+            .iter()
+            .find(|(label, _)| *label == replica || (index == 1 && label == service));
+        match found {
+            Some((_, c)) => Ok(c.name().to_string()),
+            None if containers
+                .iter()
+                .any(|(label, _)| forge_supervisor::compose::is_replica(label, service)) =>
+            {
+                Err(format!("service {service} has no replica {index}"))
+            }
+            None => self.services_named(&[service.to_string()]).and_then(|_| {
+                Err(format!(
+                    "service {service} has no container: forge compose up -d starts it"
+                ))
+            }),
+        }
+    }
+
     fn log_path(&self, runtime: &Runtime) -> PathBuf {
         runtime
             .roots()
@@ -234,14 +381,34 @@ fn supervise_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("forge-supervise"))
 }
 
-fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
+/// Asks the project's running supervisor, printing its answer; the exit code.
+fn ask(runtime: &Runtime, project: &Project, request: &serde_json::Value) -> i32 {
     let root = &runtime.roots().data;
-    if let Some(pid) = forge_supervisor::project::supervisor_of(root, &project.name) {
+    if forge_supervisor::project::supervisor_of(root, &project.name).is_none() {
         report(&format!(
-            "project {} is already up (forge-supervise pid {pid}): changing a running project is not supported yet; forge compose down first",
+            "project {} is not up (forge compose up -d starts it)",
             project.name
         ));
         return 1;
+    }
+    let run_root = &runtime.roots().run;
+    match forge_supervisor::up::socket::ask(run_root, &project.name, request, |line| {
+        println!("{line}")
+    }) {
+        Ok(()) => 0,
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}
+
+fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
+    let root = &runtime.roots().data;
+    if forge_supervisor::project::supervisor_of(root, &project.name).is_some() {
+        // Compose's convergence, done by the running supervisor.
+        let request = serde_json::json!({"action": "up", "args": project.args});
+        return ask(runtime, project, &request);
     }
     let log_path = project.log_path(runtime);
     let open = std::fs::create_dir_all(root.join("projects")).and_then(|()| {
@@ -258,7 +425,7 @@ fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
             return 1;
         }
     };
-    let mut cmd = project.supervise(runtime, &["--no-color"]);
+    let mut cmd = project.supervise(runtime, &["--no-color", "--stay-up"]);
     let spawned = log.try_clone().and_then(|err| {
         cmd.stdin(Stdio::null())
             .stdout(log)
@@ -279,13 +446,13 @@ fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
     let mut said = Vec::new();
     loop {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        for service in &project.services {
+        for service in project.compose.services.keys() {
             if !said.contains(service) && started(&text, service) {
                 println!("Container {}-{service}  Started", project.name);
                 said.push(service.clone());
             }
         }
-        if said.len() == project.services.len() {
+        if said.len() == project.compose.services.len() {
             return 0;
         }
         // A service that cannot start, or whose dependency failed, will not: say so now (the
@@ -318,11 +485,21 @@ fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
     }
 }
 
-fn down(runtime: &Runtime, project: &Project, volumes: bool) -> i32 {
+fn down(runtime: &Runtime, project: &Project, volumes: bool, timeout: Option<u64>) -> i32 {
     let root = &runtime.roots().data;
     if let Some(pid) = forge_supervisor::project::supervisor_of(root, &project.name) {
         let pid = nix::unistd::Pid::from_raw(pid);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let request = serde_json::json!({"action": "down", "timeout": timeout});
+        let asked = forge_supervisor::up::socket::ask(
+            &runtime.roots().run,
+            &project.name,
+            &request,
+            |_| {},
+        );
+        if asked.is_err() {
+            // No socket (yet): SIGTERM stops it as Ctrl-C does, with each service's grace.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
         let t0 = Instant::now();
         while forge_supervisor::project::supervisor_of(root, &project.name).is_some() {
             if t0.elapsed() > WAIT {
@@ -347,7 +524,7 @@ fn down(runtime: &Runtime, project: &Project, volumes: bool) -> i32 {
     }
 }
 
-fn ps(runtime: &Runtime, project: &Project, all: bool) -> i32 {
+fn ps(runtime: &Runtime, project: &Project, all: bool, quiet: bool, json: bool) -> i32 {
     let containers = match project.containers(runtime) {
         Ok(c) => c,
         Err(e) => {
@@ -357,63 +534,70 @@ fn ps(runtime: &Runtime, project: &Project, all: bool) -> i32 {
     };
     let now = forge_runtime::now_secs();
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:<24}  {:<12}  {:<16}  {:<26}  PORTS",
-        "NAME", "SERVICE", "CREATED", "STATUS"
-    );
-    for (service, c) in containers.iter().filter(|(_, c)| all || c.is_running()) {
-        let ports: Vec<String> = c.state.ports.iter().map(|p| p.to_string()).collect();
+    if !quiet && !json {
         let _ = writeln!(
             out,
-            "{:<24}  {:<12}  {:<16}  {:<26}  {}",
-            c.name(),
-            service,
-            crate::format::ago(c.config.created, now),
-            crate::manage::status_text(c, now),
-            ports.join(", ")
+            "{:<24}  {:<12}  {:<16}  {:<26}  PORTS",
+            "NAME", "SERVICE", "CREATED", "STATUS"
         );
+    }
+    for (service, c) in containers.iter().filter(|(_, c)| all || c.is_running()) {
+        let ports: Vec<String> = c.state.ports.iter().map(|p| p.to_string()).collect();
+        let status = crate::manage::status_text(c, now);
+        let line = if quiet {
+            c.id().to_string()
+        } else if json {
+            serde_json::json!({
+                "ID": c.id(),
+                "Name": c.name(),
+                "Service": service,
+                "Project": project.name,
+                "Image": c.config.image,
+                "Created": c.config.created,
+                "State": if c.is_running() { "running" } else { "exited" },
+                "Status": status,
+                "Health": c.state.health.clone().unwrap_or_default(),
+                "ExitCode": c.state.exit.as_ref().map_or(0, |e| e.code),
+                "Ports": ports.join(", "),
+            })
+            .to_string()
+        } else {
+            format!(
+                "{:<24}  {:<12}  {:<16}  {:<26}  {}",
+                c.name(),
+                service,
+                crate::format::ago(c.config.created, now),
+                status,
+                ports.join(", ")
+            )
+        };
+        let _ = writeln!(out, "{line}");
     }
     0
 }
 
-fn logs(runtime: &Runtime, project: &Project, services: &[String]) -> i32 {
-    let containers = match project.containers(runtime) {
-        Ok(c) => c,
+/// `pull`: the services' images, each once (the default image is built, not pulled).
+fn pull_images(runtime: &Runtime, project: &Project, services: &[String]) -> i32 {
+    let names = match crate::require_root().and_then(|()| project.services_named(services)) {
+        Ok(names) => names,
         Err(e) => {
             report(&e);
             return 1;
         }
     };
-    // `web` names its replicas `web-1` … too, as in Compose.
-    let is = |service: &str, wanted: &str| {
-        service == wanted
-            || service
-                .strip_prefix(wanted)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    };
-    let known = |wanted: &String| project.services.iter().any(|s| is(s, wanted));
-    if let Some(unknown) = services.iter().find(|s| !known(s)) {
-        report(&format!(
-            "no service {unknown:?} in {}",
-            project.files[0].display()
-        ));
-        return 1;
-    }
-    let mut out = std::io::stdout().lock();
-    for (service, c) in &containers {
-        if !services.is_empty() && !services.iter().any(|wanted| is(service, wanted)) {
-            continue;
-        }
-        let mut text = String::new();
-        let path = runtime.log_path(c);
-        if let Ok(mut file) = std::fs::File::open(&path) {
-            let _ = file.read_to_string(&mut text);
-        }
-        for line in text.lines() {
-            let _ = writeln!(out, "{service} | {line}");
+    let mut images: Vec<&str> = names
+        .iter()
+        .map(|name| project.compose.services[name].image.as_str())
+        .filter(|image| *image != forge_image::DEFAULT_IMAGE)
+        .collect();
+    images.sort_unstable();
+    images.dedup();
+    let mut code = 0;
+    for image in images {
+        if let Err(e) = crate::images::pull_image(runtime, image, None) {
+            report(&e);
+            code = 1;
         }
     }
-    0
+    code
 }

@@ -26,6 +26,25 @@ pub struct ExecArgs {
     command: Vec<String>,
 }
 
+impl ExecArgs {
+    /// What `forge compose exec` runs in a service's container.
+    pub fn new(
+        container: String,
+        command: &[String],
+        env: &[String],
+        interactive: bool,
+        tty: bool,
+    ) -> Self {
+        ExecArgs {
+            env: env.to_vec(),
+            interactive,
+            tty,
+            container,
+            command: command.to_vec(),
+        }
+    }
+}
+
 pub fn exec(runtime: &Runtime, args: &ExecArgs) -> i32 {
     let container = crate::require_root()
         .and_then(|()| runtime.get(&args.container).map_err(|e| e.to_string()));

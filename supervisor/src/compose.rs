@@ -996,6 +996,40 @@ fn check_dependencies(
     Ok(())
 }
 
+impl Compose {
+    /// The services `wanted` names, a replicated one by each of its replicas (`web`: `web-1`
+    /// …); all when none is named. `Err`: a name that is no service's.
+    pub fn services_named(&self, wanted: &[String]) -> Result<Vec<String>, String> {
+        if wanted.is_empty() {
+            return Ok(self.services.keys().cloned().collect());
+        }
+        let mut names = Vec::new();
+        for want in wanted {
+            let before = names.len();
+            names.extend(
+                self.services
+                    .values()
+                    .filter(|svc| {
+                        svc.name == *want
+                            || (svc.aliases.first() == Some(want) && is_replica(&svc.name, want))
+                    })
+                    .map(|svc| svc.name.clone()),
+            );
+            if names.len() == before {
+                return Err(format!("no such service: {want}"));
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Whether `name` is one of `service`'s replicas' names (`web-2` of `web`).
+pub fn is_replica(name: &str, service: &str) -> bool {
+    name.strip_prefix(service)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// A service of N replicas becomes services `NAME-1` … `NAME-N` (containers
 /// `PROJECT-NAME-1` …, as Compose names them), each answering to `NAME` too; a dependency on
 /// it waits for every one. What one container alone can have is refused: a `container_name`, a

@@ -4,6 +4,7 @@
 //! [`wait_for_dependencies`] waits on each dependency's published phase until the rule decides.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
@@ -23,14 +24,19 @@ pub enum Phase {
     Failed(String),
 }
 
+/// Every service's published phase, by name.
+pub type Phases = HashMap<String, Arc<watch::Sender<Phase>>>;
+
 /// Waits until every dependency in `depends_on` allows the service to start; `Err(why)` if one
 /// never will. `phases` holds every service's published phase.
 pub async fn wait_for_dependencies(
-    phases: &HashMap<String, watch::Sender<Phase>>,
+    phases: &Phases,
     depends_on: &BTreeMap<String, Condition>,
 ) -> Result<(), String> {
     for (dep, condition) in depends_on {
-        let mut phase = phases[dep].subscribe();
+        let Some(mut phase) = phases.get(dep).map(|p| p.subscribe()) else {
+            return Err(format!("{dep} is gone"));
+        };
         let verdict = phase
             .wait_for(|p| dependency_verdict(p, *condition).is_some())
             .await
@@ -188,12 +194,10 @@ mod tests {
         }
     }
 
-    type Phases = HashMap<String, watch::Sender<Phase>>;
-
     fn phases(names: &[&str]) -> Phases {
         names
             .iter()
-            .map(|name| (name.to_string(), watch::channel(Phase::Waiting).0))
+            .map(|name| (name.to_string(), Arc::new(watch::channel(Phase::Waiting).0)))
             .collect()
     }
 

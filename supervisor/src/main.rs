@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use forge_runtime::CgroupManager as Manager;
-use forge_supervisor::compose::LoadOptions;
+use std::sync::Arc;
+
+use forge_supervisor::compose::{Compose, LoadOptions};
 use forge_supervisor::output::{note, LossyStderr, Style};
+use forge_supervisor::up::socket::Loader;
 use forge_supervisor::up::Options;
 
 #[derive(Parser)]
@@ -70,6 +73,10 @@ struct Cli {
     /// [default: the first of compose.yaml, compose.yml, docker-compose.yaml,
     /// docker-compose.yml, compose.toml here]
     file: Option<PathBuf>,
+    /// Keep supervising when every service has exited, until stopped: the project can still be
+    /// started, changed and stopped through its socket (`forge compose up -d` runs it so)
+    #[arg(long, hide = true)]
+    stay_up: bool,
 }
 
 fn main() -> ExitCode {
@@ -86,26 +93,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .init();
-    let mut files = cli.files.clone();
-    files.extend(cli.file.clone());
-    if files.is_empty() {
-        match default_file() {
-            Ok(file) => files.push(file),
-            Err(e) => {
-                note(e);
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let file = files[0].clone();
-    let load = LoadOptions {
-        env_files: cli.env_file.clone(),
-        profiles: cli.profile.clone(),
-        scale: cli.scale.clone(),
-        pull: cli.pull,
-    };
-    let compose = match forge_supervisor::compose::load_all(&files, &load) {
-        Ok(compose) => compose,
+    let (compose, file) = match load(&cli) {
+        Ok(loaded) => loaded,
         Err(e) => {
             note(e);
             return ExitCode::from(2);
@@ -161,6 +150,7 @@ fn main() -> ExitCode {
         exit_code_from: cli.exit_code_from.clone(),
         cgroup_manager: cli.cgroup_manager,
         remove_volumes: cli.remove_volumes,
+        stay_up: cli.stay_up,
     };
     let roots = forge_runtime::Roots::new(cli.root, cli.run_root);
     let netd = forge_host::netd(&roots);
@@ -180,10 +170,53 @@ fn main() -> ExitCode {
     let code = if cli.down {
         tokio.block_on(forge_supervisor::up::down(runtime, netd, compose, opts))
     } else {
-        tokio.block_on(forge_supervisor::up::up(runtime, netd, compose, opts))
+        let loader = reloader(opts.project.clone());
+        tokio.block_on(forge_supervisor::up::up(
+            runtime, netd, compose, opts, loader,
+        ))
     };
     drop(lock);
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// The files the command line names (or the one found here), read into the model; and the
+/// first file, which names the project.
+fn load(cli: &Cli) -> Result<(Compose, PathBuf), String> {
+    let mut files = cli.files.clone();
+    files.extend(cli.file.clone());
+    if files.is_empty() {
+        files.push(default_file()?);
+    }
+    let load = LoadOptions {
+        env_files: cli.env_file.clone(),
+        profiles: cli.profile.clone(),
+        scale: cli.scale.clone(),
+        pull: cli.pull,
+    };
+    let compose = forge_supervisor::compose::load_all(&files, &load).map_err(|e| e.to_string())?;
+    Ok((compose, files.swap_remove(0)))
+}
+
+/// Reads the files again for a running `project`: with a second `up`'s arguments, or (on
+/// SIGHUP) with this process's own. They must still name the same project.
+fn reloader(project: String) -> Loader {
+    Arc::new(move |args: Option<&[String]>| {
+        let cli = match args {
+            Some(args) => {
+                let argv =
+                    std::iter::once("forge-supervise").chain(args.iter().map(String::as_str));
+                Cli::try_parse_from(argv)
+            }
+            None => Cli::try_parse(),
+        }
+        .map_err(|e| e.to_string().trim_end().to_string())?;
+        let (compose, file) = load(&cli)?;
+        let name = forge_supervisor::project::name_of(cli.project_name.as_deref(), &compose, &file);
+        if name != project {
+            return Err(format!("the files are project {name}'s, not {project}'s"));
+        }
+        Ok(compose)
+    })
 }
 
 /// The compose file in the current directory, as `docker compose` finds it.

@@ -819,3 +819,36 @@ fn forge_supervise_pulls_a_missing_image_with_progress_and_obeys_pull_policy_nev
     assert_eq!(registry.requests("/v2/app/manifests/"), manifests);
     assert!(forge.images_line(&v2).is_none());
 }
+
+#[test]
+fn forge_compose_pull_fetches_each_services_image_once_and_then_finds_it_up_to_date() {
+    let forge = Forge::new();
+    let (_tmp, registry, v1, v2) = registry_with_v1_and_v2(&forge);
+    let file = common::supervisor::compose_file(&format!(
+        "[services.a]\nimage = \"{v1}\"\n\n[services.b]\nimage = \"{v1}\"\n\n[services.c]\nimage = \"{v2}\"\n\n[services.d]\nimage = \"host\"\n"
+    ));
+    let path = file.path.to_str().unwrap();
+    // Only the named service's image.
+    forge.ok(&["compose", "-f", path, "pull", "c"]);
+    assert!(forge.images_line(&v2).is_some(), "{v2} was not pulled");
+    assert!(forge.images_line(&v1).is_none(), "{v1} was pulled for c");
+    // Every service's: v1 once for a and b, v2 again (up to date); the host image is not asked for.
+    let manifests = registry.requests("/v2/app/manifests/");
+    let all = forge.ok(&["compose", "-f", path, "pull"]);
+    assert!(forge.images_line(&v1).is_some(), "{all}");
+    assert!(
+        all.stderr.contains(&format!("{v2}: image is up to date")),
+        "{all}"
+    );
+    assert_eq!(all.stderr.matches("pulled sha256:").count(), 1, "{all}");
+    assert!(
+        registry.requests("/v2/app/manifests/") >= manifests + 2,
+        "{all}"
+    );
+    let unknown = forge.run(&["compose", "-f", path, "pull", "nope"]);
+    assert_eq!(unknown.code, 1, "{unknown}");
+    assert!(
+        unknown.stderr.contains("no such service: nope"),
+        "{unknown}"
+    );
+}

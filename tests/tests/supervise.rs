@@ -1755,12 +1755,27 @@ services:
         "{ps}"
     );
     assert!(ps.contains("Up"), "{ps}");
-    let again = forge.run(&["compose", "-f", path, "up", "-d"]);
-    assert_eq!(again.code, 1, "{again}");
-    assert!(
-        again.stderr.contains("project front is already up"),
+    // Nothing changed: the running project is left as it is.
+    let pids = |names: &[&str]| -> Vec<serde_json::Value> {
+        names
+            .iter()
+            .map(|n| forge.inspect(n)["State"]["pid"].clone())
+            .collect()
+    };
+    let before = pids(&["front-db", "front-web-1", "front-web-2"]);
+    let again = forge.ok(&["compose", "-f", path, "up", "-d", "--scale", "web=2"]);
+    let mut said: Vec<&str> = again.stdout.lines().collect();
+    said.sort_unstable();
+    assert_eq!(
+        said,
+        [
+            "Container front-db  Running",
+            "Container front-web-1  Running",
+            "Container front-web-2  Running"
+        ],
         "{again}"
     );
+    assert_eq!(pids(&["front-db", "front-web-1", "front-web-2"]), before);
     // Logs are the services' own output, by service.
     let deadline = Instant::now() + UP;
     loop {
@@ -1777,5 +1792,243 @@ services:
     let down = forge.ok(&["compose", "-f", path, "down"]);
     assert_eq!(down.code, 0, "{down}");
     assert_eq!(container_names(&forge), Vec::<String>::new());
+    assert_torn_down(&forge);
+}
+
+/// The host PID of `name`'s PID 1 as `forge inspect` says it.
+fn pid_of(forge: &Forge, name: &str) -> serde_json::Value {
+    forge.inspect(name)["State"]["pid"].clone()
+}
+
+/// The stdout lines of `forge compose`, sorted.
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_second_up_d_recreates_only_what_changed_and_sighup_does_the_same_in_place() {
+    let forge = Forge::new();
+    let service = |name: &str, word: &str| {
+        format!("  {name}:\n    image: host\n    stop_signal: SIGKILL\n    command: [\"sh\", \"-c\", \"echo {word}; exec sleep 1d\"]\n")
+    };
+    let text = |services: &[String]| format!("name: conv\nservices:\n{}", services.concat());
+    let file = compose_file_named(
+        "compose.yaml",
+        &text(&[service("a", "a1"), service("b", "b1"), service("c", "c1")]),
+    );
+    let path = file.path.to_str().unwrap();
+    forge.ok(&["compose", "-f", path, "up", "-d"]);
+    let (a, b, c) = (
+        pid_of(&forge, "conv-a"),
+        pid_of(&forge, "conv-b"),
+        pid_of(&forge, "conv-c"),
+    );
+    // b's command changes: only b is re-created; a and c keep their processes.
+    std::fs::write(
+        &file.path,
+        text(&[service("a", "a1"), service("b", "b2"), service("c", "c1")]),
+    )
+    .unwrap();
+    let up = forge.ok(&["compose", "-f", path, "up", "-d"]);
+    assert_eq!(
+        sorted_lines(&up.stdout),
+        [
+            "Container conv-a  Running",
+            "Container conv-b  Recreated",
+            "Container conv-b  Started",
+            "Container conv-c  Running"
+        ],
+        "{up}"
+    );
+    assert_eq!(pid_of(&forge, "conv-a"), a);
+    assert_eq!(pid_of(&forge, "conv-c"), c);
+    assert_ne!(pid_of(&forge, "conv-b"), b);
+    let logs = forge.ok(&["compose", "-f", path, "logs", "b"]).stdout;
+    assert_eq!(logs, "b | b2\n", "the re-created b runs the new command");
+    // stop keeps b stopped; start brings it back; restart gives it a new process.
+    let stop = forge.ok(&["compose", "-f", path, "stop", "-t", "1", "b"]);
+    assert_eq!(stop.stdout, "Container conv-b  Stopped\n", "{stop}");
+    assert_eq!(forge.inspect("conv-b")["State"]["status"], "exited");
+    let start = forge.ok(&["compose", "-f", path, "start", "b"]);
+    assert_eq!(start.stdout, "Container conv-b  Started\n", "{start}");
+    let b = pid_of(&forge, "conv-b");
+    let restart = forge.ok(&["compose", "-f", path, "restart", "b"]);
+    assert_eq!(
+        restart.stdout, "Container conv-b  Stopped\nContainer conv-b  Started\n",
+        "{restart}"
+    );
+    assert_ne!(pid_of(&forge, "conv-b"), b);
+    let unknown = forge.run(&["compose", "-f", path, "restart", "nope"]);
+    assert_eq!(unknown.code, 1, "{unknown}");
+    assert!(
+        unknown.stderr.contains("no such service: nope"),
+        "{unknown}"
+    );
+    // SIGHUP: c goes, d comes, a and b stay as they are.
+    let b = pid_of(&forge, "conv-b");
+    std::fs::write(
+        &file.path,
+        text(&[service("a", "a1"), service("b", "b2"), service("d", "d1")]),
+    )
+    .unwrap();
+    let lock = forge.root().join("projects").join("conv.lock");
+    let supervisor: i32 = std::fs::read_to_string(&lock)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor), Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + UP;
+    while forge.try_inspect("conv-c").is_some()
+        || forge
+            .try_inspect("conv-d")
+            .is_none_or(|d| d["State"]["status"] != "running")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not converge: {:?}",
+            container_names(&forge)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pid_of(&forge, "conv-a"), a);
+    assert_eq!(pid_of(&forge, "conv-b"), b);
+    // A file that does not load changes nothing, and says why.
+    std::fs::write(&file.path, "services: [\n").unwrap();
+    let bad = forge.run(&["compose", "-f", path, "up", "-d"]);
+    assert_ne!(bad.code, 0, "{bad}");
+    assert_eq!(pid_of(&forge, "conv-a"), a);
+    std::fs::write(
+        &file.path,
+        text(&[service("a", "a1"), service("b", "b2"), service("d", "d1")]),
+    )
+    .unwrap();
+    forge.note_ids(forge.container_ids());
+    forge.ok(&["compose", "-f", path, "down", "-t", "1"]);
+    assert_eq!(container_names(&forge), Vec::<String>::new());
+    assert_torn_down(&forge);
+}
+
+#[test]
+fn forge_compose_exec_logs_tail_and_follow_and_ps_json_reach_the_services() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yaml",
+        r#"name: ops
+services:
+  app:
+    image: host
+    stop_signal: SIGKILL
+    command: ["sh", "-c", "echo one; echo two; echo three; exec sleep 1d"]
+  side:
+    image: host
+    stop_signal: SIGKILL
+    deploy: {replicas: 2}
+    command: ["sh", "-c", "echo side; exec sleep 1d"]
+"#,
+    );
+    let path = file.path.to_str().unwrap();
+    forge.ok(&["compose", "-f", path, "up", "-d"]);
+    forge.note_ids(forge.container_ids());
+    // exec runs in the service's container, with its exit code; --index picks a replica.
+    let answer = forge.run(&[
+        "compose",
+        "-f",
+        path,
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "hostname; exit 3",
+    ]);
+    assert_eq!(answer.code, 3, "{answer}");
+    let hostname = |name: &str| {
+        forge.inspect(name)["Config"]["hostname"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(answer.stdout.trim(), hostname("ops-app"), "{answer}");
+    let replica = forge.ok(&[
+        "compose",
+        "-f",
+        path,
+        "exec",
+        "-T",
+        "--index",
+        "2",
+        "side",
+        "cat",
+        "/etc/hostname",
+    ]);
+    let second = forge.inspect("ops-side-2")["Config"]["hostname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(replica.stdout.trim(), second, "{replica}");
+    let none = forge.run(&[
+        "compose", "-f", path, "exec", "-T", "--index", "3", "side", "true",
+    ]);
+    assert_eq!(none.code, 1, "{none}");
+    assert!(
+        none.stderr.contains("service side has no replica 3"),
+        "{none}"
+    );
+    // --tail: the last lines of each container.
+    let deadline = Instant::now() + UP;
+    loop {
+        let tail = forge
+            .ok(&["compose", "-f", path, "logs", "--tail", "2", "app"])
+            .stdout;
+        if tail == "app | two\napp | three\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "logs --tail 2 app: {tail:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // -f: what the container writes later comes too, until the project goes down.
+    let mut follow = common::Background::spawn(
+        &mut forge.command(&["compose", "-f", path, "logs", "-f", "--tail", "0", "app"]),
+    );
+    std::thread::sleep(scaled(Duration::from_millis(300)));
+    forge.ok(&[
+        "compose",
+        "-f",
+        path,
+        "exec",
+        "-T",
+        "app",
+        "sh",
+        "-c",
+        "echo later > /proc/1/fd/1",
+    ]);
+    // ps --format json: one object per container, Docker Compose's field names.
+    let ps = forge
+        .ok(&["compose", "-f", path, "ps", "--format", "json"])
+        .stdout;
+    let rows: Vec<(String, String, String)> = ps
+        .lines()
+        .map(|l| {
+            let row: serde_json::Value = serde_json::from_str(l).unwrap();
+            let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+            (field("Name"), field("Service"), field("State"))
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("ops-app".into(), "app".into(), "running".into()),
+            ("ops-side-1".into(), "side-1".into(), "running".into()),
+            ("ops-side-2".into(), "side-2".into(), "running".into())
+        ],
+        "{ps}"
+    );
+    forge.ok(&["compose", "-f", path, "down", "-t", "1"]);
+    let followed = follow.finish(COMMAND_TIMEOUT);
+    assert_eq!(followed.code, 0, "{followed}");
+    assert_eq!(followed.stdout, "app | later\n", "{followed}");
     assert_torn_down(&forge);
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use forge_runtime::ExitInfo;
 use nix::sys::signal::Signal;
 
+use crate::compose::Compose;
 use crate::health::Health;
 
 /// Why a service's container did not start.
@@ -66,4 +67,23 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Records the container's health for `forge ps`.
     fn record_health(&self, service: &str, health: Health);
+
+    /// The name of the service's container, for what the user is told.
+    fn container_name(&self, service: &str) -> String;
+
+    /// Makes ready what a changed model needs before its services start: the images, networks
+    /// and volumes that are not there yet. `added` are the services new to the project, whose
+    /// container names must be free (or held by what an earlier run of theirs left).
+    fn prepare(
+        &self,
+        compose: &Compose,
+        added: &[String],
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Takes the service's definition from `compose`: a new service, or a changed one whose
+    /// old container [`Engine::remove`] removed.
+    fn define(&self, compose: &Compose, service: &str);
+
+    /// Removes the service's container, which no longer runs, and forgets it.
+    fn remove(&self, service: &str) -> impl Future<Output = ()> + Send;
 }

@@ -8,24 +8,28 @@
 //! - [`stop`]: signals, reverse-order stop, the second Ctrl-C;
 //! - [`engine`]: the seam to the containers, and [`runtime_engine`] its production side.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use forge_netd::Netd;
 use forge_runtime::Runtime;
 use tokio::sync::{mpsc, watch};
 
-use crate::compose::Compose;
-use crate::gate::Phase;
+use crate::compose::{Compose, NetworkDef};
+use crate::gate::{Phase, Phases};
 use crate::output::Style;
 use engine::Engine;
 
+pub mod control;
 pub mod engine;
 mod health_loop;
 mod runtime_engine;
 mod service;
 mod setup;
+pub mod socket;
 mod stop;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
@@ -41,23 +45,53 @@ pub struct Options {
     /// `--remove-volumes`: the project's volumes (not external ones) and its containers'
     /// anonymous volumes go at shutdown, as `docker compose down -v`.
     pub remove_volumes: bool,
+    /// Stay up when every service has exited, until stopped (`forge compose up -d`): the
+    /// project can still be started, changed and stopped through its socket.
+    pub stay_up: bool,
 }
 
 /// What every service's task shares.
 struct Core<E> {
     engine: Arc<E>,
-    compose: Compose,
+    /// The model being run: replaced when the project converges on a changed file.
+    compose: RwLock<Arc<Compose>>,
+    /// Networks of earlier models that the current one dropped: removed at the end too.
+    dropped_networks: Mutex<BTreeMap<String, NetworkDef>>,
     abort_on_container_exit: bool,
     exit_code_from: Option<String>,
-    phases: HashMap<String, watch::Sender<Phase>>,
+    phases: Mutex<Phases>,
     stopping: watch::Sender<bool>,
+    /// `down -t N`: every service's grace period when the project stops.
+    grace: Mutex<Option<Duration>>,
     /// Some service could not be started at all.
     failed: Mutex<bool>,
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl<E> Core<E> {
+    fn compose(&self) -> Arc<Compose> {
+        Arc::clone(&self.compose.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn set_compose(&self, compose: Compose) {
+        *self.compose.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(compose);
+    }
+
+    fn phases(&self) -> Phases {
+        lock(&self.phases).clone()
+    }
+
+    fn phase(&self, service: &str) -> Option<Arc<watch::Sender<Phase>>> {
+        lock(&self.phases).get(service).cloned()
+    }
+
     fn set_phase(&self, service: &str, phase: Phase) {
-        self.phases[service].send_replace(phase);
+        if let Some(published) = self.phase(service) {
+            published.send_replace(phase);
+        }
     }
 
     fn is_stopping(&self) -> bool {
@@ -65,17 +99,29 @@ impl<E> Core<E> {
     }
 
     fn mark_failed(&self) {
-        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *lock(&self.failed) = true;
     }
 
     fn exit_code(&self) -> i32 {
         if let Some(service) = &self.exit_code_from {
-            return match &*self.phases[service].borrow() {
-                Phase::Done(code) => *code,
+            return match self.phase(service).map(|p| p.borrow().clone()) {
+                Some(Phase::Done(code)) => code,
                 _ => 1,
             };
         }
-        i32::from(*self.failed.lock().unwrap_or_else(|e| e.into_inner()))
+        i32::from(*lock(&self.failed))
+    }
+
+    /// The model to tear down: the current one, with the networks earlier ones made.
+    fn tear_down_model(&self) -> Compose {
+        let mut model = (*self.compose()).clone();
+        for (key, def) in lock(&self.dropped_networks).iter() {
+            model
+                .networks
+                .entry(key.clone())
+                .or_insert_with(|| def.clone());
+        }
+        model
     }
 }
 
@@ -91,8 +137,15 @@ pub async fn down(runtime: Runtime, netd: Netd, compose: Compose, opts: Options)
 }
 
 /// Brings the project up and supervises it until a signal (or `--abort-on-container-exit`);
-/// returns the exit code.
-pub async fn up(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -> i32 {
+/// returns the exit code. `loader` reads the files again for a changed model (SIGHUP, a second
+/// `up`), which the project then converges on.
+pub async fn up(
+    runtime: Runtime,
+    netd: Netd,
+    compose: Compose,
+    opts: Options,
+    loader: socket::Loader,
+) -> i32 {
     let order = match crate::order::start_order(&compose.services) {
         Ok(order) => order,
         Err(e) => {
@@ -104,54 +157,67 @@ pub async fn up(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -
         tracing::error!("{e}");
         return 1;
     }
-    let engine = runtime_engine::RuntimeEngine::new(runtime.clone(), &compose, &order, &opts);
-    let code = supervise_all(
+    let (requests_tx, requests) = mpsc::unbounded_channel();
+    let server = socket::serve(&runtime, &opts.project, loader, requests_tx);
+    let engine =
+        runtime_engine::RuntimeEngine::new(runtime.clone(), netd.clone(), &compose, &order, &opts);
+    let (code, last) = supervise_all(
         Arc::new(engine),
-        compose.clone(),
+        compose,
         &opts,
-        &order,
         stop::interrupts(),
+        requests,
     )
     .await;
-    setup::tear_down(&runtime, &netd, &compose, &opts).await;
+    drop(server);
+    setup::tear_down(&runtime, &netd, &last, &opts).await;
     code
 }
 
-/// Runs every service in `order` until all are done for good or a stop was asked for (the
-/// first message on `interrupts`; a second one kills everything); returns the exit code.
+/// Runs every service until all are done for good (unless `opts.stay_up`) or a stop was asked
+/// for (the first message on `interrupts`; a second one kills everything), serving `requests`
+/// meanwhile; returns the exit code and the model to tear down.
 async fn supervise_all<E: Engine>(
     engine: Arc<E>,
     compose: Compose,
     opts: &Options,
-    order: &[String],
     interrupts: mpsc::UnboundedReceiver<()>,
-) -> i32 {
+    mut requests: mpsc::UnboundedReceiver<control::Request>,
+) -> (i32, Compose) {
+    let order = crate::order::start_order(&compose.services).unwrap_or_default();
     let core = Arc::new(Core {
         engine,
-        phases: order
-            .iter()
-            .map(|name| (name.clone(), watch::channel(Phase::Waiting).0))
-            .collect(),
-        compose,
+        phases: Mutex::new(
+            order
+                .iter()
+                .map(|name| (name.clone(), Arc::new(watch::channel(Phase::Waiting).0)))
+                .collect(),
+        ),
+        compose: RwLock::new(Arc::new(compose)),
+        dropped_networks: Mutex::default(),
         abort_on_container_exit: opts.abort_on_container_exit,
         exit_code_from: opts.exit_code_from.clone(),
         stopping: watch::channel(false).0,
+        grace: Mutex::new(None),
         failed: Mutex::new(false),
     });
-    let mut tasks = tokio::task::JoinSet::new();
-    for name in order {
-        tasks.spawn(service::supervise(Arc::clone(&core), name.clone()));
+    let (mut tasks, mut finished) = tasks::Tasks::new(Arc::clone(&core));
+    for name in &order {
+        tasks.spawn(name);
     }
     let mut stopping = core.stopping.subscribe();
     let signals = tokio::spawn(stop::handle_interrupts(Arc::clone(&core), interrupts));
-    tokio::select! {
-        _ = async { while tasks.join_next().await.is_some() {} } => {}
-        _ = stopping.wait_for(|s| *s) => {}
+    while opts.stay_up || tasks.live() > 0 {
+        tokio::select! {
+            Some((name, generation)) = finished.recv() => tasks.finished(&name, generation),
+            _ = stopping.wait_for(|s| *s) => break,
+            Some(request) = requests.recv() => control::handle(&core, &mut tasks, request).await,
+        }
     }
     if core.is_stopping() {
-        stop::stop_all(&core, order).await;
+        stop::stop_all(&core).await;
     }
-    while tasks.join_next().await.is_some() {}
+    tasks.join_all().await;
     signals.abort();
-    core.exit_code()
+    (core.exit_code(), core.tear_down_model())
 }

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use forge_netd::Netd;
 use forge_runtime::{
     Container, CreateOptions, ExitInfo, LaunchIo, Mount, MountType, NetSpec, Runtime, Signaller,
     Started,
@@ -17,7 +18,7 @@ use tokio::net::unix::pipe::Receiver;
 use tokio::task::JoinHandle;
 
 use super::engine::{Engine, StartError};
-use super::{container_name, network_name, volume_name, Options};
+use super::{container_name, lock, network_name, volume_name, Options};
 use crate::compose::{Compose, Service};
 use crate::health::Health;
 use crate::launcher::Launcher;
@@ -25,9 +26,11 @@ use crate::output::{pump, Printer};
 
 pub(super) struct RuntimeEngine {
     runtime: Runtime,
+    netd: Netd,
+    opts: Options,
     launcher: Launcher,
     printer: Arc<Printer>,
-    services: HashMap<String, Slot>,
+    services: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 /// One service: its create options, its container, and its current run.
@@ -47,39 +50,36 @@ struct Run {
 impl RuntimeEngine {
     pub(super) fn new(
         runtime: Runtime,
+        netd: Netd,
         compose: &Compose,
         order: &[String],
         opts: &Options,
     ) -> Self {
         let names: Vec<&str> = order.iter().map(String::as_str).collect();
-        let printer = Printer::new(&names, opts.style);
-        let services = order
-            .iter()
-            .enumerate()
-            .map(|(index, name)| {
-                let slot = Slot {
-                    options: create_options(compose, opts, name, &compose.services[name]),
-                    prefix: printer.prefix(name, index),
-                    container: Mutex::new(None),
-                    run: Mutex::new(None),
-                };
-                (name.clone(), slot)
-            })
-            .collect();
-        Self {
+        let engine = Self {
             runtime,
+            netd,
+            opts: opts.clone(),
             launcher: Launcher::new(4),
-            printer: Arc::new(printer),
-            services,
+            printer: Arc::new(Printer::new(&names, opts.style)),
+            services: Mutex::default(),
+        };
+        for name in order {
+            engine.define(compose, name);
         }
+        engine
+    }
+
+    fn slot(&self, service: &str) -> Arc<Slot> {
+        Arc::clone(&lock(&self.services)[service])
     }
 
     fn run_of(&self, service: &str) -> Option<Arc<Run>> {
-        lock(&self.services[service].run).clone()
+        lock(&self.slot(service).run).clone()
     }
 
     fn container_of(&self, service: &str) -> Option<Container> {
-        lock(&self.services[service].container).clone()
+        lock(&self.slot(service).container).clone()
     }
 
     /// Creates the service's container unless it has one. One the user removed meanwhile is
@@ -120,14 +120,10 @@ impl RuntimeEngine {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Engine for RuntimeEngine {
     async fn start(&self, service: &str, restarts: u32) -> Result<i32, StartError> {
-        let slot = &self.services[service];
-        let mut c = self.container_for(slot).await?;
+        let slot = self.slot(service);
+        let mut c = self.container_for(&slot).await?;
         c.state.restarts = restarts;
         let pipes = output_pipe().and_then(|out| Ok((out, output_pipe()?)));
         let ((out_read, out_write), (err_read, err_write)) = match pipes {
@@ -197,7 +193,7 @@ impl Engine for RuntimeEngine {
     }
 
     async fn record_exit(&self, service: &str, exit: ExitInfo) -> ExitInfo {
-        let slot = &self.services[service];
+        let slot = self.slot(service);
         let pumps = lock(&slot.run)
             .take()
             .map(|run| std::mem::take(&mut *lock(&run.pumps)))
@@ -268,10 +264,64 @@ impl Engine for RuntimeEngine {
     }
 
     fn record_health(&self, service: &str, health: Health) {
-        let mut container = lock(&self.services[service].container);
+        let slot = self.slot(service);
+        let mut container = lock(&slot.container);
         if let Some(c) = container.as_mut() {
             c.state.health = Some(health.to_string());
             let _ = self.runtime.save_state(c);
+        }
+    }
+
+    fn container_name(&self, service: &str) -> String {
+        lock(&self.services)
+            .get(service)
+            .and_then(|slot| slot.options.name.clone())
+            .unwrap_or_else(|| service.to_string())
+    }
+
+    async fn prepare(&self, compose: &Compose, added: &[String]) -> Result<(), String> {
+        super::setup::prepare_more(
+            &self.runtime,
+            &self.netd,
+            compose,
+            &self.opts.project,
+            added,
+        )
+        .await
+    }
+
+    fn define(&self, compose: &Compose, service: &str) {
+        let mut services = lock(&self.services);
+        let index = services.len();
+        let slot = Slot {
+            options: create_options(compose, &self.opts, service, &compose.services[service]),
+            prefix: self.printer.prefix(service, index),
+            container: Mutex::new(None),
+            run: Mutex::new(None),
+        };
+        services.insert(service.to_string(), Arc::new(slot));
+    }
+
+    async fn remove(&self, service: &str) {
+        let Some(slot) = lock(&self.services).remove(service) else {
+            return;
+        };
+        let Some(name) = slot.options.name.clone() else {
+            return;
+        };
+        let (runtime, project) = (self.runtime.clone(), self.opts.project.clone());
+        let service = service.to_string();
+        // Only this service's: one made by hand under the name meanwhile stays.
+        let removed = tokio::task::spawn_blocking(move || match runtime.get(&name) {
+            Ok(c) if super::setup::is_service(&c, &project, &service) => runtime
+                .remove_with_volumes(&name, true)
+                .map_err(|e| format!("removing {name}: {e}")),
+            _ => Ok(()),
+        })
+        .await
+        .expect("removing a container does not panic");
+        if let Err(e) = removed {
+            tracing::warn!("{e}");
         }
     }
 }

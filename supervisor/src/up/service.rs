@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use forge_runtime::ExitInfo;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::engine::{Engine, StartError};
@@ -10,14 +11,47 @@ use super::{health_loop, say, stop, Core};
 use crate::backoff::{should_restart, RestartTracker};
 use crate::gate::{wait_for_dependencies, Phase};
 
-pub(super) async fn supervise<E: Engine>(core: Arc<Core<E>>, name: String) {
-    let svc = core.compose.services[&name].clone();
-    let mut stopping = core.stopping.subscribe();
+/// A service loop's reasons to end: the project stops, or the loop is retired (its service
+/// stopped, restarted or re-created).
+struct Ending {
+    project: watch::Receiver<bool>,
+    retired: watch::Receiver<bool>,
+}
+
+impl Ending {
+    fn now(&self) -> bool {
+        *self.project.borrow() || *self.retired.borrow()
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.project.wait_for(|s| *s) => {}
+            _ = self.retired.wait_for(|s| *s) => {}
+        }
+    }
+}
+
+pub(super) async fn supervise<E: Engine>(
+    core: Arc<Core<E>>,
+    name: String,
+    retired: watch::Receiver<bool>,
+) {
+    let Some(svc) = core.compose().services.get(&name).cloned() else {
+        return;
+    };
+    let mut ending = Ending {
+        project: core.stopping.subscribe(),
+        retired,
+    };
+    let phases = core.phases();
     let ready = tokio::select! {
-        ready = wait_for_dependencies(&core.phases, &svc.depends_on) => ready,
-        _ = stopping.wait_for(|s| *s) => Err("the project is stopping".into()),
+        ready = wait_for_dependencies(&phases, &svc.depends_on) => ready,
+        () = ending.wait() => Err("the project is stopping".into()),
     };
     if let Err(why) = ready {
+        if *ending.retired.borrow() {
+            return;
+        }
         say(&format!("{name}: not starting: {why}"));
         // A service that could not start makes the exit code non-zero, unless we are stopping.
         if !core.is_stopping() {
@@ -27,16 +61,16 @@ pub(super) async fn supervise<E: Engine>(core: Arc<Core<E>>, name: String) {
         return;
     }
     let mut tracker = RestartTracker::new(svc.backoff);
-    while !core.is_stopping() {
+    while !ending.now() {
         // A run's length counts from its start, not from the start-up work before it.
         let mut began = Instant::now();
         let exit = match core.engine.start(&name, tracker.restarts()).await {
             Ok(pid) => {
                 began = Instant::now();
-                if core.is_stopping() {
+                if ending.now() {
                     stop::stop_late_start(&core, &name, &svc);
                 }
-                run_once(&core, &name, pid).await
+                run_once(&core, &name, &svc, pid).await
             }
             Err(StartError::Removed) => continue,
             // A restart that cannot start counts as a failed run: it is retried with backoff.
@@ -56,7 +90,7 @@ pub(super) async fn supervise<E: Engine>(core: Arc<Core<E>>, name: String) {
             "{name}: exited with code {} ({})",
             exit.code, exit.reason
         ));
-        let stop_now = core.is_stopping();
+        let stop_now = ending.now();
         let by_user = core.engine.stopped_by_user(&name);
         if by_user && !stop_now {
             say(&format!(
@@ -86,7 +120,7 @@ pub(super) async fn supervise<E: Engine>(core: Arc<Core<E>>, name: String) {
         core.set_phase(&name, Phase::Restarting);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stopping.wait_for(|s| *s) => {
+            () = ending.wait() => {
                 core.set_phase(&name, Phase::Done(exit.code));
                 return;
             }
@@ -95,9 +129,14 @@ pub(super) async fn supervise<E: Engine>(core: Arc<Core<E>>, name: String) {
 }
 
 /// One run of a started container: health checks until it exits; its exit, recorded.
-async fn run_once<E: Engine>(core: &Arc<Core<E>>, name: &str, pid: i32) -> ExitInfo {
+async fn run_once<E: Engine>(
+    core: &Arc<Core<E>>,
+    name: &str,
+    svc: &crate::compose::Service,
+    pid: i32,
+) -> ExitInfo {
     say(&format!("{name}: started (pid {pid})"));
-    let check = core.compose.services[name].healthcheck.clone();
+    let check = svc.healthcheck.clone();
     core.set_phase(
         name,
         Phase::Running(check.as_ref().map(|_| crate::health::Health::Starting)),

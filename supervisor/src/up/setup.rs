@@ -161,14 +161,7 @@ pub(super) async fn prepare(
     let used: Vec<String> = compose.networks.keys().cloned().collect();
     let services = service_containers(compose, project);
     let project = project.to_string();
-    // Each image once, pulled if any of its services asks for it.
-    let mut images: BTreeMap<String, PullPolicy> = BTreeMap::new();
-    for svc in compose.services.values() {
-        let policy = images.entry(svc.image.clone()).or_insert(svc.pull_policy);
-        if svc.pull_policy == PullPolicy::Always || *policy == PullPolicy::Never {
-            *policy = svc.pull_policy;
-        }
-    }
+    let images = images_of(compose);
     let compose = compose.clone();
     tokio::task::spawn_blocking(move || {
         check_external_volumes(&runtime, &compose, &project)?;
@@ -177,12 +170,7 @@ pub(super) async fn prepare(
         for (image, policy) in &images {
             ensure_image(&runtime, image, *policy)?;
         }
-        for name in &leftovers {
-            say(&format!("removing {name}, left over from an earlier run"));
-            runtime
-                .remove(name, true)
-                .map_err(|e| format!("removing {name}: {e}"))?;
-        }
+        remove_leftovers(&runtime, &leftovers)?;
         for (short, def) in networks.iter().filter(|(_, def)| !def.external) {
             let name = network_name(&project, short, def);
             // Left over from a killed run: check_networks let only the project's own through.
@@ -190,22 +178,88 @@ pub(super) async fn prepare(
                 netd.remove_network(&name)
                     .map_err(|e| format!("removing network {name}: {e}"))?;
             }
-            if !used.contains(short) {
-                continue;
+            if used.contains(short) {
+                create_network(&netd, &project, short, def)?;
             }
-            let opts = NetworkOptions {
-                subnet: def.subnet,
-                gateway: def.gateway,
-                internal: def.internal,
-                labels: network_labels(&project, short),
-            };
-            netd.create_network(&name, &opts)
-                .map_err(|e| format!("creating network {name}: {e}"))?;
         }
         make_volumes(&runtime, &compose, &project)
     })
     .await
     .expect("the preparation does not panic")
+}
+
+/// For a changed model of a running project: the images, networks and volumes it adds, and
+/// the containers an earlier run of its `added` services left (refused when foreign). What
+/// exists stays: the running services use it.
+pub(super) async fn prepare_more(
+    runtime: &Runtime,
+    netd: &Netd,
+    compose: &Compose,
+    project: &str,
+    added: &[String],
+) -> Result<(), String> {
+    let runtime = runtime.clone();
+    let netd = netd.clone();
+    let services: Vec<(String, String)> = service_containers(compose, project)
+        .into_iter()
+        .filter(|(key, _)| added.contains(key))
+        .collect();
+    let project = project.to_string();
+    let images = images_of(compose);
+    let compose = compose.clone();
+    tokio::task::spawn_blocking(move || {
+        check_external_volumes(&runtime, &compose, &project)?;
+        check_networks(&netd, &compose.networks, &project)?;
+        let leftovers = leftover_containers(&runtime, &project, &services)?;
+        for (image, policy) in &images {
+            ensure_image(&runtime, image, *policy)?;
+        }
+        remove_leftovers(&runtime, &leftovers)?;
+        for (short, def) in compose.networks.iter().filter(|(_, def)| !def.external) {
+            if netd.inspect(&network_name(&project, short, def)).is_err() {
+                create_network(&netd, &project, short, def)?;
+            }
+        }
+        make_volumes(&runtime, &compose, &project)
+    })
+    .await
+    .expect("the preparation does not panic")
+}
+
+/// Each image once, with the pull policy of the service that asks most: `always` over
+/// `missing`, either over `never`.
+fn images_of(compose: &Compose) -> BTreeMap<String, PullPolicy> {
+    let mut images: BTreeMap<String, PullPolicy> = BTreeMap::new();
+    for svc in compose.services.values() {
+        let policy = images.entry(svc.image.clone()).or_insert(svc.pull_policy);
+        if svc.pull_policy == PullPolicy::Always || *policy == PullPolicy::Never {
+            *policy = svc.pull_policy;
+        }
+    }
+    images
+}
+
+fn remove_leftovers(runtime: &Runtime, leftovers: &[String]) -> Result<(), String> {
+    for name in leftovers {
+        say(&format!("removing {name}, left over from an earlier run"));
+        runtime
+            .remove(name, true)
+            .map_err(|e| format!("removing {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn create_network(netd: &Netd, project: &str, key: &str, def: &NetworkDef) -> Result<(), String> {
+    let name = network_name(project, key, def);
+    let opts = NetworkOptions {
+        subnet: def.subnet,
+        gateway: def.gateway,
+        internal: def.internal,
+        labels: network_labels(project, key),
+    };
+    netd.create_network(&name, &opts)
+        .map(drop)
+        .map_err(|e| format!("creating network {name}: {e}"))
 }
 
 /// Makes sure the store has `image`: the default image is built from the host's binaries; any
@@ -270,7 +324,7 @@ fn leftover_containers(
 }
 
 /// Whether `c` carries the labels of `project`'s `service`.
-fn is_service(c: &forge_runtime::Container, project: &str, service: &str) -> bool {
+pub(super) fn is_service(c: &forge_runtime::Container, project: &str, service: &str) -> bool {
     let label = |key: &str| c.config.labels.get(key).map(String::as_str);
     label(PROJECT_LABEL) == Some(project) && label(SERVICE_LABEL) == Some(service)
 }

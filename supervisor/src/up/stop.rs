@@ -53,20 +53,22 @@ pub(super) async fn handle_interrupts<E: Engine>(
         return;
     }
     crate::output::note("killing everything");
-    for service in core.phases.keys() {
+    for service in core.phases().keys() {
         core.engine.kill(service);
     }
 }
 
 /// Stops the services in reverse dependency order: a service stops only after every service
 /// that depends on it has; independent ones stop at the same time.
-pub(super) async fn stop_all<E: Engine>(core: &Arc<Core<E>>, order: &[String]) {
+pub(super) async fn stop_all<E: Engine>(core: &Arc<Core<E>>) {
+    let compose = core.compose();
+    let order = crate::order::start_order(&compose.services).unwrap_or_default();
+    let grace = *super::lock(&core.grace);
     let mut stopped = Vec::new();
     let mut done: HashMap<&str, watch::Receiver<bool>> = HashMap::new();
     for name in order.iter().rev() {
         let (done_tx, done_rx) = watch::channel(false);
-        let dependants: Vec<watch::Receiver<bool>> = core
-            .compose
+        let dependants: Vec<watch::Receiver<bool>> = compose
             .services
             .iter()
             .filter(|(_, s)| s.depends_on.contains_key(name))
@@ -78,7 +80,7 @@ pub(super) async fn stop_all<E: Engine>(core: &Arc<Core<E>>, order: &[String]) {
             for mut dependant in dependants {
                 let _ = dependant.wait_for(|done| *done).await;
             }
-            stop_one(&core, &name_owned).await;
+            stop_one(&core, &name_owned, grace).await;
             done_tx.send_replace(true);
         }));
         done.insert(name, done_rx);
@@ -94,21 +96,25 @@ fn stop_signal<E: Engine>(core: &Core<E>, name: &str, svc: &Service) -> Signal {
         .unwrap_or_else(|| core.engine.image_stop_signal(name))
 }
 
-/// The service's stop signal, then SIGKILL after its grace period; returns once its loop is
-/// done (or after [`RECORD_EXIT_TIMEOUT`]).
-async fn stop_one<E: Engine>(core: &Core<E>, name: &str) {
-    let svc = &core.compose.services[name];
-    let mut phase = core.phases[name].subscribe();
+/// The service's stop signal, then SIGKILL after `grace` (else its own grace period); returns
+/// once its loop is done (or after [`RECORD_EXIT_TIMEOUT`]).
+pub(super) async fn stop_one<E: Engine>(core: &Core<E>, name: &str, grace: Option<Duration>) {
+    let (Some(svc), Some(published)) =
+        (core.compose().services.get(name).cloned(), core.phase(name))
+    else {
+        return;
+    };
+    let mut phase = published.subscribe();
     let finished = |p: &Phase| matches!(p, Phase::Done(_) | Phase::Failed(_) | Phase::Waiting);
     if core.engine.running(name) {
-        let signal = stop_signal(core, name, svc);
+        let signal = stop_signal(core, name, &svc);
+        let grace = grace.unwrap_or(svc.stop_grace_period);
         say(&format!("{name}: stopping ({})", signal.as_str()));
         core.engine.signal(name, signal);
-        let exited = tokio::time::timeout(svc.stop_grace_period, phase.wait_for(finished)).await;
+        let exited = tokio::time::timeout(grace, phase.wait_for(finished)).await;
         if exited.is_err() {
             say(&format!(
-                "{name}: did not stop within {:?}, killing it",
-                svc.stop_grace_period
+                "{name}: did not stop within {grace:?}, killing it"
             ));
             core.engine.kill(name);
         }

@@ -12,8 +12,10 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::control::{Action, Request};
 use super::engine::{Engine, StartError};
 use super::{supervise_all, Options};
+use crate::compose::Compose;
 use crate::health::Health;
 
 /// How one run of a fake service's container behaves.
@@ -228,9 +230,26 @@ impl Engine for Fake {
     fn record_health(&self, service: &str, health: Health) {
         self.note(service, &format!("health {health}"));
     }
+
+    fn container_name(&self, service: &str) -> String {
+        format!("p-{service}")
+    }
+
+    async fn prepare(&self, _compose: &Compose, added: &[String]) -> Result<(), String> {
+        self.note("project", &format!("prepare {}", added.join(" ")));
+        Ok(())
+    }
+
+    fn define(&self, _compose: &Compose, service: &str) {
+        self.note(service, "define");
+    }
+
+    async fn remove(&self, service: &str) {
+        self.note(service, "remove");
+    }
 }
 
-fn compose(text: &str) -> crate::compose::Compose {
+fn compose(text: &str) -> Compose {
     crate::compose::parse(Path::new("compose.toml"), text).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -251,6 +270,15 @@ impl Outcome {
             .collect()
     }
 
+    /// When exactly `line` was logged.
+    fn at(&self, line: &str) -> Vec<u64> {
+        self.log
+            .iter()
+            .filter(|(_, logged)| logged == line)
+            .map(|(at, _)| *at)
+            .collect()
+    }
+
     fn lines(&self) -> Vec<String> {
         self.log
             .iter()
@@ -261,8 +289,33 @@ impl Outcome {
 
 /// Runs `text`'s services against `fake`, sending an interrupt at each of `interrupts_at`.
 async fn supervise(text: &str, fake: Fake, opts: Options, interrupts_at: &[u64]) -> Outcome {
+    supervise_asked(text, fake, opts, interrupts_at, Vec::new()).await
+}
+
+/// [`supervise`], asking each of `requests` at its time; their answers' lines go in the log
+/// as `reply LINE`.
+async fn supervise_asked(
+    text: &str,
+    fake: Fake,
+    opts: Options,
+    interrupts_at: &[u64],
+    requests: Vec<(u64, Action)>,
+) -> Outcome {
     let compose = compose(text);
-    let order = crate::order::start_order(&compose.services).expect("an order");
+    let fake = Arc::new(fake);
+    let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+    for (at, action) in requests {
+        let (requests_tx, fake) = (requests_tx.clone(), Arc::clone(&fake));
+        tokio::spawn(async move {
+            tokio::time::sleep(ms(at)).await;
+            let (reply, mut lines) = mpsc::unbounded_channel();
+            let _ = requests_tx.send(Request { action, reply });
+            while let Some(line) = lines.recv().await {
+                fake.note("reply", &line);
+            }
+        });
+    }
+    drop(requests_tx);
     let (tx, rx) = mpsc::unbounded_channel();
     for &at in interrupts_at {
         let tx = tx.clone();
@@ -271,8 +324,7 @@ async fn supervise(text: &str, fake: Fake, opts: Options, interrupts_at: &[u64])
             let _ = tx.send(());
         });
     }
-    let fake = Arc::new(fake);
-    let code = supervise_all(Arc::clone(&fake), compose, &opts, &order, rx).await;
+    let (code, _) = supervise_all(Arc::clone(&fake), compose, &opts, rx, requests_rx).await;
     let log = fake.log.lock().unwrap().clone();
     Outcome { code, log }
 }
@@ -637,4 +689,164 @@ image = "host"
         out.lines()
     );
     assert_eq!(out.code, 3);
+}
+
+const TWO_DAEMONS: &str = r#"
+[services.db]
+image = "host"
+command = ["db"]
+
+[services.web]
+image = "host"
+command = ["web"]
+restart = "always"
+depends_on = ["db"]
+"#;
+
+/// Runs `text` against `fake`, converging on `new` at 1 s, stopping at 5 s.
+async fn converge_at_1s(text: &str, fake: Fake, new: &str) -> Outcome {
+    let converge = Action::Converge(Box::new(compose(new)));
+    let requests = vec![(1_000, converge)];
+    supervise_asked(text, fake, Options::default(), &[5_000], requests).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn converging_recreates_only_the_changed_service_and_starts_the_new_one() {
+    let changed = format!(
+        "{}\n[services.cache]\nimage = \"host\"\n",
+        TWO_DAEMONS.replace(r#"["web"]"#, r#"["web", "-v"]"#)
+    );
+    let fake = Fake::new(&[
+        ("db", vec![Run::daemon()]),
+        ("web", vec![Run::daemon()]),
+        ("cache", vec![Run::daemon()]),
+    ]);
+    let out = converge_at_1s(TWO_DAEMONS, fake, &changed).await;
+    let lines = out.lines();
+    assert_eq!(out.of("db", "start"), [0], "{lines:#?}");
+    assert!(
+        out.of("db", "signal").iter().all(|&at| at >= 5_000),
+        "{lines:#?}"
+    );
+    assert_eq!(out.of("web", "signal"), [1_000, 5_000], "{lines:#?}");
+    assert_eq!(out.of("web", "remove"), [1_000], "{lines:#?}");
+    assert_eq!(out.of("web", "start"), [0, 1_000], "{lines:#?}");
+    assert_eq!(out.of("cache", "start"), [1_000], "{lines:#?}");
+    assert_eq!(out.of("project", "prepare cache"), [1_000], "{lines:#?}");
+    for said in [
+        "reply Container p-web  Recreated",
+        "reply Container p-db  Running",
+        "reply Container p-web  Started",
+        "reply Container p-cache  Started",
+        "reply ok",
+    ] {
+        assert_eq!(out.at(said), [1_000], "{said}: {lines:#?}");
+    }
+    assert_eq!(out.code, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn converging_on_a_file_without_a_service_stops_and_removes_it() {
+    let fake = Fake::new(&[("db", vec![Run::daemon()]), ("web", vec![Run::daemon()])]);
+    let only_db = "[services.db]\nimage = \"host\"\ncommand = [\"db\"]\n";
+    let out = converge_at_1s(TWO_DAEMONS, fake, only_db).await;
+    let lines = out.lines();
+    assert_eq!(out.of("web", "signal"), [1_000], "{lines:#?}");
+    assert_eq!(out.of("web", "remove"), [1_000], "{lines:#?}");
+    assert_eq!(out.of("web", "start"), [0], "{lines:#?}");
+    assert_eq!(out.of("db", "start"), [0], "{lines:#?}");
+    assert_eq!(
+        out.at("reply Container p-web  Removed"),
+        [1_000],
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_stopped_through_the_socket_stays_stopped_until_started() {
+    let fake = Fake::new(&[("db", vec![Run::daemon()]), ("web", vec![Run::daemon()])]);
+    let stop = Action::Stop {
+        services: vec!["web".into()],
+        timeout: Some(ms(300)),
+    };
+    let start = Action::Start {
+        services: vec!["web".into()],
+    };
+    let unknown = Action::Restart {
+        services: vec!["nope".into()],
+        timeout: None,
+    };
+    let opts = Options {
+        stay_up: true,
+        ..Options::default()
+    };
+    let out = supervise_asked(
+        TWO_DAEMONS,
+        fake,
+        opts,
+        &[9_000],
+        vec![(1_000, stop), (4_000, start), (6_000, unknown)],
+    )
+    .await;
+    let lines = out.lines();
+    // restart = "always" does not bring it back: the user stopped it.
+    assert_eq!(out.of("web", "start"), [0, 4_000], "{lines:#?}");
+    assert_eq!(out.of("web", "signal"), [1_000, 9_000], "{lines:#?}");
+    assert_eq!(out.of("db", "start"), [0], "{lines:#?}");
+    assert_eq!(
+        out.at("reply Container p-web  Stopped"),
+        [1_000],
+        "{lines:#?}"
+    );
+    assert_eq!(
+        out.at("reply Container p-web  Started"),
+        [4_000],
+        "{lines:#?}"
+    );
+    assert_eq!(
+        out.at("reply error: no such service: nope"),
+        [6_000],
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn down_through_the_socket_stops_everything_with_its_grace_period() {
+    let fake = Fake::new(&[
+        ("db", vec![Run::daemon()]),
+        ("web", vec![Run::daemon().ignoring_stop()]),
+    ]);
+    let down = Action::Down {
+        timeout: Some(ms(2_000)),
+    };
+    let out = supervise_asked(
+        TWO_DAEMONS,
+        fake,
+        Options::default(),
+        &[],
+        vec![(1_000, down)],
+    )
+    .await;
+    let lines = out.lines();
+    assert_eq!(out.of("web", "signal"), [1_000], "{lines:#?}");
+    assert_eq!(out.of("web", "kill"), [3_000], "{lines:#?}");
+    assert_eq!(out.of("db", "signal"), [3_000], "{lines:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_network_definition_is_refused_and_nothing_changes() {
+    let with_net = |subnet: &str| {
+        format!("{TWO_DAEMONS}\n[networks.default]\nsubnet = \"{subnet}\"\n")
+            .replace(r#"["web"]"#, r#"["web", "x"]"#)
+    };
+    let fake = Fake::new(&[("db", vec![Run::daemon()]), ("web", vec![Run::daemon()])]);
+    let out = converge_at_1s(&with_net("10.89.6.0/24"), fake, &with_net("10.89.7.0/24")).await;
+    let lines = out.lines();
+    assert_eq!(out.of("web", "start"), [0], "{lines:#?}");
+    assert!(out.of("project", "prepare").is_empty(), "{lines:#?}");
+    let refused = out
+        .log
+        .iter()
+        .find(|(_, l)| l.starts_with("reply error: network default's definition changed"));
+    assert!(refused.is_some(), "{lines:#?}");
 }
