@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # forge-supervise benchmark, in one run: bring up N services (each `sleep 1d`) until all run, then
-# down, for N = 10 and 50, against `podman-compose up -d` / `down` on the same root filesystem;
+# down, for N = 10 and 50, against `podman-compose up -d` / `down` on the same root filesystem,
+# and `forge compose up -d` / a convergence after one service changed / `down`;
 # the restart latency of a service that exits at once (restart = "on-failure", first backoff step
 # of 100 ms); and the host-side memory of forge-supervise (plus any helper process of its own)
 # with 50 services up, against podman's conmon processes. Prints markdown tables; --write-doc
@@ -287,10 +288,47 @@ EOF
     podman network rm "pc${n}_default" >/dev/null
   }
 
+  # forge compose up -d (the supervisor in the background, returning once every service has
+  # started) and down; in between, one service's command changes and a second up -d converges
+  # (only that service is re-created). A lone `forge run -d` on the bridge, timed in the same
+  # run, is what the convergence is compared with.
+  export FORGE_SUPERVISE_BIN=$SUPERVISE_BIN
+  ms_since() { now_us; awk -v us="$((REPLY - $1))" 'BEGIN { printf "%.1f\n", us / 1000 }'; }
+  fc_updown() { # N REP
+    local n=$1 rep=$2 t0 dir=$TMP/fc-$n keep=$R
+    ((rep > 0)) || keep=$TMP/warm-up
+    mkdir -p "$dir" "$keep"
+    cp "$TMP/forge-$n/compose.toml" "$dir/compose.toml"
+    local fc=("${FORGE[@]}" compose -f "$dir/compose.toml" -p "cc$n")
+    now_us; t0=$REPLY
+    "${fc[@]}" up -d >"$dir/up-$rep.log" 2>&1 || { log "forge compose up -d failed (N=$n): $(tail -3 "$dir/up-$rep.log")"; exit 1; }
+    ms_since "$t0" >>"$keep/fc-up-$n"
+    record_cgroups
+    sed -i '0,/"sleep", "1d"/s//"sleep", "2d"/' "$dir/compose.toml"
+    now_us; t0=$REPLY
+    "${fc[@]}" up -d >"$dir/converge-$rep.log" 2>&1 || { log "forge compose up -d (converge) failed (N=$n): $(tail -3 "$dir/converge-$rep.log")"; exit 1; }
+    ms_since "$t0" >>"$keep/fc-converge-$n"
+    local kept
+    kept=$(grep -c '  Running$' "$dir/converge-$rep.log" || true)
+    ((kept == n - 1)) && grep -q "cc$n-s01  Recreated" "$dir/converge-$rep.log" ||
+      { log "the convergence did not re-create s01 alone (N=$n): $(xargs <"$dir/converge-$rep.log")"; exit 1; }
+    record_cgroups
+    now_us; t0=$REPLY
+    "${fc[@]}" down >"$dir/down-$rep.log" 2>&1 || { log "forge compose down failed (N=$n): $(tail -3 "$dir/down-$rep.log")"; exit 1; }
+    ms_since "$t0" >>"$keep/fc-down-$n"
+    [[ -z $("${FORGE[@]}" ps -aq) ]] || echo "forge ps -a lists containers after forge compose down (N=$n, run $rep)" >>"$TMP/leaks"
+    now_us; t0=$REPLY
+    "${FORGE[@]}" run -d --name lone host sleep 1d >/dev/null
+    ms_since "$t0" >>"$keep/lone-run-d"
+    record_cgroups
+    "${FORGE[@]}" rm -f lone >/dev/null
+  }
+
   # Warm-up, untimed: forge's first network (ip_forward, its nftables table) and podman-compose's
   # first run; podman-compose failing here means it cannot run here at all.
   local warm=${COUNTS%% *}
   forge_updown "$warm" 0
+  fc_updown "$warm" 0
   nft list table ip forge >"$TMP/forge-table-before" 2>/dev/null || true
   if [[ -z $why ]]; then
     # In a subshell: pc_updown exits on failure.
@@ -327,6 +365,8 @@ EOF
       ((n == MAX_N && rep == REPS)) && mem=1
       log "N=$n run $rep/$REPS: forge-supervise"
       forge_updown "$n" "$rep" "$mem"
+      log "N=$n run $rep/$REPS: forge compose"
+      fc_updown "$n" "$rep"
       if ((PODMAN_OK)); then
         log "N=$n run $rep/$REPS: podman-compose"
         pc_updown "$n" "$rep" "$mem"
@@ -502,6 +542,15 @@ else
   )
   sleeps_table=""
 fi
+fc_table=$(
+  lone=$(median <"$R/lone-run-d")
+  echo "| N | forge compose up -d (ms) | forge-supervise up (ms) | compose/supervise | forge compose down (ms) | converge after one service changed (ms) | lone \`forge run -d\` (ms) | converge / lone |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for n in $COUNTS; do
+    cu=$(median <"$R/fc-up-$n") fu=$(median <"$R/forge-up-$n") cd=$(median <"$R/fc-down-$n") cv=$(median <"$R/fc-converge-$n")
+    echo "| $n | $cu | $fu | $(ratio "$cu" "$fu") | $cd | $cv | $lone | **$(ratio "$cv" "$lone")** |"
+  done
+)
 per_container=$(for n in $COUNTS; do
   awk -v n="$n" -v u="$(median <"$R/forge-up-$n")" 'BEGIN { printf "%.1f ms at N = %d\n", u / n, n }'
 done | paste -sd, | sed 's/,/, /g')
@@ -510,6 +559,8 @@ runs_table=$(
   echo "|---:|---|---|---|"
   for n in $COUNTS; do
     echo "| $n | forge-supervise | $(list "$R/forge-up-$n") | $(list "$R/forge-down-$n") |"
+    echo "| $n | forge compose | $(list "$R/fc-up-$n") | $(list "$R/fc-down-$n") |"
+    echo "| $n | forge compose converge | $(list "$R/fc-converge-$n") | |"
     ((podman_ok)) && echo "| $n | podman-compose | $(list "$R/pc-up-$n") | $(list "$R/pc-down-$n") |"
   done
   for n in $COUNTS; do
@@ -556,6 +607,8 @@ container_procs=$(wc -l <"$R/forge-container-procs" 2>/dev/null || echo 0)
 echo "$updown_table"
 echo
 [[ -z $sleeps_table ]] || { echo "$sleeps_table"; echo; }
+echo "$fc_table"
+echo
 echo "$runs_table"
 echo
 echo "forge-supervise up per container: $per_container; forge ps polled every $(median <"$R/forge-poll-ms") ms on average (median of the runs)"
@@ -627,6 +680,18 @@ $sleeps_table
 EOF
   fi
   cat >>"$section" <<EOF
+
+### forge compose up -d, a convergence, down (medians)
+
+$fc_table
+
+\`forge compose -f FILE -p PROJECT up -d\` returns once the background supervisor has started every
+service (it reads the supervisor's log every 10 ms); then the first service's command changes and a
+second \`up -d\` converges (the supervisor stops, removes and re-creates that service alone, the
+other N - 1 keep running, checked from its \`Running\` lines); \`down\` until the supervisor has
+exited and removed everything. The lone \`forge run -d --name lone host sleep 1d\` on the default
+bridge network is timed once per run, from the command's start to its return. Targets: compose up
+no slower than forge-supervise; the convergence at most 1.5x the lone start.
 
 Each run:
 

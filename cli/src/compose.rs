@@ -481,7 +481,7 @@ fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
             ));
             return 1;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -123,7 +123,7 @@ mod tree;
 mod volumes;
 mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -251,6 +251,9 @@ pub struct Service {
     /// `labels`, on the container beside Forge's own.
     pub labels: BTreeMap<String, String>,
     pub depends_on: BTreeMap<String, Condition>,
+    /// `depends_on.NAME.restart = true`: the dependencies whose restart or re-creation by a
+    /// Compose command (`restart`, a second `up`) restarts this service too.
+    pub restarts_with: BTreeSet<String>,
     pub restart: RestartPolicy,
     pub backoff: Backoff,
     /// `None` when absent, `disable = true` or `test = ["NONE"]`.
@@ -753,6 +756,9 @@ fn drop_optional_dependencies(
                 .expect("placed services are read")
                 .depends_on
                 .remove(&dep);
+            if let Some(service) = services.get_mut(*name) {
+                service.restarts_with.remove(&dep);
+            }
             warnings.push(format!(
                 "service {name}: optional dependency {dep:?} is not an enabled service: starting without it"
             ));
@@ -1077,6 +1083,17 @@ fn expand_replicas(
         }
     }
     for service in services.values_mut() {
+        let restarts_with = std::mem::take(&mut service.restarts_with);
+        for dep in restarts_with {
+            match expanded.get(&dep) {
+                Some(n) => service
+                    .restarts_with
+                    .extend((1..=*n).map(|i| format!("{dep}-{i}"))),
+                None => {
+                    service.restarts_with.insert(dep);
+                }
+            }
+        }
         let deps = std::mem::take(&mut service.depends_on);
         for (dep, condition) in deps {
             match expanded.get(&dep) {

@@ -95,7 +95,13 @@ fn service(svc: &Service) -> Value {
     let depends_on: Map<String, Value> = svc
         .depends_on
         .iter()
-        .map(|(dep, c)| (dep.clone(), json!({ "condition": c.as_str() })))
+        .map(|(dep, c)| {
+            let mut entry = json!({ "condition": c.as_str() });
+            if svc.restarts_with.contains(dep) {
+                entry["restart"] = json!(true);
+            }
+            (dep.clone(), entry)
+        })
         .collect();
     put("depends_on", Value::Object(depends_on));
     put("restart", json!(svc.restart.to_string()));

@@ -2,7 +2,7 @@
 //! limits, x-backoff; the security keys are in `security.rs`). Checks that need other services are left to the caller, with the places
 //! they need in [`Placed`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -100,8 +100,14 @@ pub(super) fn read(
         Some(node) => non_empty(&node, node.string("an image name")?)?.to_string(),
         None => return Err(node.err("missing required key \"image\"")),
     };
+    let mut restarts_with = BTreeSet::new();
     let depends_on = match get("depends_on") {
-        Some(node) => depends_on(&node, &mut placed.depends_on, &mut placed.optional)?,
+        Some(node) => depends_on(
+            &node,
+            &mut placed.depends_on,
+            &mut placed.optional,
+            &mut restarts_with,
+        )?,
         None => BTreeMap::new(),
     };
     let attachments = match (get("network_mode"), get("networks")) {
@@ -196,6 +202,7 @@ pub(super) fn read(
             .transpose()?,
         labels: get("labels").map_or(Ok(BTreeMap::new()), |n| labels(&n))?,
         depends_on,
+        restarts_with,
         restart: match (get("restart"), &deploy.restart) {
             (Some(node), Some(_)) => {
                 return Err(node.err("give restart or deploy.restart_policy, not both"))
@@ -393,6 +400,7 @@ fn depends_on(
     node: &Node,
     places: &mut Vec<(String, Spot)>,
     optional: &mut Vec<String>,
+    restarts_with: &mut BTreeSet<String>,
 ) -> Result<BTreeMap<String, Condition>, Invalid> {
     let mut deps = BTreeMap::new();
     if node.is_array() {
@@ -410,9 +418,7 @@ fn depends_on(
         table.only(&["condition", "required", "restart"])?;
         if let Some(node) = table.get("restart") {
             if node.boolean()? {
-                return Err(node.err(
-                    "restart = true is not supported yet: it restarts a dependant when a Compose command restarts its dependency, and Forge has no forge compose restart yet",
-                ));
+                restarts_with.insert(entry.key.to_string());
             }
         }
         if let Some(node) = table.get("required") {

@@ -239,6 +239,7 @@ fn defaults() {
         container_name: None,
         labels: BTreeMap::new(),
         depends_on: BTreeMap::new(),
+        restarts_with: Default::default(),
         restart: RestartPolicy::No,
         backoff: Backoff::default(),
         healthcheck: None,

@@ -515,8 +515,9 @@ services:
             "service web: optional dependency \"tools\" is not an enabled service: starting without it",
         ]
     );
-    let e = yaml("services:\n  web:\n    image: host\n    depends_on: {db: {restart: true}}\n  db:\n    image: host\n").unwrap_err();
-    assert!(e.starts_with("compose.yaml:4:32: services.web.depends_on.db.restart: restart = true is not supported yet"), "{e}");
+    let c = yaml("services:\n  web:\n    image: host\n    depends_on: {db: {restart: true}, q: {restart: false}}\n  db:\n    image: host\n    deploy: {replicas: 2}\n  q:\n    image: host\n").unwrap();
+    let restarts: Vec<&String> = c.services["web"].restarts_with.iter().collect();
+    assert_eq!(restarts, ["db-1", "db-2"]);
     let e = yaml("services:\n  web:\n    image: host\n    depends_on: {db: {required: true}}\n")
         .unwrap_err();
     assert!(e.contains("unknown service \"db\""), "{e}");

@@ -61,6 +61,7 @@ pub(super) async fn handle<E: Engine>(core: &Arc<Core<E>>, tasks: &mut Tasks<E>,
         }),
         Action::Restart { services, timeout } => match resolve(core, &services) {
             Ok(names) => {
+                let names = with_dependants(&core.compose(), names);
                 stop(core, tasks, &names, timeout, &reply).await;
                 spawn_in_order(core, tasks, &names);
                 Ok(Some(names))
@@ -86,6 +87,21 @@ pub(super) async fn handle<E: Engine>(core: &Arc<Core<E>>, tasks: &mut Tasks<E>,
 
 fn resolve<E>(core: &Core<E>, wanted: &[String]) -> Result<Vec<String>, String> {
     core.compose().services_named(wanted)
+}
+
+/// `names` and every service that restarts with one of them (`depends_on.NAME.restart`),
+/// transitively.
+fn with_dependants(compose: &Compose, mut names: Vec<String>) -> Vec<String> {
+    let mut i = 0;
+    while i < names.len() {
+        for svc in compose.services.values() {
+            if svc.restarts_with.contains(&names[i]) && !names.contains(&svc.name) {
+                names.push(svc.name.clone());
+            }
+        }
+        i += 1;
+    }
+    names
 }
 
 async fn stop<E: Engine>(
@@ -186,7 +202,11 @@ async fn converge<E: Engine>(
     core.engine.prepare(&new, &added).await?;
     let mut going = changed.clone();
     going.extend(removed.iter().cloned());
-    tasks.retire(&going, None).await;
+    // Those that restart with a re-created dependency stop now and start with it.
+    let mut stopping = with_dependants(&new, changed.clone());
+    stopping.retain(|name| !changed.contains(name));
+    stopping.extend(going.iter().cloned());
+    tasks.retire(&stopping, None).await;
     for name in &going {
         let container = core.engine.container_name(name);
         core.engine.remove(name).await;

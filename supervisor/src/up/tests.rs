@@ -850,3 +850,34 @@ async fn a_changed_network_definition_is_refused_and_nothing_changes() {
         .find(|(_, l)| l.starts_with("reply error: network default's definition changed"));
     assert!(refused.is_some(), "{lines:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dependant_with_restart_true_restarts_with_its_dependency_and_only_it() {
+    let text = format!(
+        "{TWO_DAEMONS}\n[services.api]\nimage = \"host\"\ndepends_on = {{ db = {{ condition = \"service_started\", restart = true }} }}\n"
+    );
+    let fake = Fake::new(&[
+        ("db", vec![Run::daemon()]),
+        ("web", vec![Run::daemon()]),
+        ("api", vec![Run::daemon()]),
+    ]);
+    let restart = Action::Restart {
+        services: vec!["db".into()],
+        timeout: None,
+    };
+    let changed_db = text.replacen(r#"["db"]"#, r#"["db", "-v"]"#, 1);
+    let converge = Action::Converge(Box::new(compose(&changed_db)));
+    let out = supervise_asked(
+        &text,
+        fake,
+        Options::default(),
+        &[9_000],
+        vec![(1_000, restart), (4_000, converge)],
+    )
+    .await;
+    let lines = out.lines();
+    assert_eq!(out.of("db", "start"), [0, 1_000, 4_000], "{lines:#?}");
+    assert_eq!(out.of("api", "start"), [0, 1_000, 4_000], "{lines:#?}");
+    assert_eq!(out.of("api", "remove"), Vec::<u64>::new(), "{lines:#?}");
+    assert_eq!(out.of("web", "start"), [0], "{lines:#?}");
+}
