@@ -113,6 +113,7 @@ mod attach;
 mod deploy;
 mod extends;
 mod files;
+mod include;
 mod interpolate;
 mod node;
 pub mod render;
@@ -543,12 +544,12 @@ fn parse_files(files: &[(PathBuf, String)], opts: &LoadOptions) -> Result<Compos
     let mut merged: Option<tree::Tree> = None;
     for (file, text) in files {
         let mut tree = load(file, text)?;
-        extends::resolve(&mut tree, &dir_of(file), &load_other).map_err(
-            |failure| match failure {
-                extends::Failure::Here(invalid) => sources.borrow().error(invalid),
-                extends::Failure::There(err) => err,
-            },
-        )?;
+        let located = |failure| match failure {
+            extends::Failure::Here(invalid) => sources.borrow().error(invalid),
+            extends::Failure::There(err) => err,
+        };
+        include::resolve(&mut tree, &dir_of(file), &load_other).map_err(located)?;
+        extends::resolve(&mut tree, &dir_of(file), &load_other).map_err(located)?;
         merged = Some(match merged {
             None => tree,
             Some(base) => extends::merge_documents(base, tree),

@@ -189,13 +189,45 @@ fn map_get_mut<'t>(tree: &'t mut Tree, name: &str) -> Option<&'t mut Tree> {
     }
 }
 
-fn map_remove(tree: &mut Tree, name: &str) -> Option<Tree> {
+pub(crate) fn map_remove(tree: &mut Tree, name: &str) -> Option<Tree> {
     match &mut tree.value {
         Value::Map(entries) => {
             let i = entries.iter().position(|(k, _)| k.name == name)?;
             Some(entries.remove(i).1)
         }
         _ => None,
+    }
+}
+
+/// Makes a whole file's relative paths relative to `dir`, its directory: its services' bind
+/// sources and env files, its secrets' and configs' files.
+pub(crate) fn rebase_file(tree: &mut Tree, dir: &Path) {
+    if let Some(Tree {
+        value: Value::Map(services),
+        ..
+    }) = map_get_mut(tree, "services")
+    {
+        for (_, service) in services {
+            rebase(service, dir);
+        }
+    }
+    for section in ["secrets", "configs"] {
+        let Some(Tree {
+            value: Value::Map(definitions),
+            ..
+        }) = map_get_mut(tree, section)
+        else {
+            continue;
+        };
+        for (_, definition) in definitions {
+            if let Some(Tree {
+                value: Value::Str { text, .. },
+                ..
+            }) = map_get_mut(definition, "file")
+            {
+                *text = forge_runtime::bind_source(text, dir);
+            }
+        }
     }
 }
 

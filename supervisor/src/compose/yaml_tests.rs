@@ -834,3 +834,59 @@ fn scale_and_pull_from_the_command_line_win_over_the_file() {
     assert_eq!(parse_scale("web=3"), Ok(("web".to_string(), 3)));
     assert!(parse_scale("web").is_err() && parse_scale("web=0").is_err());
 }
+
+#[test]
+fn include_adds_another_files_services_with_its_own_paths_and_refuses_a_clash() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("db")).unwrap();
+    std::fs::write(dir.path().join("db/pw.txt"), "s3cret\n").unwrap();
+    std::fs::write(
+        dir.path().join("db/compose.yaml"),
+        "include: [more.toml]\nservices:\n  db:\n    image: host\n    volumes: [\"./data:/data\"]\n    secrets: [pw]\n    networks: [back]\nnetworks:\n  back: {}\nsecrets:\n  pw:\n    file: pw.txt\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("db/more.toml"),
+        "[services.cache]\nimage = \"host\"\n",
+    )
+    .unwrap();
+    let main = "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: host\n    depends_on: [db, cache]\n";
+    std::fs::write(dir.path().join("compose.yaml"), main).unwrap();
+    let c = load(&dir.path().join("compose.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&String> = c.services.keys().collect();
+    assert_eq!(names, ["cache", "db", "web"]);
+    let d = dir.path().display().to_string();
+    let db = &c.services["db"];
+    let mounts: Vec<(&str, &str)> = db
+        .volumes
+        .iter()
+        .map(|m| (m.source.as_str(), m.target.as_str()))
+        .collect();
+    let (data, pw) = (format!("{d}/db/data"), format!("{d}/db/pw.txt"));
+    assert_eq!(
+        mounts,
+        [(data.as_str(), "/data"), (pw.as_str(), "/run/secrets/pw")]
+    );
+    assert_eq!(db.networks, ["back"]);
+    assert!(c.networks.contains_key("back"));
+
+    // A service both define is an error at the include, naming the other file.
+    let clash = "include: [db/compose.yaml]\nservices:\n  db:\n    image: host\n";
+    std::fs::write(dir.path().join("compose.yaml"), clash).unwrap();
+    let e = load(&dir.path().join("compose.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "/compose.yaml:1:11: include[0]: services.db is defined both here and in the included"
+        ),
+        "{e}"
+    );
+    let e = yaml("include: [{path: x.yaml, env_file: .env}]\nservices: {}\n").unwrap_err();
+    assert!(
+        e.contains("include[0].env_file: env_file is not supported yet"),
+        "{e}"
+    );
+    let e = yaml("include: [missing.yaml]\nservices: {}\n").unwrap_err();
+    assert!(e.contains("missing.yaml"), "{e}");
+}
