@@ -486,9 +486,9 @@ pub fn parse_scale(text: &str) -> Result<(String, u32), String> {
         .split_once('=')
         .ok_or_else(|| format!("invalid --scale {text:?}: expected SERVICE=N"))?;
     match n.parse::<u32>() {
-        Ok(n @ 1..=1000) => Ok((service.to_string(), n)),
+        Ok(n @ 0..=1000) => Ok((service.to_string(), n)),
         _ => Err(format!(
-            "invalid --scale {text:?}: N is a number of containers from 1 to 1000"
+            "invalid --scale {text:?}: N is a number of containers from 0 to 1000"
         )),
     }
 }
@@ -709,7 +709,7 @@ fn read_document(
     if let Some(policy) = opts.pull {
         services.values_mut().for_each(|s| s.pull_policy = policy);
     }
-    let warnings = drop_optional_dependencies(&mut places, &mut services);
+    let mut warnings = drop_optional_dependencies(&mut places, &mut services);
     check_profiles(&places, &disabled)?;
     grant_files(&places, &files, &mut services)?;
     check_networks(&places, &networks)?;
@@ -717,7 +717,7 @@ fn read_document(
     check_dependencies(&places, &services)?;
     check_ports(&places)?;
     check_container_names(&places, &services)?;
-    expand_replicas(&places, &mut services)?;
+    warnings.extend(expand_replicas(&places, &mut services)?);
     if services
         .values()
         .any(|s| s.networks.iter().any(|n| n == DEFAULT_NETWORK))
@@ -1040,16 +1040,21 @@ pub fn is_replica(name: &str, service: &str) -> bool {
 /// A service of N replicas becomes services `NAME-1` … `NAME-N` (containers
 /// `PROJECT-NAME-1` …, as Compose names them), each answering to `NAME` too; a dependency on
 /// it waits for every one. What one container alone can have is refused: a `container_name`, a
-/// fixed address, a fixed host port.
+/// fixed address, a fixed host port. A service of 0 replicas runs no container: it is left
+/// out, and its dependants start without it (the warnings say which).
 fn expand_replicas(
     places: &[(&str, Placed)],
     services: &mut BTreeMap<String, Service>,
-) -> Result<(), Invalid> {
+) -> Result<Vec<String>, Invalid> {
     let mut expanded: BTreeMap<String, u32> = BTreeMap::new();
     for (name, placed) in places {
         let Some((n, spot)) = &placed.replicas else {
             continue;
         };
+        if *n == 0 {
+            expanded.insert(name.to_string(), 0);
+            continue;
+        }
         if *n == 1 {
             continue;
         }
@@ -1083,7 +1088,16 @@ fn expand_replicas(
             services.insert(replica.name.clone(), replica);
         }
     }
+    let mut warnings = Vec::new();
     for service in services.values_mut() {
+        for dep in service.depends_on.keys() {
+            if expanded.get(dep) == Some(&0) {
+                warnings.push(format!(
+                    "service {}: dependency {dep:?} has 0 replicas: starting without it",
+                    service.name
+                ));
+            }
+        }
         let restarts_with = std::mem::take(&mut service.restarts_with);
         for dep in restarts_with {
             match expanded.get(&dep) {
@@ -1107,7 +1121,7 @@ fn expand_replicas(
             }
         }
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// Two services cannot name the same container.

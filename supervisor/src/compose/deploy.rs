@@ -18,13 +18,11 @@ pub(super) struct Deploy<'a> {
     pub replicas: Option<(u32, Spot)>,
 }
 
-/// `replicas` (or the service's `scale`): how many containers run the service, at least 1.
+/// `replicas` (or the service's `scale`): how many containers run the service (0: none).
 pub(super) fn replicas(node: &Node) -> Result<u32, Invalid> {
     match node.as_integer() {
-        Some(n) if (1..=1000).contains(&n) => Ok(n as u32),
-        Some(0) => Err(node
-            .err("0 replicas is not supported yet (leave the service out, or give it a profile)")),
-        Some(_) => Err(node.err("expected a number of containers from 1 to 1000")),
+        Some(n) if (0..=1000).contains(&n) => Ok(n as u32),
+        Some(_) => Err(node.err("expected a number of containers from 0 to 1000")),
         None => Err(node.wrong_type("a number of containers")),
     }
 }

@@ -533,8 +533,8 @@ fn deploy_gives_limits_and_a_restart_policy_and_refuses_what_one_host_cannot_do(
     assert_eq!(app.restart, RestartPolicy::Always);
     for (text, expected) in [
         (
-            "[services.app]\nimage = \"host\"\ndeploy = { replicas = 0 }\n",
-            "services.app.deploy.replicas: 0 replicas is not supported yet",
+            "[services.app]\nimage = \"host\"\ndeploy = { replicas = -1 }\n",
+            "services.app.deploy.replicas: expected a number of containers from 0 to 1000",
         ),
         (
             "[services.app]\nimage = \"host\"\ndeploy = { placement = {} }\n",

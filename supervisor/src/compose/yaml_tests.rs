@@ -674,12 +674,21 @@ services:
         ("deploy: {replicas: 2}\n    ports: [\"8080:80\"]", "compose.yaml:4:24: services.web.deploy.replicas: 2 replicas cannot share host port 8080"),
         ("deploy: {replicas: 2}\n    container_name: one", "2 replicas cannot share one container_name"),
         ("scale: 2\n    deploy: {replicas: 2}", "compose.yaml:4:12: services.web.scale: give scale or deploy.replicas, not both"),
-        ("scale: 1001", "expected a number of containers from 1 to 1000"),
+        ("scale: 1001", "expected a number of containers from 0 to 1000"),
     ];
     for (keys, want) in cases {
         let got = yaml(&format!("services:\n  web:\n    image: host\n    {keys}\n")).unwrap_err();
         assert!(got.contains(want), "\n got: {got}\nwant: {want}");
     }
+    // 0 replicas: no container, and a dependant starts without it.
+    let c = ok("services:\n  web:\n    image: host\n    deploy: {replicas: 0}\n    ports: [\"8080:80\"]\n  client:\n    image: host\n    depends_on: [web]\n");
+    let names: Vec<&String> = c.services.keys().collect();
+    assert_eq!(names, ["client"]);
+    assert!(c.services["client"].depends_on.is_empty());
+    assert_eq!(
+        c.warnings,
+        ["service client: dependency \"web\" has 0 replicas: starting without it"]
+    );
     let e = yaml("services:\n  web:\n    image: host\n    scale: 2\n  web-1:\n    image: host\n")
         .unwrap_err();
     assert!(
@@ -832,7 +841,11 @@ fn scale_and_pull_from_the_command_line_win_over_the_file() {
         "{e}"
     );
     assert_eq!(parse_scale("web=3"), Ok(("web".to_string(), 3)));
-    assert!(parse_scale("web").is_err() && parse_scale("web=0").is_err());
+    assert!(
+        parse_scale("web").is_err()
+            && parse_scale("web=1001").is_err()
+            && parse_scale("web=0") == Ok(("web".into(), 0))
+    );
 }
 
 #[test]
