@@ -904,8 +904,40 @@ impl Forge {
     }
 }
 
+impl Forge {
+    /// The supervisors `forge compose up -d` left running over this root (a failed test did
+    /// not bring its project down): the PIDs their projects' locks name, checked to be this
+    /// root's by their environment.
+    fn detached_supervisors(&self) -> Vec<i32> {
+        let Ok(locks) = std::fs::read_dir(self.root().join("projects")) else {
+            return Vec::new();
+        };
+        let ours = format!("FORGE_ROOT={}", self.root().display());
+        locks
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "lock"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+            .filter(|pid: &i32| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == ours.as_bytes()))
+            })
+            .collect()
+    }
+}
+
 impl Drop for Forge {
     fn drop(&mut self) {
+        // A killed supervisor takes its containers with it; what it leaves is removed below.
+        for pid in self.detached_supervisors() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let deadline = Instant::now() + scaled(COMMAND_TIMEOUT);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let ids = self.container_ids();
         if !ids.is_empty() {
             let mut args = vec!["rm", "-f"];
