@@ -1683,6 +1683,12 @@ fn down_removes_what_a_killed_supervisor_left_and_only_that() {
             .contains("project gone is already being supervised"),
         "{out}"
     );
+    let socket = forge.root().join("run/projects/gone.sock");
+    assert!(
+        socket.exists(),
+        "the supervisor serves {}",
+        socket.display()
+    );
     sup.signal(Signal::SIGKILL);
     sup.finish(UP);
     forge.note_ids(forge.container_ids());
@@ -1691,6 +1697,7 @@ fn down_removes_what_a_killed_supervisor_left_and_only_that() {
         COMMAND_TIMEOUT,
     );
     assert_eq!(out.code, 0, "{out}");
+    assert!(!socket.exists(), "the killed supervisor's socket is left");
     assert_eq!(container_names(&forge), ["bystander"]);
     assert_eq!(network_names(&forge), Vec::<String>::new());
     forge.ok(&["rm", "-f", "bystander"]);

@@ -132,6 +132,8 @@ fn say(text: &str) {
 /// Removes what a project no supervisor runs has left: its containers and networks (only
 /// those carrying its labels), with `remove_volumes` its volumes too.
 pub async fn down(runtime: Runtime, netd: Netd, compose: Compose, opts: Options) -> i32 {
+    // A killed supervisor's socket too (the project's lock is held: nobody serves it).
+    let _ = std::fs::remove_file(socket::socket_path(&runtime.roots().run, &opts.project));
     setup::tear_down(&runtime, &netd, &compose, &opts).await;
     0
 }
