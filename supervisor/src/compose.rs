@@ -112,7 +112,7 @@
 mod attach;
 mod deploy;
 mod extends;
-mod files;
+pub mod files;
 mod include;
 mod interpolate;
 mod node;
@@ -279,6 +279,9 @@ pub struct Service {
     pub userns: forge_runtime::UsernsMode,
     /// `volumes`: binds, volumes (named ones by their key in `[volumes]`) and tmpfs mounts.
     pub volumes: Vec<forge_runtime::Mount>,
+    /// Secrets and configs from values (the environment, a config's content): the supervisor
+    /// writes each and binds it read-only.
+    pub generated: Vec<files::Generated>,
     /// `profiles`: the service runs only when one of them is enabled; always when empty.
     pub profiles: Vec<String>,
 }
@@ -646,7 +649,7 @@ fn read_document(
     let mut files = BTreeMap::new();
     for kind in [files::Kind::Secret, files::Kind::Config] {
         let defined = match root.get(kind.key()) {
-            Some(node) => files::read_definitions(&node, dir, kind)?,
+            Some(node) => files::read_definitions(&node, dir, kind, vars)?,
             None => BTreeMap::new(),
         };
         files.insert(kind.key(), defined);
@@ -768,20 +771,28 @@ fn drop_optional_dependencies(
     warnings
 }
 
-/// Adds each service's secrets and configs to its mounts, refusing undefined ones and a
-/// destination another of its mounts has.
+/// Adds each service's secrets and configs to its mounts (a file) or its generated files (a
+/// value), refusing undefined ones and a destination another of its mounts has.
 fn grant_files(
     places: &[(&str, Placed)],
-    files: &BTreeMap<&str, BTreeMap<String, PathBuf>>,
+    files: &BTreeMap<&str, BTreeMap<String, files::Source>>,
     services: &mut BTreeMap<String, Service>,
 ) -> Result<(), Invalid> {
     for (name, placed) in places {
         let service = services.get_mut(*name).expect("placed services are read");
         for grant in &placed.grants {
-            let mount = files::mount(grant, &files[grant.kind.key()])?;
-            service.volumes.push(mount);
+            match files::grant(grant, &files[grant.kind.key()])? {
+                Ok(mount) => service.volumes.push(mount),
+                Err(generated) => service.generated.push(generated),
+            }
+            let mut mounts = service.volumes.clone();
+            mounts.extend(service.generated.iter().map(|g| forge_runtime::Mount {
+                kind: forge_runtime::MountType::Bind,
+                target: g.target.clone(),
+                ..forge_runtime::Mount::default()
+            }));
             let tmpfs = service::tmpfs_paths(&service.tmpfs);
-            if forge_runtime::check_mount_targets(&service.volumes, &tmpfs).is_err() {
+            if forge_runtime::check_mount_targets(&mounts, &tmpfs).is_err() {
                 return Err(grant.spot.err(format!(
                     "{} is also the destination of another of the service's mounts",
                     grant.target

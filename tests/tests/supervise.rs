@@ -1566,31 +1566,55 @@ fn secrets_and_configs_are_mounted_read_only_where_compose_puts_them() {
         r#"secrets:
   db_pw:
     file: ./pw.txt
+  api:
+    environment: API_TOKEN
 configs:
   app:
     file: ./app.ini
+  motd:
+    content: "hi there"
 services:
   web:
     image: host
     stop_signal: SIGKILL
-    secrets: [db_pw]
-    configs: [{source: app, target: /etc/app.ini}]
-    command: ["sh", "-c", "echo pw=$$(cat /run/secrets/db_pw) conf=$$(cat /etc/app.ini); echo x > /run/secrets/db_pw || echo read-only; exec sleep 1d"]
+    user: "1000"
+    secrets: [db_pw, api]
+    configs: [{source: app, target: /etc/app.ini}, motd]
+    command: ["sh", "-c", "echo pw=$$(cat /run/secrets/db_pw) conf=$$(cat /etc/app.ini) api=$$(cat /run/secrets/api) motd=$$(cat /motd); echo x > /run/secrets/api || echo read-only; exec sleep 1d"]
 "#,
     );
     let dir = file.path.parent().unwrap();
     std::fs::write(dir.join("pw.txt"), "s3cret").unwrap();
     std::fs::write(dir.join("app.ini"), "[app]").unwrap();
+    std::fs::write(dir.join(".env"), "API_TOKEN=t0ken\n").unwrap();
     let mut sup = Supervisor::start(&forge, "files", &file.path, &[]);
     let line = sup.wait_output("web", "the files", |l| l.starts_with("pw="));
-    assert_eq!(line.text, "pw=s3cret conf=[app]", "{}", sup.dump());
+    assert_eq!(
+        line.text,
+        "pw=s3cret conf=[app] api=t0ken motd=hi there",
+        "{}",
+        sup.dump()
+    );
     sup.wait_output("web", "the write refused", |l| l == "read-only");
     assert_eq!(
         std::fs::read_to_string(dir.join("pw.txt")).unwrap(),
         "s3cret"
     );
+    // The values' files live under the run root, only root may enter, and go with the project.
+    let generated = forge.root().join("run/projects/files.files");
+    assert_eq!(
+        std::fs::read_to_string(generated.join("web/0")).unwrap(),
+        "t0ken"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(generated.join("web"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
+    assert!(!generated.exists(), "{} is left", generated.display());
 }
 
 #[test]

@@ -1,18 +1,21 @@
-//! `secrets` and `configs` from files: defined at the top level (`secrets: { db_pw: { file:
-//! ./pw.txt } }`), granted per service (`secrets: [db_pw]`, or `{ source, target }`), and
-//! bind-mounted read-only: secrets at `/run/secrets/TARGET` (default the name), configs at
-//! `TARGET` (default `/NAME`), as Docker Compose does outside a swarm.
+//! `secrets` and `configs`: defined at the top level (`secrets: { db_pw: { file: ./pw.txt } }`,
+//! `{ environment: VAR }`, and for configs `{ content: "..." }`), granted per service
+//! (`secrets: [db_pw]`, or `{ source, target }`), and bind-mounted read-only: secrets at
+//! `/run/secrets/TARGET` (default the name), configs at `TARGET` (default `/NAME`), as Docker
+//! Compose does outside a swarm. A file is bound as it is; a value (from the environment, or
+//! the content) is written by the supervisor under its run root and bound from there.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use forge_runtime::{Mount, MountType};
 
+use super::interpolate::Variables;
 use super::node::{Invalid, Node, Spot};
 
 /// Which of the two kinds: they differ only in where they land.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub enum Kind {
     Secret,
     Config,
 }
@@ -35,36 +38,101 @@ impl Kind {
     }
 }
 
-/// The top-level `secrets` or `configs`: each name's file, absolute, checked to exist.
+/// Where a secret's or config's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Source {
+    /// A host file, absolute, checked to exist: bound as it is.
+    File(PathBuf),
+    /// A value, written to a file of the supervisor's.
+    Value(Value),
+}
+
+/// A value and where it was given, which `config` prints back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `environment: VAR`, with the variable's value when the file was read.
+    Environment { var: String, value: String },
+    /// `content: "..."` (configs only).
+    Content(String),
+}
+
+impl Value {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Value::Environment { value, .. } => value.as_bytes(),
+            Value::Content(text) => text.as_bytes(),
+        }
+    }
+}
+
+/// A secret or config from a value, granted to a service: written by the supervisor, bound
+/// read-only at `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub kind: Kind,
+    pub name: String,
+    pub target: String,
+    pub value: Value,
+}
+
+/// The top-level `secrets` or `configs`: each name's source.
 pub(super) fn read_definitions(
     node: &Node,
     dir: &Path,
     kind: Kind,
-) -> Result<BTreeMap<String, PathBuf>, Invalid> {
+    vars: &Variables,
+) -> Result<BTreeMap<String, Source>, Invalid> {
     let mut files = BTreeMap::new();
     let like = format!(
         "a table of {}, like {{ NAME = {{ file = \"./NAME.txt\" }} }}",
         kind.key()
     );
+    let one_of = match kind {
+        Kind::Secret => "file or environment",
+        Kind::Config => "file, environment or content",
+    };
     for entry in node.table(&like)?.entries() {
         let table = entry.node.table("a table { file = \"./NAME.txt\" }")?;
         table.only(&["file", "environment", "content", "external", "name"])?;
-        for key in ["environment", "content", "external", "name"] {
+        for key in ["external", "name"] {
             if let Some(node) = table.get(key) {
                 return Err(node.err(format!(
-                    "{key} is not supported yet: Forge reads {} from files only (give file)",
+                    "{key} is not supported: Forge has no swarm to keep {} in",
                     kind.key()
                 )));
             }
         }
-        let file = table
-            .get("file")
-            .ok_or_else(|| table.spot.err("missing key \"file\""))?;
-        let path = PathBuf::from(forge_runtime::bind_source(file.string("a file name")?, dir));
-        if !path.is_file() {
-            return Err(file.err(format!("{}: no such file", path.display())));
+        let given: Vec<&str> = ["file", "environment", "content"]
+            .into_iter()
+            .filter(|key| table.get(key).is_some())
+            .collect();
+        if given.len() != 1 {
+            return Err(table.spot.err(format!("give one of {one_of}")));
         }
-        files.insert(entry.key.to_string(), path);
+        let source = if let Some(file) = table.get("file") {
+            let path = PathBuf::from(forge_runtime::bind_source(file.string("a file name")?, dir));
+            if !path.is_file() {
+                return Err(file.err(format!("{}: no such file", path.display())));
+            }
+            Source::File(path)
+        } else if let Some(node) = table.get("environment") {
+            let var = node.string("a variable's name")?.to_string();
+            let value = vars
+                .get(&var)
+                .ok_or_else(|| node.err(format!("the variable {var} is not set")))?;
+            Source::Value(Value::Environment { var, value })
+        } else {
+            let node = table.get("content").expect("one of the three is given");
+            if kind == Kind::Secret {
+                return Err(
+                    node.err("content is for configs (give a secret's file or environment)")
+                );
+            }
+            Source::Value(Value::Content(
+                node.string("the config's text")?.to_string(),
+            ))
+        };
+        files.insert(entry.key.to_string(), source);
     }
     Ok(files)
 }
@@ -116,8 +184,11 @@ pub(super) fn read_grants(node: &Node, kind: Kind) -> Result<Vec<Grant>, Invalid
     Ok(grants)
 }
 
-/// The read-only bind of a granted file.
-pub(super) fn mount(grant: &Grant, files: &BTreeMap<String, PathBuf>) -> Result<Mount, Invalid> {
+/// What a grant gives: the read-only bind of a file, or a value to write and bind.
+pub(super) fn grant(
+    grant: &Grant,
+    files: &BTreeMap<String, Source>,
+) -> Result<Result<Mount, Generated>, Invalid> {
     let source = files.get(&grant.name).ok_or_else(|| {
         grant.spot.err(format!(
             "undefined {} {:?} (define it under the top-level {})",
@@ -126,11 +197,19 @@ pub(super) fn mount(grant: &Grant, files: &BTreeMap<String, PathBuf>) -> Result<
             grant.kind.key()
         ))
     })?;
-    Ok(Mount {
-        kind: MountType::Bind,
-        source: source.display().to_string(),
-        target: grant.target.clone(),
-        read_only: true,
-        ..Mount::default()
+    Ok(match source {
+        Source::File(path) => Ok(Mount {
+            kind: MountType::Bind,
+            source: path.display().to_string(),
+            target: grant.target.clone(),
+            read_only: true,
+            ..Mount::default()
+        }),
+        Source::Value(value) => Err(Generated {
+            kind: grant.kind,
+            name: grant.name.clone(),
+            target: grant.target.clone(),
+            value: value.clone(),
+        }),
     })
 }

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::files::{self, Kind};
 use super::{Compose, HealthTest, Service};
 use forge_runtime::MountType;
 
@@ -47,12 +48,34 @@ pub fn to_json(compose: &Compose, project: &str) -> Value {
             (name.clone(), Value::Object(out))
         })
         .collect();
-    json!({
+    let mut out = json!({
         "name": project,
         "services": services,
         "networks": networks,
         "volumes": volumes,
-    })
+    });
+    for kind in [Kind::Secret, Kind::Config] {
+        let defined = definitions(compose, kind);
+        if !defined.is_empty() {
+            out[kind.key()] = Value::Object(defined);
+        }
+    }
+    out
+}
+
+/// The top-level secrets or configs that come from values (those from files are binds).
+fn definitions(compose: &Compose, kind: Kind) -> Map<String, Value> {
+    let generated = compose.services.values().flat_map(|svc| &svc.generated);
+    generated
+        .filter(|g| g.kind == kind)
+        .map(|g| {
+            let source = match &g.value {
+                files::Value::Environment { var, .. } => json!({ "environment": var }),
+                files::Value::Content(text) => json!({ "content": text }),
+            };
+            (g.name.clone(), source)
+        })
+        .collect()
 }
 
 fn duration(d: std::time::Duration) -> Value {
@@ -204,6 +227,15 @@ fn service(svc: &Service) -> Value {
         })
         .collect();
     put("volumes", json!(volumes));
+    for kind in [Kind::Secret, Kind::Config] {
+        let granted: Vec<Value> = svc
+            .generated
+            .iter()
+            .filter(|g| g.kind == kind)
+            .map(|g| json!({ "source": g.name, "target": g.target }))
+            .collect();
+        put(kind.key(), json!(granted));
+    }
     Value::Object(out)
 }
 

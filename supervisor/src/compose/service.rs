@@ -239,6 +239,7 @@ pub(super) fn read(
         tmpfs: security.tmpfs,
         userns: security.userns,
         volumes,
+        generated: Vec::new(),
         profiles: get("profiles").map_or(Ok(Vec::new()), |n| profiles(&n))?,
     };
     Ok((service, placed))

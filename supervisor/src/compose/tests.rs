@@ -255,6 +255,7 @@ fn defaults() {
         tmpfs: vec![],
         userns: Mode::Host,
         volumes: vec![],
+        generated: vec![],
         profiles: vec![],
     };
     assert_eq!(app, &expected);

@@ -475,7 +475,9 @@ services:
     );
     let cases = [
         ("secrets:\n  s:\n    file: ./missing\nservices:\n  web:\n    image: host\n", "compose.yaml:3:11: secrets.s.file: DIR/missing: no such file"),
-        ("secrets:\n  s:\n    environment: TOKEN\nservices:\n  web:\n    image: host\n", "compose.yaml:3:18: secrets.s.environment: environment is not supported yet"),
+        ("secrets:\n  s:\n    environment: FORGE_TEST_UNSET_TOKEN\nservices:\n  web:\n    image: host\n", "compose.yaml:3:18: secrets.s.environment: the variable FORGE_TEST_UNSET_TOKEN is not set"),
+        ("secrets:\n  s:\n    content: x\nservices:\n  web:\n    image: host\n", "compose.yaml:3:14: secrets.s.content: content is for configs"),
+        ("configs:\n  c:\n    content: x\n    file: pw.txt\nservices:\n  web:\n    image: host\n", "compose.yaml:3:5: configs.c: give one of file, environment or content"),
         ("services:\n  web:\n    image: host\n    secrets: [nope]\n", "compose.yaml:4:15: services.web.secrets[0]: undefined secret \"nope\" (define it under the top-level secrets)"),
         ("configs:\n  c:\n    file: pw.txt\nservices:\n  web:\n    image: host\n    configs: [{source: c, mode: 0o400}]\n", "compose.yaml:7:33: services.web.configs[0].mode: mode is not supported"),
         ("configs:\n  c:\n    file: pw.txt\nservices:\n  web:\n    image: host\n    configs: [{source: c, target: /x}]\n    tmpfs: [/x]\n", "compose.yaml:7:15: services.web.configs[0]: /x is also the destination of another of the service's mounts"),
@@ -778,9 +780,15 @@ x-base: &base
   environment: {LEVEL: "${FORGE_TEST_Y_R_LEVEL:-info}", PRICE: "5$$"}
 networks:
   back: {subnet: 10.89.4.0/24}
+secrets:
+  token: {environment: FORGE_TEST_Y_R_TOKEN}
+configs:
+  motd: {content: "hello $$USER\n"}
 services:
   db:
     <<: *base
+    secrets: [token]
+    configs: [{source: motd, target: /etc/motd}]
     command: ["sh", "-c", "echo $$HOME: 'quoted' \"too\""]
     networks:
       back: {aliases: [database], ipv4_address: 10.89.4.9}
@@ -800,7 +808,13 @@ services:
     network_mode: none
     init: true
 "#;
+    std::env::set_var("FORGE_TEST_Y_R_TOKEN", "t0ken");
     let model = ok(file);
+    let generated = &model.services["db"].generated;
+    assert_eq!(generated.len(), 2);
+    assert_eq!(generated[0].target, "/run/secrets/token");
+    assert_eq!(generated[0].value.bytes(), b"t0ken");
+    assert_eq!(generated[1].value.bytes(), b"hello $USER\n");
     let json = render::to_json(&model, "shop");
     let yaml_text = render::to_yaml(&json);
     let again = yaml(&yaml_text).unwrap_or_else(|e| panic!("{e}\n{yaml_text}"));
@@ -808,6 +822,10 @@ services:
     assert_eq!(again.networks, model.networks);
     assert_eq!(again.name.as_deref(), Some("shop"));
     assert!(yaml_text.contains("PRICE: \"5$$\""), "{yaml_text}");
+    assert!(
+        !yaml_text.contains("t0ken"),
+        "a secret's value is not printed: {yaml_text}"
+    );
     assert!(yaml_text.contains("  web-2:\n"), "{yaml_text}");
     // And JSON is the same value.
     let from_json: serde_json::Value = serde_json::from_str(&format!("{json:#}")).unwrap();

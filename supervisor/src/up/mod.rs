@@ -23,6 +23,7 @@ use engine::Engine;
 
 pub mod control;
 pub mod engine;
+mod generated;
 mod health_loop;
 mod runtime_engine;
 mod service;

@@ -294,7 +294,13 @@ impl Engine for RuntimeEngine {
         let mut services = lock(&self.services);
         let index = services.len();
         let slot = Slot {
-            options: create_options(compose, &self.opts, service, &compose.services[service]),
+            options: create_options(
+                compose,
+                &self.opts,
+                &self.runtime.roots().run,
+                service,
+                &compose.services[service],
+            ),
             prefix: self.printer.prefix(service, index),
             container: Mutex::new(None),
             run: Mutex::new(None),
@@ -326,8 +332,20 @@ impl Engine for RuntimeEngine {
     }
 }
 
-fn create_options(compose: &Compose, opts: &Options, name: &str, svc: &Service) -> CreateOptions {
+fn create_options(
+    compose: &Compose,
+    opts: &Options,
+    run_root: &std::path::Path,
+    name: &str,
+    svc: &Service,
+) -> CreateOptions {
     let project = &opts.project;
+    let mut mounts: Vec<Mount> = svc
+        .volumes
+        .iter()
+        .map(|m| project_mount(compose, project, m))
+        .collect();
+    mounts.extend(super::generated::mounts(run_root, project, svc));
     CreateOptions {
         name: Some(container_name(project, name, svc)),
         image: svc.image.clone(),
@@ -342,11 +360,7 @@ fn create_options(compose: &Compose, opts: &Options, name: &str, svc: &Service) 
         privileges: svc.privileges.clone(),
         read_only: svc.read_only,
         tmpfs: svc.tmpfs.clone(),
-        mounts: svc
-            .volumes
-            .iter()
-            .map(|m| project_mount(compose, project, m))
-            .collect(),
+        mounts,
         userns: svc.userns,
         net: NetSpec {
             networks: svc

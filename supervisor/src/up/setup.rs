@@ -182,7 +182,8 @@ pub(super) async fn prepare(
                 create_network(&netd, &project, short, def)?;
             }
         }
-        make_volumes(&runtime, &compose, &project)
+        make_volumes(&runtime, &compose, &project)?;
+        super::generated::write_all(&runtime, &compose, &project)
     })
     .await
     .expect("the preparation does not panic")
@@ -220,7 +221,8 @@ pub(super) async fn prepare_more(
                 create_network(&netd, &project, short, def)?;
             }
         }
-        make_volumes(&runtime, &compose, &project)
+        make_volumes(&runtime, &compose, &project)?;
+        super::generated::write_all(&runtime, &compose, &project)
     })
     .await
     .expect("the preparation does not panic")
@@ -387,6 +389,7 @@ pub(super) async fn tear_down(
                 }
             }
         }
+        super::generated::remove_all(&runtime, &project);
         for name in &volumes {
             match runtime.remove_volume(name, true) {
                 Ok(()) => say(&format!("removed volume {name}")),
