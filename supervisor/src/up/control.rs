@@ -199,7 +199,9 @@ async fn converge<E: Engine>(
         .collect();
     // Nothing is stopped before what the new model needs is there: a failure here leaves the
     // project as it was.
-    core.engine.prepare(&new, &added).await?;
+    let mut starting = changed.clone();
+    starting.extend(added.iter().cloned());
+    core.engine.prepare(&news(&old, &new, &starting), &added).await?;
     let mut going = changed.clone();
     going.extend(removed.iter().cloned());
     // Those that restart with a re-created dependency stop now and start with it.
@@ -256,6 +258,16 @@ async fn converge<E: Engine>(
     }
     spawn_in_order(core, tasks, &starting);
     Ok(starting)
+}
+
+/// What `new` has that `old` has not, to be made before `starting` (the changed and added
+/// services) start: their definitions, and the networks and volumes defined anew.
+fn news(old: &Compose, new: &Compose, starting: &[String]) -> Compose {
+    let mut news = new.clone();
+    news.services.retain(|name, _| starting.contains(name));
+    news.networks.retain(|key, def| old.networks.get(key) != Some(def));
+    news.volumes.retain(|key, def| old.volumes.get(key) != Some(def));
+    news
 }
 
 /// A network both models define must be defined alike: its containers would have to be

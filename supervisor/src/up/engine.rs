@@ -71,12 +71,14 @@ pub trait Engine: Send + Sync + 'static {
     /// The name of the service's container, for what the user is told.
     fn container_name(&self, service: &str) -> String;
 
-    /// Makes ready what a changed model needs before its services start: the images, networks
-    /// and volumes that are not there yet. `added` are the services new to the project, whose
-    /// container names must be free (or held by what an earlier run of theirs left).
+    /// Makes ready what a changed model needs before its services start: `news` holds the
+    /// services to start and the networks and volumes the change defines (the rest exists
+    /// already); their images, networks, volumes and files are made. `added` are the services
+    /// new to the project, whose container names must be free (or held by what an earlier run
+    /// of theirs left).
     fn prepare(
         &self,
-        compose: &Compose,
+        news: &Compose,
         added: &[String],
     ) -> impl Future<Output = Result<(), String>> + Send;
 

@@ -189,9 +189,10 @@ pub(super) async fn prepare(
     .expect("the preparation does not panic")
 }
 
-/// For a changed model of a running project: the images, networks and volumes it adds, and
-/// the containers an earlier run of its `added` services left (refused when foreign). What
-/// exists stays: the running services use it.
+/// For a changed model of a running project (`compose` holds only what it adds: the services
+/// to start, the networks and volumes defined anew): their images, networks, volumes and
+/// files, and the containers an earlier run of its `added` services left (refused when
+/// foreign). What exists stays: the running services use it.
 pub(super) async fn prepare_more(
     runtime: &Runtime,
     netd: &Netd,

@@ -235,8 +235,10 @@ impl Engine for Fake {
         format!("p-{service}")
     }
 
-    async fn prepare(&self, _compose: &Compose, added: &[String]) -> Result<(), String> {
+    async fn prepare(&self, news: &Compose, added: &[String]) -> Result<(), String> {
         self.note("project", &format!("prepare {}", added.join(" ")));
+        let services: Vec<&str> = news.services.keys().map(String::as_str).collect();
+        self.note("project", &format!("news {}", services.join(" ")));
         Ok(())
     }
 
@@ -733,6 +735,7 @@ async fn converging_recreates_only_the_changed_service_and_starts_the_new_one() 
     assert_eq!(out.of("web", "start"), [0, 1_000], "{lines:#?}");
     assert_eq!(out.of("cache", "start"), [1_000], "{lines:#?}");
     assert_eq!(out.of("project", "prepare cache"), [1_000], "{lines:#?}");
+    assert_eq!(out.at("project news cache web"), [1_000], "{lines:#?}");
     for said in [
         "reply Container p-web  Recreated",
         "reply Container p-db  Running",
