@@ -7,6 +7,7 @@ mod cp;
 mod exec;
 mod format;
 mod images;
+mod log_files;
 mod manage;
 mod network;
 mod run;

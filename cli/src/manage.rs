@@ -276,6 +276,7 @@ pub fn logs(runtime: &Runtime, args: &LogsArgs) -> i32 {
         }
     };
     let mut out = std::io::stdout();
+    let _ = out.write_all(&crate::log_files::rotated_text(runtime, &container));
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -286,6 +287,10 @@ pub fn logs(runtime: &Runtime, args: &LogsArgs) -> i32 {
         }
         if !args.follow {
             return 0;
+        }
+        if let Some(newer) = crate::log_files::reopened(&file, &path) {
+            file = newer;
+            continue;
         }
         let running = runtime.get(container.id()).is_ok_and(|c| c.is_running());
         if !running {

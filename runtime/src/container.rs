@@ -423,6 +423,15 @@ impl Runtime {
         self.roots.container_data(c.id()).join("container.log")
     }
 
+    /// The log files a rotating writer (forge-supervise's `logging`) left before the current
+    /// one, oldest first: `container.log.N` … `container.log.1`.
+    pub fn rotated_logs(&self, c: &Container) -> Vec<PathBuf> {
+        let current = self.log_path(c);
+        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", current.display()));
+        let count = (1..).take_while(|n| numbered(*n).exists()).count() as u32;
+        (1..=count).rev().map(numbered).collect()
+    }
+
     /// Validates `opts`, claims the name and writes everything the container needs on disk.
     /// On failure nothing is left behind.
     pub fn create(&self, opts: &CreateOptions) -> Result<Container, RuntimeError> {

@@ -60,7 +60,7 @@ pub use status::{now_secs, process_alive, rfc3339_utc, ExitInfo, State, Status};
 pub use caps::{check_name as check_capability, Privileges, UnknownCapability};
 pub use cgroup::{check_manager as check_cgroup_manager, CgroupError, Manager as CgroupManager};
 pub use env_file::{read as read_env_file, EnvFileError};
-pub use limits::{LimitArgs, LimitError, Limits};
+pub use limits::{parse_size, LimitArgs, LimitError, Limits};
 pub use mounts::{
     check_distinct as check_mount_targets, check_target as check_mount_target, check_volume_name,
     host_path as bind_source, is_size as is_tmpfs_size, parse_all as parse_mounts, parse_mount,

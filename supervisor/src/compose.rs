@@ -115,6 +115,7 @@ mod extends;
 pub mod files;
 mod include;
 mod interpolate;
+pub mod logging;
 mod node;
 pub mod render;
 mod security;
@@ -282,6 +283,8 @@ pub struct Service {
     /// Secrets and configs from values (the environment, a config's content): the supervisor
     /// writes each and binds it read-only.
     pub generated: Vec<files::Generated>,
+    /// `logging`: the container's log file, rotated, or none.
+    pub logging: logging::Logging,
     /// `profiles`: the service runs only when one of them is enabled; always when empty.
     pub profiles: Vec<String>,
 }

@@ -1,11 +1,9 @@
 //! Service output multiplexed on stdout like `docker compose up`: `name | line`, the prefix padded
-//! to the longest name and coloured per service; each line also goes to the container's log file,
-//! which `forge logs -f NAME` follows.
+//! to the longest name and coloured per service. The pumps of `up::log_file` feed it, and the
+//! container's log file, which `forge logs -f NAME` follows.
 
 use std::io::Write;
 use std::sync::Mutex;
-
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Style {
@@ -87,31 +85,6 @@ fn timestamp() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     forge_runtime::rfc3339_utc(now.as_secs(), Some(now.subsec_millis()))
-}
-
-/// Copies `reader` line by line to the printer (with `prefix`) and to `log`, until EOF.
-pub async fn pump(
-    reader: impl AsyncRead + Unpin,
-    printer: &Printer,
-    prefix: &str,
-    mut log: Option<std::fs::File>,
-) {
-    let mut lines = BufReader::new(reader);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match lines.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if let Some(file) = log.as_mut() {
-            if file.write_all(&line).is_err() {
-                log = None;
-            }
-        }
-        let text = String::from_utf8_lossy(&line);
-        printer.line(prefix, text.trim_end_matches(['\n', '\r']));
-    }
 }
 
 #[cfg(test)]

@@ -2063,3 +2063,62 @@ services:
     assert_eq!(followed.stdout, "app | later\n", "{followed}");
     assert_torn_down(&forge);
 }
+
+#[test]
+fn logging_rotates_the_log_file_at_max_size_and_none_keeps_none() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yaml",
+        r#"services:
+  chatty:
+    image: host
+    stop_signal: SIGKILL
+    logging: {driver: json-file, options: {max-size: "100", max-file: "2"}}
+    command: ["sh", "-c", "seq 1 100; echo done; exec sleep 1d"]
+  quiet:
+    image: host
+    stop_signal: SIGKILL
+    logging: {driver: none}
+    command: ["sh", "-c", "echo hidden; exec sleep 1d"]
+"#,
+    );
+    let mut sup = Supervisor::start(&forge, "rot", &file.path, &[]);
+    sup.wait_output("chatty", "its last line", |l| l == "done");
+    sup.wait_output("quiet", "its line", |l| l == "hidden");
+    let dir = forge.root().join("containers").join(
+        forge.inspect("rot-chatty")["Config"]["id"]
+            .as_str()
+            .unwrap(),
+    );
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map(|m| m.len()).ok();
+    assert!(
+        size("container.log").is_some_and(|n| n <= 100),
+        "{:?}",
+        size("container.log")
+    );
+    assert!(
+        size("container.log.1").is_some_and(|n| n <= 100),
+        "{:?}",
+        size("container.log.1")
+    );
+    assert_eq!(size("container.log.2"), None, "max-file 2 keeps two files");
+    // forge logs reads the rotated file, then the current one: the newest lines, in order.
+    let logs = forge.ok(&["logs", "rot-chatty"]).stdout;
+    assert!(logs.ends_with("99\n100\ndone\n"), "{logs:?}");
+    assert!(
+        !logs.starts_with("1\n"),
+        "the oldest lines were rotated out: {logs:?}"
+    );
+    let numbers: Vec<u32> = logs.lines().filter_map(|l| l.parse().ok()).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{logs:?}");
+    let quiet_dir = forge
+        .root()
+        .join("containers")
+        .join(forge.inspect("rot-quiet")["Config"]["id"].as_str().unwrap());
+    assert!(
+        !quiet_dir.join("container.log").exists(),
+        "the none driver keeps no log"
+    );
+    forge.note_ids(forge.container_ids());
+    stop_cleanly(&forge, &mut sup);
+}

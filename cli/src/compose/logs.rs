@@ -28,6 +28,7 @@ pub fn parse_tail(text: &str) -> Result<Tail, String> {
 /// One container's log as read so far.
 struct Followed {
     service: String,
+    path: std::path::PathBuf,
     file: std::fs::File,
     /// The end of a line not written yet.
     partial: Vec<u8>,
@@ -60,10 +61,11 @@ pub fn logs(
             if followed.contains_key(c.id()) {
                 continue;
             }
-            let Ok(mut file) = std::fs::File::open(runtime.log_path(c)) else {
+            let path = runtime.log_path(c);
+            let Ok(mut file) = std::fs::File::open(&path) else {
                 continue;
             };
-            let mut text = Vec::new();
+            let mut text = crate::log_files::rotated_text(runtime, c);
             let _ = file.read_to_end(&mut text);
             let (lines, partial) = split_lines(&text);
             let skip = tail.0.map_or(0, |n| lines.len().saturating_sub(n));
@@ -76,6 +78,7 @@ pub fn logs(
                 c.id().to_string(),
                 Followed {
                     service,
+                    path,
                     file,
                     partial,
                 },
@@ -100,7 +103,15 @@ pub fn logs(
 fn read_new(log: &mut Followed, out: &mut impl Write) {
     let mut more = Vec::new();
     // A container removed meanwhile: its file is gone, what was read stays.
-    if log.file.read_to_end(&mut more).is_err() || more.is_empty() {
+    if log.file.read_to_end(&mut more).is_err() {
+        return;
+    }
+    if more.is_empty() {
+        // Rotated away, and read to its end: on with the new file.
+        if let Some(newer) = crate::log_files::reopened(&log.file, &log.path) {
+            log.file = newer;
+            read_new(log, out);
+        }
         return;
     }
     log.partial.extend_from_slice(&more);

@@ -227,6 +227,19 @@ fn service(svc: &Service) -> Value {
         })
         .collect();
     put("volumes", json!(volumes));
+    if !svc.logging.is_default() {
+        let mut options = Map::new();
+        if let Some(size) = svc.logging.max_size {
+            options.insert("max-size".into(), json!(size.to_string()));
+        }
+        if svc.logging.driver != super::logging::LogDriver::None {
+            options.insert("max-file".into(), json!(svc.logging.max_file.to_string()));
+        }
+        put(
+            "logging",
+            json!({ "driver": svc.logging.driver.as_str(), "options": options }),
+        );
+    }
     for kind in [Kind::Secret, Kind::Config] {
         let granted: Vec<Value> = svc
             .generated

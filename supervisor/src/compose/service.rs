@@ -58,6 +58,7 @@ const SERVICE_KEYS: &[&str] = &[
     "secrets",
     "configs",
     "network_mode",
+    "logging",
     "tty",
     "stdin_open",
 ];
@@ -240,6 +241,7 @@ pub(super) fn read(
         userns: security.userns,
         volumes,
         generated: Vec::new(),
+        logging: get("logging").map_or(Ok(Default::default()), |n| super::logging::read(&n))?,
         profiles: get("profiles").map_or(Ok(Vec::new()), |n| profiles(&n))?,
     };
     Ok((service, placed))

@@ -256,6 +256,7 @@ fn defaults() {
         userns: Mode::Host,
         volumes: vec![],
         generated: vec![],
+        logging: Default::default(),
         profiles: vec![],
     };
     assert_eq!(app, &expected);

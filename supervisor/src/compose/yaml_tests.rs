@@ -789,6 +789,7 @@ services:
     <<: *base
     secrets: [token]
     configs: [{source: motd, target: /etc/motd}]
+    logging: {driver: local, options: {max-size: 1m}}
     command: ["sh", "-c", "echo $$HOME: 'quoted' \"too\""]
     networks:
       back: {aliases: [database], ipv4_address: 10.89.4.9}
@@ -920,4 +921,34 @@ fn include_adds_another_files_services_with_its_own_paths_and_refuses_a_clash() 
     );
     let e = yaml("include: [missing.yaml]\nservices: {}\n").unwrap_err();
     assert!(e.contains("missing.yaml"), "{e}");
+}
+
+#[test]
+fn logging_takes_the_file_drivers_and_their_rotation_and_refuses_the_rest() {
+    use crate::compose::logging::{LogDriver, Logging};
+    let c = ok("services:\n  a:\n    image: host\n    logging: {driver: local}\n  b:\n    image: host\n    logging: {options: {max-size: 10k, max-file: \"3\"}}\n  c:\n    image: host\n");
+    let local = Logging {
+        driver: LogDriver::Local,
+        max_size: Some(20 << 20),
+        max_file: 5,
+    };
+    assert_eq!(c.services["a"].logging, local);
+    let b = Logging {
+        driver: LogDriver::JsonFile,
+        max_size: Some(10 << 10),
+        max_file: 3,
+    };
+    assert_eq!(c.services["b"].logging, b);
+    assert_eq!(c.services["c"].logging, Logging::default());
+    let cases = [
+        ("logging: {driver: syslog}", "compose.yaml:4:23: services.a.logging.driver: logging driver \"syslog\" is not supported"),
+        ("logging: {options: {compress: \"true\"}}", "services.a.logging.options.compress: option \"compress\" is not supported"),
+        ("logging: {options: {max-file: \"0\"}}", "max-file is a number of files from 1 to 1000"),
+        ("logging: {options: {max-size: lots}}", "services.a.logging.options.max-size"),
+        ("logging: {driver: none, options: {max-size: 1m}}", "the none driver takes no options"),
+    ];
+    for (keys, want) in cases {
+        let got = yaml(&format!("services:\n  a:\n    image: host\n    {keys}\n")).unwrap_err();
+        assert!(got.contains(want), "\n got: {got}\nwant: {want}");
+    }
 }

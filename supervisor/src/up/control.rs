@@ -201,7 +201,9 @@ async fn converge<E: Engine>(
     // project as it was.
     let mut starting = changed.clone();
     starting.extend(added.iter().cloned());
-    core.engine.prepare(&news(&old, &new, &starting), &added).await?;
+    core.engine
+        .prepare(&news(&old, &new, &starting), &added)
+        .await?;
     let mut going = changed.clone();
     going.extend(removed.iter().cloned());
     // Those that restart with a re-created dependency stop now and start with it.
@@ -265,8 +267,10 @@ async fn converge<E: Engine>(
 fn news(old: &Compose, new: &Compose, starting: &[String]) -> Compose {
     let mut news = new.clone();
     news.services.retain(|name, _| starting.contains(name));
-    news.networks.retain(|key, def| old.networks.get(key) != Some(def));
-    news.volumes.retain(|key, def| old.volumes.get(key) != Some(def));
+    news.networks
+        .retain(|key, def| old.networks.get(key) != Some(def));
+    news.volumes
+        .retain(|key, def| old.volumes.get(key) != Some(def));
     news
 }
 

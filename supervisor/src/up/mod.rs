@@ -25,6 +25,7 @@ pub mod control;
 pub mod engine;
 mod generated;
 mod health_loop;
+mod log_file;
 mod runtime_engine;
 mod service;
 mod setup;

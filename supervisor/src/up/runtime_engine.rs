@@ -18,11 +18,13 @@ use tokio::net::unix::pipe::Receiver;
 use tokio::task::JoinHandle;
 
 use super::engine::{Engine, StartError};
+use super::log_file::{pump, LogFile};
 use super::{container_name, lock, network_name, volume_name, Options};
+use crate::compose::logging::Logging;
 use crate::compose::{Compose, Service};
 use crate::health::Health;
 use crate::launcher::Launcher;
-use crate::output::{pump, Printer};
+use crate::output::Printer;
 
 pub(super) struct RuntimeEngine {
     runtime: Runtime,
@@ -36,6 +38,8 @@ pub(super) struct RuntimeEngine {
 /// One service: its create options, its container, and its current run.
 struct Slot {
     options: CreateOptions,
+    /// What of its output the container's log file keeps.
+    logging: Logging,
     prefix: String,
     container: Mutex<Option<Container>>,
     run: Mutex<Option<Arc<Run>>>,
@@ -100,20 +104,17 @@ impl RuntimeEngine {
     fn spawn_pumps(
         &self,
         c: &Container,
-        prefix: &str,
+        slot: &Slot,
         output: [Receiver; 2],
     ) -> Vec<JoinHandle<()>> {
-        let log_path = self.runtime.log_path(c);
+        let (prefix, logging) = (&slot.prefix, slot.logging);
+        let log = LogFile::open(&self.runtime.log_path(c), logging);
         output
             .into_iter()
             .map(|reader| {
                 let printer = Arc::clone(&self.printer);
                 let prefix = prefix.to_string();
-                let log = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log_path)
-                    .ok();
+                let log = log.clone();
                 tokio::spawn(async move { pump(reader, &printer, &prefix, log).await })
             })
             .collect()
@@ -171,7 +172,7 @@ impl Engine for RuntimeEngine {
         };
         let signaller = started.signaller(&c);
         let pid = started.pid;
-        let pumps = self.spawn_pumps(&c, &slot.prefix, [out_read, err_read]);
+        let pumps = self.spawn_pumps(&c, &slot, [out_read, err_read]);
         *lock(&slot.container) = Some(c);
         *lock(&slot.run) = Some(Arc::new(Run {
             started,
@@ -301,6 +302,7 @@ impl Engine for RuntimeEngine {
                 service,
                 &compose.services[service],
             ),
+            logging: compose.services[service].logging,
             prefix: self.printer.prefix(service, index),
             container: Mutex::new(None),
             run: Mutex::new(None),
