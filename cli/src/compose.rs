@@ -60,6 +60,8 @@ enum ComposeCommand {
         /// Build images before starting (not supported yet: Forge has no image builder)
         #[arg(long)]
         build: bool,
+        /// Only these services and those they depend on [default: all]
+        services: Vec<String>,
         #[command(flatten)]
         output: forge_supervisor::output::OutputFlags,
     },
@@ -140,11 +142,16 @@ enum ComposeCommand {
 }
 
 pub fn compose(runtime: &Runtime, args: &ComposeArgs) -> i32 {
-    let (scale, pull) = match &args.command {
-        ComposeCommand::Up { scale, pull, .. } => (scale.clone(), *pull),
-        _ => (Vec::new(), None),
+    let (scale, pull, only) = match &args.command {
+        ComposeCommand::Up {
+            scale,
+            pull,
+            services,
+            ..
+        } => (scale.clone(), *pull, services.clone()),
+        _ => (Vec::new(), None, Vec::new()),
     };
-    let project = match Project::load(args, scale, pull) {
+    let project = match Project::load(args, scale, pull, only) {
         Ok(project) => project,
         Err(e) => {
             report(&e);
@@ -252,11 +259,13 @@ struct Project {
 }
 
 impl Project {
-    /// `scale` and `pull`: `up`'s flags, which change what the project is.
+    /// `scale`, `pull` and `only` (its services): `up`'s arguments, which change what the
+    /// project is.
     fn load(
         args: &ComposeArgs,
         scale: Vec<(String, u32)>,
         pull: Option<forge_supervisor::compose::PullPolicy>,
+        only: Vec<String>,
     ) -> Result<Self, String> {
         let mut files = args.files.clone();
         if files.is_empty() {
@@ -276,11 +285,15 @@ impl Project {
         if let Some(policy) = pull {
             flags.push(format!("--pull={policy}"));
         }
+        for service in &only {
+            flags.push(format!("--service={service}"));
+        }
         let opts = forge_supervisor::compose::LoadOptions {
             env_files: args.env_file.clone(),
             profiles: args.profile.clone(),
             scale,
             pull,
+            only,
         };
         let compose =
             forge_supervisor::compose::load_all(&files, &opts).map_err(|e| e.to_string())?;
@@ -406,6 +419,10 @@ fn ask(runtime: &Runtime, project: &Project, request: &serde_json::Value) -> i32
 fn up_detached(runtime: &Runtime, project: &Project) -> i32 {
     let root = &runtime.roots().data;
     if forge_supervisor::project::supervisor_of(root, &project.name).is_some() {
+        if project.args.iter().any(|a| a.starts_with("--service=")) {
+            report(&format!("project {} is up: up -d of some of its services is not supported yet (forge compose up -d converges all of them; forge compose start|restart SERVICE...)", project.name));
+            return 1;
+        }
         // Compose's convergence, done by the running supervisor.
         let request = serde_json::json!({"action": "up", "args": project.args});
         return ask(runtime, project, &request);

@@ -166,6 +166,8 @@ pub struct LoadOptions {
     pub scale: Vec<(String, u32)>,
     /// `--pull`: every service's pull policy instead of the file's.
     pub pull: Option<PullPolicy>,
+    /// `up SERVICE...`: only these services and their dependencies (none: all).
+    pub only: Vec<String>,
 }
 
 /// The network every service without `networks` joins; always defined, implicitly.
@@ -521,6 +523,22 @@ pub fn load_all(paths: &[PathBuf], opts: &LoadOptions) -> Result<Compose, Compos
 }
 
 fn parse_files(files: &[(PathBuf, String)], opts: &LoadOptions) -> Result<Compose, ComposeError> {
+    let mut compose = parse_all_of(files, opts)?;
+    if !opts.only.is_empty() {
+        compose
+            .keep_only(&opts.only)
+            .map_err(|message| ComposeError {
+                path: files[0].0.clone(),
+                location: None,
+                field: String::new(),
+                message,
+                source: None,
+            })?;
+    }
+    Ok(compose)
+}
+
+fn parse_all_of(files: &[(PathBuf, String)], opts: &LoadOptions) -> Result<Compose, ComposeError> {
     let (path, _) = files.first().expect("at least one compose file");
     // Relative paths in the file are relative to its directory, whatever the working directory
     // is when the containers start.
@@ -1041,6 +1059,28 @@ impl Compose {
             }
         }
         Ok(names)
+    }
+}
+
+impl Compose {
+    /// Keeps only the services `wanted` names and those they depend on, transitively, and the
+    /// networks they join (`docker compose up SERVICE...`).
+    pub fn keep_only(&mut self, wanted: &[String]) -> Result<(), String> {
+        let mut kept = self.services_named(wanted)?;
+        let mut i = 0;
+        while i < kept.len() {
+            for dep in self.services[&kept[i]].depends_on.keys() {
+                if !kept.contains(dep) {
+                    kept.push(dep.clone());
+                }
+            }
+            i += 1;
+        }
+        self.services.retain(|name, _| kept.contains(name));
+        let services = &self.services;
+        self.networks
+            .retain(|key, _| services.values().any(|svc| svc.networks.contains(key)));
+        Ok(())
     }
 }
 

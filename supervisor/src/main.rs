@@ -62,6 +62,10 @@ struct Cli {
     /// Pull images as this policy says instead of each service's pull_policy
     #[arg(long, value_name = "POLICY", value_parser = str::parse::<forge_supervisor::compose::PullPolicy>)]
     pull: Option<forge_supervisor::compose::PullPolicy>,
+    /// Run only this service and those it depends on (repeatable), as `docker compose up
+    /// SERVICE...`
+    #[arg(long, value_name = "SERVICE")]
+    service: Vec<String>,
     /// Enable the services of this profile too (repeatable; default: COMPOSE_PROFILES)
     #[arg(long, value_name = "PROFILE")]
     profile: Vec<String>,
@@ -192,6 +196,7 @@ fn load(cli: &Cli) -> Result<(Compose, PathBuf), String> {
         profiles: cli.profile.clone(),
         scale: cli.scale.clone(),
         pull: cli.pull,
+        only: cli.service.clone(),
     };
     let compose = forge_supervisor::compose::load_all(&files, &load).map_err(|e| e.to_string())?;
     Ok((compose, files.swap_remove(0)))

@@ -2122,3 +2122,31 @@ fn logging_rotates_the_log_file_at_max_size_and_none_keeps_none() {
     forge.note_ids(forge.container_ids());
     stop_cleanly(&forge, &mut sup);
 }
+
+#[test]
+fn forge_compose_up_of_one_service_starts_it_and_its_dependencies_only() {
+    let forge = Forge::new();
+    let file = compose_file_named(
+        "compose.yaml",
+        "name: some\nservices:\n  a:\n    image: host\n    stop_signal: SIGKILL\n    command: [sleep, 1d]\n  b:\n    image: host\n    stop_signal: SIGKILL\n    depends_on: [a]\n    command: [sleep, 1d]\n  c:\n    image: host\n    command: [sleep, 1d]\n",
+    );
+    let path = file.path.to_str().unwrap();
+    let up = forge.ok(&["compose", "-f", path, "up", "-d", "b"]);
+    assert_eq!(
+        sorted_lines(&up.stdout),
+        ["Container some-a  Started", "Container some-b  Started"],
+        "{up}"
+    );
+    forge.note_ids(forge.container_ids());
+    assert_eq!(container_names(&forge), ["some-a", "some-b"]);
+    let more = forge.run(&["compose", "-f", path, "up", "-d", "c"]);
+    assert_eq!(more.code, 1, "{more}");
+    assert!(
+        more.stderr
+            .contains("up -d of some of its services is not supported yet"),
+        "{more}"
+    );
+    assert_eq!(container_names(&forge), ["some-a", "some-b"]);
+    forge.ok(&["compose", "-f", path, "down", "-t", "1"]);
+    assert_torn_down(&forge);
+}

@@ -952,3 +952,22 @@ fn logging_takes_the_file_drivers_and_their_rotation_and_refuses_the_rest() {
         assert!(got.contains(want), "\n got: {got}\nwant: {want}");
     }
 }
+
+#[test]
+fn up_of_some_services_keeps_them_their_dependencies_and_their_networks() {
+    let text = "services:\n  web:\n    image: host\n    depends_on: [db]\n  db:\n    image: host\n    deploy: {replicas: 2}\n    depends_on: [conf]\n  conf:\n    image: host\n  cache:\n    image: host\n    networks: [back]\nnetworks:\n  back: {}\n";
+    let only = |names: &[&str]| LoadOptions {
+        only: names.iter().map(|n| n.to_string()).collect(),
+        ..LoadOptions::default()
+    };
+    let c = load_in(&[("compose.yaml", text)], &only(&["web"])).unwrap();
+    let names: Vec<&String> = c.services.keys().collect();
+    assert_eq!(names, ["conf", "db-1", "db-2", "web"]);
+    let networks: Vec<&String> = c.networks.keys().collect();
+    assert_eq!(networks, ["default"]);
+    let c = load_in(&[("compose.yaml", text)], &only(&["cache"])).unwrap();
+    let networks: Vec<&String> = c.networks.keys().collect();
+    assert_eq!(networks, ["back"]);
+    let e = load_in(&[("compose.yaml", text)], &only(&["nope"])).unwrap_err();
+    assert!(e.ends_with("no such service: nope"), "{e}");
+}
