@@ -506,27 +506,29 @@ fn down(runtime: &Runtime, project: &Project, volumes: bool, timeout: Option<u64
     let root = &runtime.roots().data;
     if let Some(pid) = forge_supervisor::project::supervisor_of(root, &project.name) {
         let pid = nix::unistd::Pid::from_raw(pid);
-        let request = serde_json::json!({"action": "down", "timeout": timeout});
-        let asked = forge_supervisor::up::socket::ask(
-            &runtime.roots().run,
-            &project.name,
-            &request,
-            |_| {},
-        );
+        let request = serde_json::json!({"action": "down", "timeout": timeout, "volumes": volumes});
+        let run_root = &runtime.roots().run;
+        let asked = forge_supervisor::up::socket::ask(run_root, &project.name, &request, |_| {});
         if asked.is_err() {
             // No socket (yet): SIGTERM stops it as Ctrl-C does, with each service's grace.
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
         let t0 = Instant::now();
+        let mut killed = false;
         while forge_supervisor::project::supervisor_of(root, &project.name).is_some() {
-            if t0.elapsed() > WAIT {
+            if t0.elapsed() > WAIT && !killed {
                 // A second signal kills everything at once, as a second Ctrl-C does.
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                killed = true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Asked, it removed everything itself (its volumes too with -v) before it exited.
+        if asked.is_ok() && !killed {
+            return 0;
         }
     }
-    // What it left (or what a killed one left), and the volumes if asked.
+    // What a killed supervisor (or one that could not be asked) left, and the volumes if asked.
     let mut flags = vec!["--down"];
     if volumes {
         flags.push("--remove-volumes");

@@ -2128,7 +2128,7 @@ fn forge_compose_up_of_one_service_starts_it_and_its_dependencies_only() {
     let forge = Forge::new();
     let file = compose_file_named(
         "compose.yaml",
-        "name: some\nservices:\n  a:\n    image: host\n    stop_signal: SIGKILL\n    command: [sleep, 1d]\n  b:\n    image: host\n    stop_signal: SIGKILL\n    depends_on: [a]\n    command: [sleep, 1d]\n  c:\n    image: host\n    command: [sleep, 1d]\n",
+        "name: some\nvolumes:\n  data: {}\nservices:\n  a:\n    image: host\n    stop_signal: SIGKILL\n    volumes: [\"data:/data\"]\n    command: [sleep, 1d]\n  b:\n    image: host\n    stop_signal: SIGKILL\n    depends_on: [a]\n    command: [sleep, 1d]\n  c:\n    image: host\n    command: [sleep, 1d]\n",
     );
     let path = file.path.to_str().unwrap();
     let up = forge.ok(&["compose", "-f", path, "up", "-d", "b"]);
@@ -2147,6 +2147,13 @@ fn forge_compose_up_of_one_service_starts_it_and_its_dependencies_only() {
         "{more}"
     );
     assert_eq!(container_names(&forge), ["some-a", "some-b"]);
+    let volumes = || forge.ok(&["volume", "ls", "-q"]).stdout;
+    // down keeps the project's volumes; down -v removes them, as Compose's.
     forge.ok(&["compose", "-f", path, "down", "-t", "1"]);
+    assert_eq!(volumes(), "some_data\n");
+    forge.ok(&["compose", "-f", path, "up", "-d", "a"]);
+    forge.note_ids(forge.container_ids());
+    forge.ok(&["compose", "-f", path, "down", "-v", "-t", "1"]);
+    assert_eq!(volumes(), "");
     assert_torn_down(&forge);
 }

@@ -36,9 +36,11 @@ pub enum Action {
         services: Vec<String>,
         timeout: Option<Duration>,
     },
-    /// Stop the project as a signal does, with this grace period for every service.
+    /// Stop the project as a signal does, with this grace period for every service; with
+    /// `volumes` its volumes go too (`down -v`).
     Down {
         timeout: Option<Duration>,
+        volumes: bool,
     },
 }
 
@@ -68,8 +70,11 @@ pub(super) async fn handle<E: Engine>(core: &Arc<Core<E>>, tasks: &mut Tasks<E>,
             }
             Err(e) => Err(e),
         },
-        Action::Down { timeout } => {
+        Action::Down { timeout, volumes } => {
             *lock(&core.grace) = timeout;
+            if volumes {
+                *lock(&core.remove_volumes) = true;
+            }
             core.stopping.send_replace(true);
             Ok(None)
         }

@@ -65,6 +65,8 @@ struct Core<E> {
     stopping: watch::Sender<bool>,
     /// `down -t N`: every service's grace period when the project stops.
     grace: Mutex<Option<Duration>>,
+    /// The project's volumes go at the end (`--remove-volumes`, or `down -v` asked).
+    remove_volumes: Mutex<bool>,
     /// Some service could not be started at all.
     failed: Mutex<bool>,
 }
@@ -165,7 +167,7 @@ pub async fn up(
     let server = socket::serve(&runtime, &opts.project, loader, requests_tx);
     let engine =
         runtime_engine::RuntimeEngine::new(runtime.clone(), netd.clone(), &compose, &order, &opts);
-    let (code, last) = supervise_all(
+    let (code, last, remove_volumes) = supervise_all(
         Arc::new(engine),
         compose,
         &opts,
@@ -174,20 +176,24 @@ pub async fn up(
     )
     .await;
     drop(server);
+    let opts = Options {
+        remove_volumes,
+        ..opts
+    };
     setup::tear_down(&runtime, &netd, &last, &opts).await;
     code
 }
 
 /// Runs every service until all are done for good (unless `opts.stay_up`) or a stop was asked
 /// for (the first message on `interrupts`; a second one kills everything), serving `requests`
-/// meanwhile; returns the exit code and the model to tear down.
+/// meanwhile; returns the exit code, the model to tear down and whether its volumes go.
 async fn supervise_all<E: Engine>(
     engine: Arc<E>,
     compose: Compose,
     opts: &Options,
     interrupts: mpsc::UnboundedReceiver<()>,
     mut requests: mpsc::UnboundedReceiver<control::Request>,
-) -> (i32, Compose) {
+) -> (i32, Compose, bool) {
     let order = crate::order::start_order(&compose.services).unwrap_or_default();
     let core = Arc::new(Core {
         engine,
@@ -203,6 +209,7 @@ async fn supervise_all<E: Engine>(
         exit_code_from: opts.exit_code_from.clone(),
         stopping: watch::channel(false).0,
         grace: Mutex::new(None),
+        remove_volumes: Mutex::new(opts.remove_volumes),
         failed: Mutex::new(false),
     });
     let (mut tasks, mut finished) = tasks::Tasks::new(Arc::clone(&core));
@@ -223,5 +230,6 @@ async fn supervise_all<E: Engine>(
     }
     tasks.join_all().await;
     signals.abort();
-    (core.exit_code(), core.tear_down_model())
+    let remove_volumes = *lock(&core.remove_volumes);
+    (core.exit_code(), core.tear_down_model(), remove_volumes)
 }

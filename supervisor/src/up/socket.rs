@@ -2,7 +2,7 @@
 //! converge (a second `up`), stop, start, restart or go down. A request is one JSON line,
 //! `{"action": "up", "args": [...]}` (forge-supervise's arguments for the files), or
 //! `{"action": "stop"|"start"|"restart", "services": [...], "timeout": SECONDS}`, or
-//! `{"action": "down", "timeout": SECONDS}`; the answer is lines for the user, the last `ok`
+//! `{"action": "down", "timeout": SECONDS, "volumes": BOOL}`; the answer is lines for the user, the last `ok`
 //! or `error: WHY`. Only root and the user who runs the supervisor may ask (the socket is
 //! 0600 and each peer's credentials are checked). SIGHUP converges on the files as they are.
 
@@ -190,7 +190,10 @@ async fn parse(line: &str, loader: Loader) -> Result<Action, String> {
         "stop" => Action::Stop { services, timeout },
         "start" => Action::Start { services },
         "restart" => Action::Restart { services, timeout },
-        "down" => Action::Down { timeout },
+        "down" => Action::Down {
+            timeout,
+            volumes: request["volumes"].as_bool().unwrap_or(false),
+        },
         other => return Err(format!("unknown action {other:?}")),
     })
 }

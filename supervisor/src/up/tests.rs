@@ -326,7 +326,7 @@ async fn supervise_asked(
             let _ = tx.send(());
         });
     }
-    let (code, _) = supervise_all(Arc::clone(&fake), compose, &opts, rx, requests_rx).await;
+    let (code, _, _) = supervise_all(Arc::clone(&fake), compose, &opts, rx, requests_rx).await;
     let log = fake.log.lock().unwrap().clone();
     Outcome { code, log }
 }
@@ -821,6 +821,7 @@ async fn down_through_the_socket_stops_everything_with_its_grace_period() {
     ]);
     let down = Action::Down {
         timeout: Some(ms(2_000)),
+        volumes: false,
     };
     let out = supervise_asked(
         TWO_DAEMONS,
