@@ -290,8 +290,8 @@ EOF
 
   # forge compose up -d (the supervisor in the background, returning once every service has
   # started) and down; in between, one service's command changes and a second up -d converges
-  # (only that service is re-created). A lone `forge run -d` on the bridge, timed in the same
-  # run, is what the convergence is compared with.
+  # (only that service is re-created). A lone `forge run -d` joining the project's network,
+  # timed in the same run, is what the convergence is compared with.
   export FORGE_SUPERVISE_BIN=$SUPERVISE_BIN
   ms_since() { now_us; awk -v us="$((REPLY - $1))" 'BEGIN { printf "%.1f\n", us / 1000 }'; }
   fc_updown() { # N REP
@@ -313,19 +313,17 @@ EOF
     ((kept == n - 1)) && grep -q "cc$n-s01  Recreated" "$dir/converge-$rep.log" ||
       { log "the convergence did not re-create s01 alone (N=$n): $(xargs <"$dir/converge-$rep.log")"; exit 1; }
     record_cgroups
+    # A lone container joining the same network, beside the N running ones (a start's cost
+    # grows with its network's neighbours: each one's /etc/hosts is rewritten).
+    now_us; t0=$REPLY
+    "${FORGE[@]}" run -d --net "cc${n}_default" --name lone host sleep 1d >/dev/null
+    ms_since "$t0" >>"$keep/lone-run-d-$n"
+    record_cgroups
+    "${FORGE[@]}" rm -f lone >/dev/null
     now_us; t0=$REPLY
     "${fc[@]}" down >"$dir/down-$rep.log" 2>&1 || { log "forge compose down failed (N=$n): $(tail -3 "$dir/down-$rep.log")"; exit 1; }
     ms_since "$t0" >>"$keep/fc-down-$n"
     [[ -z $("${FORGE[@]}" ps -aq) ]] || echo "forge ps -a lists containers after forge compose down (N=$n, run $rep)" >>"$TMP/leaks"
-    # On a network of its own, made and removed untimed (the default bridge would outlive the
-    # benchmark, as docker0 does).
-    "${FORGE[@]}" network create lonenet >/dev/null
-    now_us; t0=$REPLY
-    "${FORGE[@]}" run -d --net lonenet --name lone host sleep 1d >/dev/null
-    ms_since "$t0" >>"$keep/lone-run-d"
-    record_cgroups
-    "${FORGE[@]}" rm -f lone >/dev/null
-    "${FORGE[@]}" network rm lonenet >/dev/null
   }
 
   # Warm-up, untimed: forge's first network (ip_forward, its nftables table) and podman-compose's
@@ -547,11 +545,10 @@ else
   sleeps_table=""
 fi
 fc_table=$(
-  lone=$(median <"$R/lone-run-d")
   echo "| N | forge compose up -d (ms) | forge-supervise up (ms) | compose/supervise | forge compose down (ms) | converge after one service changed (ms) | lone \`forge run -d\` (ms) | converge / lone |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
   for n in $COUNTS; do
-    cu=$(median <"$R/fc-up-$n") fu=$(median <"$R/forge-up-$n") cd=$(median <"$R/fc-down-$n") cv=$(median <"$R/fc-converge-$n")
+    cu=$(median <"$R/fc-up-$n") fu=$(median <"$R/forge-up-$n") cd=$(median <"$R/fc-down-$n") cv=$(median <"$R/fc-converge-$n") lone=$(median <"$R/lone-run-d-$n")
     echo "| $n | $cu | $fu | $(ratio "$cu" "$fu") | $cd | $cv | $lone | **$(ratio "$cv" "$lone")** |"
   done
 )
@@ -693,9 +690,9 @@ $fc_table
 service (it reads the supervisor's log every 10 ms); then the first service's command changes and a
 second \`up -d\` converges (the supervisor stops, removes and re-creates that service alone, the
 other N - 1 keep running, checked from its \`Running\` lines); \`down\` until the supervisor has
-exited and removed everything. The lone \`forge run -d --net lonenet --name lone host sleep 1d\` on
-a bridge network made before (untimed) is timed once per run, from the command's start to its
-return. Targets: compose up
+exited and removed everything. The lone \`forge run -d --net PROJECT_default --name lone host sleep
+1d\`, joining the project's network beside its N running containers as the re-created service
+does, is timed once per run (before the down), from the command's start to its return. Targets: compose up
 no slower than forge-supervise; the convergence at most 1.5x the lone start.
 
 Each run:
